@@ -1,0 +1,34 @@
+"""The reduced ScanNet class list used by Panoptic Lifting, Contrastive Lift and ClusteringSDF for
+ScanNet, Replica and Hypersim (21 classes + void). Scenes carry their own thing/stuff split in
+``segmentation_data.pkl``; this table only supplies names and the default split for scenes we write.
+"""
+
+from __future__ import annotations
+
+REDUCED_SCANNET_CLASSES: dict[int, str] = {
+    0: "void",
+    1: "wall",
+    2: "floor",
+    3: "cabinet",
+    4: "bed",
+    5: "chair",
+    6: "sofa",
+    7: "table",
+    8: "door",
+    9: "window",
+    10: "counter",
+    11: "shelves",
+    12: "curtain",
+    13: "ceiling",
+    14: "refrigerator",
+    15: "television",
+    16: "person",
+    17: "toilet",
+    18: "sink",
+    19: "lamp",
+    20: "bag",
+    21: "otherprop",
+}
+NUM_CLASSES = len(REDUCED_SCANNET_CLASSES)  # 22, class 0 = void
+THING_CLASSES: tuple[int, ...] = (4, 5, 6, 14, 15, 16, 17, 18, 20)
+STUFF_CLASSES: tuple[int, ...] = tuple(c for c in REDUCED_SCANNET_CLASSES if c not in THING_CLASSES)  # includes 0

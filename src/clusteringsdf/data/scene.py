@@ -1,0 +1,341 @@
+"""The :class:`Scene`: everything one scene folder in the Panoptic Lifting layout holds, validated,
+resized to the working resolution and normalised into the unit sphere.
+
+Coordinates: poses are camera-to-world in the OpenCV convention (x right, y down, z forward). The
+scene is normalised by a similarity ``x_norm = (x_world - center) * scale`` chosen so that the scene
+content lies inside the unit sphere; ``Scene.poses`` are in normalised coordinates, depths stay in
+metres (multiply by ``scale`` for normalised units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+from . import layout
+
+# Components that can be loaded; "m2f" = machine labels + confidence, "gt" = rs_* ground truth.
+ALL_COMPONENTS = frozenset({"color", "depth", "normal", "m2f", "gt"})
+
+
+@dataclass(frozen=True)
+class SegmentationClasses:
+    """Class metadata from ``segmentation_data.pkl``."""
+
+    num_classes: int
+    thing_classes: tuple[int, ...]
+    stuff_classes: tuple[int, ...]
+    names: dict[int, str] = field(default_factory=dict)
+
+    def is_thing(self, class_id: int) -> bool:
+        return class_id in self.thing_classes
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Similarity mapping world to normalised coordinates: ``x_norm = (x_world - center) * scale``."""
+
+    center: np.ndarray  # (3,)
+    scale: float
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.center) * self.scale
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        return points / self.scale + self.center
+
+    def pose_to_norm(self, pose: np.ndarray) -> np.ndarray:
+        out = np.array(pose, dtype=np.float64)
+        out[..., :3, 3] = self.apply(out[..., :3, 3])
+        return out
+
+    def pose_to_world(self, pose: np.ndarray) -> np.ndarray:
+        out = np.array(pose, dtype=np.float64)
+        out[..., :3, 3] = self.invert(out[..., :3, 3])
+        return out
+
+
+@dataclass
+class Scene:
+    """One scene at the working resolution. Per-frame arrays are indexed like ``frame_names``.
+
+    Shapes (F frames, H x W working resolution): ``intrinsics`` (F, 3, 3) float32, ``poses`` (F, 4, 4)
+    float32 normalised camera-to-world, ``colors`` (F, H, W, 3) uint8, ``depths`` (F, H, W) float32
+    metres (0 = missing), ``normals`` (F, H, W, 3) float32 camera frame, label maps (F, H, W) int32,
+    ``confidence`` (F, H, W) float32. Optional components are None when absent or not loaded.
+    """
+
+    root: Path
+    frame_names: list[str]
+    native_hw: tuple[int, int]
+    hw: tuple[int, int]
+    intrinsics: np.ndarray
+    poses: np.ndarray
+    normalization: Normalization
+    bbox: np.ndarray  # (2, 3) normalised axis-aligned bounds of the scene content
+    splits: dict[str, np.ndarray]
+    classes: SegmentationClasses
+    colors: np.ndarray | None = None
+    depths: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    m2f_semantics: np.ndarray | None = None
+    m2f_instance: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    gt_semantics: np.ndarray | None = None
+    gt_instance: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_names)
+
+    def split(self, name: str) -> np.ndarray:
+        """Frame indices of a split ("train" or "test")."""
+        if name not in self.splits:
+            raise DataError(self.root / layout.SPLITS_FILE, f"has no '{name}' split")
+        return self.splits[name]
+
+    @property
+    def gt_mesh_path(self) -> Path | None:
+        path = self.root / layout.GT_MESH_FILE
+        return path if path.is_file() else None
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def working_size(native_hw: tuple[int, int], downscale: float = 1.0, target_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Working (H, W) from a downscale factor or an explicit target size."""
+    if target_hw is not None:
+        return int(target_hw[0]), int(target_hw[1])
+    if downscale <= 0:
+        raise ValueError("downscale must be positive")
+    return max(1, int(round(native_hw[0] / downscale))), max(1, int(round(native_hw[1] / downscale)))
+
+
+def scale_intrinsics(k: np.ndarray, native_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
+    """Rescale K for a resize, with integer pixel coordinates at pixel centres."""
+    sy, sx = hw[0] / native_hw[0], hw[1] / native_hw[1]
+    out = np.array(k, dtype=np.float64)
+    out[0, 0] *= sx
+    out[1, 1] *= sy
+    out[0, 1] *= sx
+    out[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    out[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return out
+
+
+def _resize(array: np.ndarray, hw: tuple[int, int], resample: int) -> np.ndarray:
+    if array.shape[:2] == tuple(hw):
+        return array
+    if array.ndim == 2:
+        mode = "F" if array.dtype.kind == "f" else "I"
+        cast = np.float32 if mode == "F" else np.int32
+        resized = Image.fromarray(array.astype(cast), mode=mode).resize((hw[1], hw[0]), resample)
+        return np.asarray(resized).astype(array.dtype)
+    if array.dtype == np.uint8:
+        return np.asarray(Image.fromarray(array).resize((hw[1], hw[0]), resample))
+    channels = [_resize(array[..., c], hw, resample) for c in range(array.shape[-1])]
+    return np.stack(channels, axis=-1)
+
+
+def _read_classes(root: Path) -> SegmentationClasses:
+    path = root / layout.SEGMENTATION_FILE
+    data = layout.read_segmentation_data(path)
+    try:
+        things = tuple(sorted(int(c) for c in data["fg_classes"]))
+        stuff = tuple(sorted(int(c) for c in data["bg_classes"]))
+        count = int(data.get("num_semantic_classes", max(things + stuff) + 1))
+        names = {int(k): str(v) for k, v in dict(data.get("class_names", {})).items()}
+    except (TypeError, ValueError) as exc:
+        raise DataError(path, f"fg_classes/bg_classes must be lists of integers ({exc})") from None
+    if set(things) & set(stuff):
+        raise DataError(path, f"classes {sorted(set(things) & set(stuff))} are both thing and stuff")
+    return SegmentationClasses(count, things, stuff, names)
+
+
+def _check_shape(path: Path, array: np.ndarray, native_hw: tuple[int, int], what: str) -> None:
+    if array.shape[:2] != tuple(native_hw):
+        raise DataError(
+            path, f"{what} is {array.shape[1]}x{array.shape[0]} but the colour images are {native_hw[1]}x{native_hw[0]}"
+        )
+
+
+def _normalization_from_points(points: np.ndarray, margin: float = 1.05) -> tuple[Normalization, np.ndarray]:
+    """Centre and scale that put an axis-aligned box around ``points`` (N, 3) inside the unit sphere."""
+    low = np.percentile(points, 0.1, axis=0)
+    high = np.percentile(points, 99.9, axis=0)
+    center = (low + high) / 2.0
+    radius = float(np.linalg.norm(high - low) / 2.0) * margin
+    normalization = Normalization(center=center, scale=1.0 / max(radius, 1e-6))
+    pad = 0.02 * (high - low)
+    bbox = np.stack([normalization.apply(low - pad), normalization.apply(high + pad)])
+    return normalization, bbox.astype(np.float32)
+
+
+def compute_normalization(
+    poses_world: np.ndarray,
+    intrinsics: np.ndarray,
+    hw: tuple[int, int],
+    depths: np.ndarray | None,
+    frames: np.ndarray,
+    max_depth: float = 5.0,
+) -> tuple[Normalization, np.ndarray]:
+    """Normalisation of the scene into the unit sphere.
+
+    With depth: the bounds of the back-projected depth points (subsampled) of ``frames`` and their
+    camera centres. Without depth: the camera frusta between 0.01 and ``max_depth`` metres
+    (Panoptic Lifting's rule).
+    """
+    height, width = hw
+    centres = poses_world[frames, :3, 3]
+    if depths is not None and np.any(depths[frames] > 0):
+        step = max(1, int(np.sqrt(height * width / 2000)))
+        v, u = np.mgrid[0:height:step, 0:width:step]
+        clouds = [centres]
+        for i in frames:
+            d = depths[i, v, u]
+            ok = d > 0
+            k = intrinsics[i]
+            x = (u[ok] - k[0, 2]) / k[0, 0] * d[ok]
+            y = (v[ok] - k[1, 2]) / k[1, 1] * d[ok]
+            cam = np.stack([x, y, d[ok]], axis=-1)
+            clouds.append(cam @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
+        return _normalization_from_points(np.concatenate(clouds))
+    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
+    clouds = [centres]
+    for i in frames:
+        k = intrinsics[i]
+        rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
+        for depth in (0.01, max_depth):
+            clouds.append((rays * depth) @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
+    return _normalization_from_points(np.concatenate(clouds), margin=1.0)
+
+
+def load_scene(
+    root: str | Path,
+    downscale: float = 1.0,
+    target_hw: tuple[int, int] | None = None,
+    components: frozenset[str] | set[str] = ALL_COMPONENTS,
+    max_depth: float = 5.0,
+) -> Scene:
+    """Read and validate a scene folder in the Panoptic Lifting layout.
+
+    Args:
+        root: the scene folder.
+        downscale: working resolution = native / downscale (ignored when ``target_hw`` is given).
+        target_hw: explicit working (H, W).
+        components: which optional parts to load (subset of :data:`ALL_COMPONENTS`); parts that the
+            scene does not have are skipped silently, except that "m2f" and "gt" are all-or-nothing.
+        max_depth: frustum depth in metres for the normalisation of scenes without depth.
+
+    Raises:
+        DataError: one line naming the file and the problem.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "scene folder not found")
+    frame_paths = layout.list_frames(root)
+    names = list(frame_paths)
+    classes = _read_classes(root)
+
+    raw_splits = layout.read_splits(root / layout.SPLITS_FILE)
+    index = {name: i for i, name in enumerate(names)}
+    splits: dict[str, np.ndarray] = {}
+    for split_name, split_frames in raw_splits.items():
+        for frame in split_frames:
+            if frame not in index:
+                raise DataError(root / layout.SPLITS_FILE, f"split '{split_name}' names frame '{frame}' which has no colour image")
+        splits[split_name] = np.array([index[f] for f in split_frames], dtype=np.int64)
+
+    native_hw = layout.image_size(frame_paths[names[0]])
+    for name in names[1:]:
+        hw_i = layout.image_size(frame_paths[name])
+        if hw_i != native_hw:
+            raise DataError(
+                frame_paths[name], f"image is {hw_i[1]}x{hw_i[0]} but {frame_paths[names[0]].name} is {native_hw[1]}x{native_hw[0]}"
+            )
+    hw = working_size(native_hw, downscale, target_hw)
+
+    k_native = layout.read_intrinsics(root / layout.INTRINSICS_FILE)
+    poses_world = np.stack([layout.read_pose(root / "pose" / f"{name}.txt") for name in names])
+    k_work = scale_intrinsics(k_native, native_hw, hw)
+    intrinsics = np.repeat(k_work[None], len(names), axis=0)
+
+    def per_frame(folder: str, reader, resample: int, what: str, dtype, check: bool = True) -> np.ndarray:
+        arrays = []
+        for name in names:
+            path = layout.find_frame_file(root / folder, name, (".png", ".npy"))
+            if path is None:
+                raise DataError(root / folder / f"{name}.png", "file not found")
+            array = reader(path)
+            if check:
+                _check_shape(path, array, native_hw, what)
+            arrays.append(_resize(array, hw, resample).astype(dtype))
+        return np.stack(arrays)
+
+    colors = depths = normals = None
+    m2f_sem = m2f_ins = confidence = gt_sem = gt_ins = None
+    if "color" in components:
+        colors = np.stack([_resize(layout.read_color(frame_paths[n]), hw, Image.BOX) for n in names])
+    if "depth" in components and (root / "depth").is_dir():
+        depths = per_frame("depth", layout.read_depth, Image.NEAREST, "depth map", np.float32)
+    if "normal" in components and (root / "normal").is_dir():
+        normals = per_frame("normal", layout.read_normal, Image.NEAREST, "normal map", np.float32)
+    if "m2f" in components and (root / "m2f_semantics").is_dir():
+        m2f_sem = per_frame("m2f_semantics", layout.read_label, Image.NEAREST, "label map", np.int32)
+        m2f_ins = per_frame("m2f_instance", layout.read_label, Image.NEAREST, "label map", np.int32)
+        confidence = _load_confidence(root, names, hw)
+    if "gt" in components and (root / "rs_semantics").is_dir():
+        gt_sem = per_frame("rs_semantics", layout.read_label, Image.NEAREST, "label map", np.int32)
+        gt_ins = per_frame("rs_instance", layout.read_label, Image.NEAREST, "label map", np.int32)
+
+    # Normalisation needs metric depth at full detail; reuse the loaded maps or read them for it.
+    norm_depths = depths
+    norm_k = intrinsics
+    if norm_depths is None and (root / "depth").is_dir():
+        norm_depths = per_frame("depth", layout.read_depth, Image.NEAREST, "depth map", np.float32)
+    norm_frames = splits.get("train", np.arange(len(names)))
+    if len(norm_frames) == 0:
+        norm_frames = np.arange(len(names))
+    normalization, bbox = compute_normalization(poses_world, norm_k, hw, norm_depths, norm_frames, max_depth)
+    poses = normalization.pose_to_norm(poses_world).astype(np.float32)
+
+    return Scene(
+        root=root,
+        frame_names=names,
+        native_hw=native_hw,
+        hw=hw,
+        intrinsics=intrinsics.astype(np.float32),
+        poses=poses,
+        normalization=normalization,
+        bbox=bbox,
+        splits=splits,
+        classes=classes,
+        colors=colors,
+        depths=depths,
+        normals=normals,
+        m2f_semantics=m2f_sem,
+        m2f_instance=m2f_ins,
+        confidence=confidence,
+        gt_semantics=gt_sem,
+        gt_instance=gt_ins,
+    )
+
+
+def _load_confidence(root: Path, names: list[str], hw: tuple[int, int]) -> np.ndarray:
+    """Per-pixel segmenter confidence (F, H, W) resized bilinearly; 1 where no file exists."""
+    folder = root / "m2f_probabilities"
+    out = np.ones((len(names), *hw), dtype=np.float32)
+    if not folder.is_dir():
+        return out
+    for i, name in enumerate(names):
+        path = folder / f"{name}.npz"
+        if not path.is_file():
+            raise DataError(path, "file not found")
+        _, confidence = layout.read_probabilities(path)
+        out[i] = np.clip(_resize(confidence, hw, Image.BILINEAR), 0.0, 1.0)
+    return out
