@@ -1,0 +1,246 @@
+"""Command line: ``clusteringsdf <command> ...``. One sub-command per verb.
+
+Errors in user input print one line, ``error: <file>: <problem>``, and exit with code 2; an
+interrupted training run exits with 130 (Ctrl-C) or 143 (SIGTERM) after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import ClusteringSDFError, DataError
+
+EXIT_USER_ERROR = 2
+
+
+# ------------------------------------------------------------------------------------------ synth
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import generate_scene
+
+    start = time.perf_counter()
+    try:
+        info = generate_scene(Path(args.out), preset=args.preset, seed=args.seed, noise=args.noise, progress=not args.quiet)
+    except ValueError as exc:
+        raise ClusteringSDFError(str(exc)) from None
+    print(f"wrote {args.out}: {info.num_frames} frames at {info.width}x{info.height}, {info.num_things} things "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data.scene import load_scene
+
+    scene = load_scene(args.scene, downscale=args.downscale)
+    classes = scene.classes
+    lines = [
+        f"scene        {scene.root}",
+        f"frames       {scene.num_frames} ({', '.join(f'{k} {len(v)}' for k, v in scene.splits.items())})",
+        f"resolution   {scene.native_hw[1]}x{scene.native_hw[0]} (working {scene.hw[1]}x{scene.hw[0]})",
+        f"classes      {classes.num_classes} ({len(classes.thing_classes)} thing, {len(classes.stuff_classes)} stuff)",
+        f"normalised   scale {scene.normalization.scale:.4f} per metre, box {np.round(scene.bbox, 3).tolist()}",
+    ]
+    if scene.depths is not None:
+        valid = scene.depths[scene.depths > 0]
+        lines.append(f"depth        {valid.min():.3f} - {valid.max():.3f} m ({100 * valid.size / scene.depths.size:.1f}% valid)")
+    else:
+        lines.append("depth        none")
+    lines.append(f"normals      {'yes' if scene.normals is not None else 'none'}")
+    for name, sem, ins in (("machine", scene.m2f_semantics, scene.m2f_instance), ("ground truth", scene.gt_semantics, scene.gt_instance)):
+        if sem is None:
+            lines.append(f"{name:12s} none")
+            continue
+        segments = [len(np.unique(ins[f][ins[f] > 0])) for f in range(scene.num_frames)]
+        lines.append(
+            f"{name:12s} {len(np.unique(sem))} classes, {len(np.unique(ins[ins > 0]))} instance ids, "
+            f"{np.mean(segments):.1f} instances per frame (max {max(segments)})"
+        )
+    if scene.confidence is not None and scene.m2f_semantics is not None:
+        lines.append(f"confidence   mean {scene.confidence.mean():.3f}")
+    lines.append(f"gt mesh      {'yes' if scene.gt_mesh_path else 'none'}")
+    print("\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_predictions
+
+    if args.pred is None and args.mesh is None:
+        raise ClusteringSDFError("eval: give --pred (label maps) and/or --mesh (meshes)")
+    result: dict = {}
+    if args.pred is not None:
+        result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels)
+    if args.mesh is not None:
+        from .evaluation.geometry import evaluate_meshes
+
+        result["geometry"] = evaluate_meshes(Path(args.scene), Path(args.mesh))
+    text = json.dumps(result, indent=2, sort_keys=True)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def build_config(args: argparse.Namespace):
+    """Preset + command-line overrides."""
+    from .config import preset
+
+    config = preset(args.preset)
+    if args.mode is not None:
+        config.mode = args.mode
+    if args.labels is not None:
+        config.data.labels = args.labels
+    if args.downscale is not None:
+        config.data.downscale = args.downscale
+    if args.iters is not None:
+        config.train.iterations = args.iters
+    if args.seed is not None:
+        config.train.seed = args.seed
+    if args.sampler is not None:
+        config.sampler.kind = args.sampler
+    if args.threads is not None:
+        config.train.threads = args.threads
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import Config
+    from .training.run_folder import CONFIG_FILE
+    from .training.trainer import Trainer, resolve_device
+
+    run = Path(args.out)
+    device = resolve_device(args.device)
+    config = build_config(args)
+    if args.resume and (run / CONFIG_FILE).is_file():
+        stored = json.loads((run / CONFIG_FILE).read_text())
+        config = Config.from_dict(stored["config"])
+        if args.iters is not None:
+            config.train.iterations = args.iters
+    trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, progress=not args.quiet)
+    result = trainer.train()
+    if result.interrupted:
+        return 130 if trainer.stop_signal == 2 else 143
+    print(f"trained {result.iterations} iterations in {result.seconds:.0f} s -> {run}")
+    if args.eval:
+        from .inference.evaluate_run import evaluate_run
+
+        scores = evaluate_run(run, device, split="test", scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet)
+        print(json.dumps(scores, indent=2, sort_keys=True))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- render
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .inference.evaluate_run import render_run
+    from .training.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None, progress=not args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .config import LABEL_SOURCES, MODES, PRESETS, SAMPLERS
+
+    parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic benchmark scene in the Panoptic Lifting layout")
+    p.add_argument("out", help="output scene folder (must not exist or be empty)")
+    p.add_argument("--preset", choices=("tiny", "room"), default="room")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", choices=("low", "medium", "high"), default="medium", help="machine-label noise level")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("info", help="validate a scene folder and print a summary")
+    p.add_argument("scene")
+    p.add_argument("--downscale", type=float, default=1.0)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", help="score predicted label maps (and meshes) against a scene's ground truth")
+    p.add_argument("--scene", required=True)
+    p.add_argument("--pred", help="folder with pred_semantics/ and pred_instance/ (or a scene with --use-machine-labels)")
+    p.add_argument("--mesh", help="folder written by `clusteringsdf mesh` (scored against gt_mesh.ply)")
+    p.add_argument("--json", help="also write the scores to this file")
+    p.add_argument("--protocol", choices=("native", "panoptic-lifting"), default="native")
+    p.add_argument("--use-machine-labels", action="store_true", help="score PRED's m2f_* maps (the 2D baseline)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train a run on a scene")
+    p.add_argument("--data", required=True, help="scene folder")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--preset", choices=PRESETS, default="cpu")
+    p.add_argument("--mode", choices=MODES)
+    p.add_argument("--labels", choices=LABEL_SOURCES)
+    p.add_argument("--iters", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--downscale", type=float)
+    p.add_argument("--sampler", choices=SAMPLERS)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")
+    p.add_argument("--eval", action="store_true", help="render and score the test split at the end")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("render", help="render a trained run's views in the layout `eval` reads")
+    p.add_argument("--run", required=True)
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--out", help="output folder (default RUN/render_<split>)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ClusteringSDFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory (try --downscale 2 or a smaller preset)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
+        if os.environ.get("CLUSTERINGSDF_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set CLUSTERINGSDF_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Score a folder of predicted label maps against a scene's GT (``clusteringsdf eval``).
+
+Layout read:
+
+* ``SCENE/splits.json`` — test frames (the ``split`` list; a "val" list stands in for "test");
+* ``SCENE/segmentation_data.pkl`` — ``fg_classes`` (things), ``bg_classes`` (stuff, incl. void 0),
+  ``num_semantic_classes`` (default: max class + 1);
+* GT: ``SCENE/rs_semantics/<f>.png`` and ``SCENE/rs_instance/<f>.png``;
+* predictions: ``PRED/pred_semantics/<f>.png`` and ``PRED/pred_instance/<f>.png`` (when there is no
+  ``pred_instance/`` folder, ``pred_surrogateid/`` as written by Panoptic Lifting is read instead);
+  with ``use_machine_labels`` ``PRED/m2f_semantics/`` and ``PRED/m2f_instance/`` (PRED is a scene);
+* optional extras (never with machine labels): ``PRED/rgb/<f>.png`` vs ``SCENE/color/<f>.(jpg|png)``
+  gives ``psnr`` (mean over test images, the prediction bilinearly resized to the GT size when the
+  sizes differ); ``PRED/depth/<f>.png`` (uint16 mm) vs ``SCENE/depth/<f>.png`` gives the scene-level
+  ``depth_abs_rel`` (sum over all valid GT pixels of all frames / their number; the prediction is
+  nearest-resized to the GT size when needed). An extra is computed only when its files exist for
+  every test frame.
+
+Protocols:
+
+* ``native``: scored at the GT resolution; a prediction of another size is resized to the GT size
+  with PIL nearest-neighbour sampling.
+* ``panoptic-lifting``: prediction and GT label maps are both resized with PIL ``Image.NEAREST`` to
+  (width, height) = (512, 512), not preserving the aspect ratio, exactly like the reference scorer.
+
+In both, GT-void pixels (GT class 0) are removed from prediction and GT before PQ and mIoU
+(reference §1.2); PQ^scene and the confusion matrix are accumulated over all test frames. Edge
+accuracy uses the full frames (GT void forms no GT segment). A missing prediction frame raises
+:class:`DataError` naming the file; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..data import layout
+from ..errors import DataError
+from .edges import frame_edge_dice
+from .image_metrics import DepthAccumulator, psnr
+from .panoptic import PanopticAccumulator
+from .semantic import confusion_matrix, mean_iou
+
+__all__ = ["evaluate_predictions", "PROTOCOLS", "PANOPTIC_LIFTING_SIZE"]
+
+PROTOCOLS = ("native", "panoptic-lifting")
+PANOPTIC_LIFTING_SIZE = (512, 512)  # (height, width) == (width, height)
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:
+    """Nearest-resize an int (H, W) label map to ``size`` = (H', W') with PIL; returns int64 (H', W')."""
+    if labels.shape == tuple(size):
+        return labels
+    if labels.size and (labels.min() < np.iinfo(np.int32).min or labels.max() > np.iinfo(np.int32).max):
+        raise DataError(path, "label values do not fit in 32 bits and cannot be resized")
+    image = Image.fromarray(labels.astype(np.int32))
+    resized = image.resize((size[1], size[0]), resample=Image.NEAREST)
+    return np.asarray(resized).astype(np.int64)
+
+
+def _resize_color(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of uint8 (H, W, 3) to (H', W', 3)."""
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), resample=Image.BILINEAR))
+
+
+def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest resize of float32 (H, W) depth to (H', W')."""
+    if depth.shape == tuple(size):
+        return depth
+    image = Image.fromarray(depth.astype(np.float32))
+    return np.asarray(image.resize((size[1], size[0]), resample=Image.NEAREST)).astype(np.float32)
+
+
+def _class_set(data: dict[str, Any], key: str, path: Path) -> set[int]:
+    try:
+        return {int(c) for c in data[key]}
+    except (TypeError, ValueError):
+        raise DataError(path, f"'{key}' must be a list of integer class ids") from None
+
+
+def _json_value(value: Any) -> Any:
+    """NaN / inf -> None, numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _prediction_path(folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    if not path.is_file():
+        raise DataError(path, f"missing prediction for test frame '{name}'")
+    return path
+
+
+def evaluate_predictions(
+    scene_root: Path,
+    pred_root: Path,
+    protocol: str = "native",
+    use_machine_labels: bool = False,
+    split: str = "test",
+) -> dict:
+    """Scene-level PQ/SQ/RQ (+ things/stuff), mIoU, edge accuracy and optional PSNR / depth AbsRel.
+
+    Args:
+        scene_root: the scene folder (GT, splits, segmentation data, colour, depth).
+        pred_root: the prediction folder (or a scene folder with ``use_machine_labels``).
+        protocol: ``"native"`` or ``"panoptic-lifting"`` (512x512 nearest resize of everything).
+        use_machine_labels: score ``m2f_semantics`` / ``m2f_instance`` of ``pred_root`` instead.
+        split: the ``splits.json`` list to score.
+
+    Returns:
+        JSON-serialisable dict: ``pq, sq, rq, pq_things, pq_stuff, sq_things, sq_stuff, rq_things,
+        rq_stuff, miou, ea, frames, protocol, resolution`` ([H, W] scored, of the first frame),
+        ``per_class`` (int class id -> tp/fp/fn/iou_sum/pq/sq/rq/iou/thing), ``num_classes``,
+        ``things``, ``stuff``, ``split``, ``use_machine_labels`` and, when computed, ``psnr`` and
+        ``depth_abs_rel``. NaN and inf are written as None.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{protocol}', expected one of {', '.join(PROTOCOLS)}")
+    scene_root, pred_root = Path(scene_root), Path(pred_root)
+    if not pred_root.is_dir():
+        raise DataError(pred_root, "prediction folder not found")
+
+    splits_path = scene_root / layout.SPLITS_FILE
+    splits = layout.read_splits(splits_path)
+    if split not in splits:
+        raise DataError(splits_path, f"no '{split}' split (has: {', '.join(sorted(splits))})")
+    frames = layout.frame_sort_key(splits[split])
+    if not frames:
+        raise DataError(splits_path, f"split '{split}' is empty")
+
+    seg_path = scene_root / layout.SEGMENTATION_FILE
+    seg_data = layout.read_segmentation_data(seg_path)
+    things = _class_set(seg_data, "fg_classes", seg_path)
+    stuff = _class_set(seg_data, "bg_classes", seg_path)
+    default_classes = max(things | stuff | {0}) + 1
+    try:
+        num_classes = int(seg_data.get("num_semantic_classes", default_classes))
+    except (TypeError, ValueError):
+        raise DataError(seg_path, "'num_semantic_classes' must be an integer") from None
+    if num_classes < 1:
+        raise DataError(seg_path, f"'num_semantic_classes' must be positive, got {num_classes}")
+
+    if use_machine_labels:
+        sem_dir, ins_dir = pred_root / "m2f_semantics", pred_root / "m2f_instance"
+    else:
+        sem_dir = pred_root / "pred_semantics"
+        ins_dir = pred_root / "pred_instance"
+        if not ins_dir.is_dir() and (pred_root / "pred_surrogateid").is_dir():
+            ins_dir = pred_root / "pred_surrogateid"
+
+    panoptic = PanopticAccumulator()
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    edge_scores: list[float] = []
+    resolution: list[int] | None = None
+    for name in frames:
+        pred_sem_path = _prediction_path(sem_dir, name)
+        pred_ins_path = _prediction_path(ins_dir, name)
+        gt_sem_path = scene_root / layout.FOLDERS["rs_semantics"] / f"{name}.png"
+        gt_ins_path = scene_root / layout.FOLDERS["rs_instance"] / f"{name}.png"
+        gt_sem = layout.read_label(gt_sem_path)
+        gt_ins = layout.read_label(gt_ins_path)
+        if gt_ins.shape != gt_sem.shape:
+            raise DataError(gt_ins_path, f"size {gt_ins.shape} differs from the GT semantics {gt_sem.shape}")
+        outside = gt_sem[(gt_sem < 0) | (gt_sem >= num_classes)]
+        if outside.size:
+            raise DataError(
+                gt_sem_path,
+                f"semantic class {int(outside[0])} outside [0, {num_classes}) declared by {layout.SEGMENTATION_FILE}",
+            )
+        size = PANOPTIC_LIFTING_SIZE if protocol == "panoptic-lifting" else gt_sem.shape
+        gt_sem = _resize_labels(gt_sem, size, gt_sem_path)
+        gt_ins = _resize_labels(gt_ins, size, gt_ins_path)
+        pred_sem = _resize_labels(layout.read_label(pred_sem_path), size, pred_sem_path)
+        pred_ins = _resize_labels(layout.read_label(pred_ins_path), size, pred_ins_path)
+        if resolution is None:
+            resolution = [int(size[0]), int(size[1])]
+
+        valid = gt_sem != 0
+        panoptic.update(pred_sem[valid], pred_ins[valid], gt_sem[valid], gt_ins[valid])
+        confusion += confusion_matrix(pred_sem[valid], gt_sem[valid], num_classes)
+        edge_scores.extend(frame_edge_dice(pred_sem, pred_ins, gt_sem, gt_ins, things))
+
+    pq_result = panoptic.compute(things, stuff)
+    miou, class_iou = mean_iou(confusion)
+
+    per_class: dict[int, dict[str, Any]] = {}
+    classes = set(pq_result.per_class) | {c for c in range(num_classes) if not math.isnan(class_iou[c])}
+    for c in sorted(classes):
+        entry = {key: None for key in ("tp", "fp", "fn", "iou_sum", "pq", "sq", "rq")}
+        entry.update({k: v for k, v in pq_result.per_class.get(c, {}).items() if k != "thing"})
+        entry["iou"] = float(class_iou[c]) if 0 <= c < num_classes else None
+        entry["thing"] = c in things
+        per_class[c] = entry
+
+    result: dict[str, Any] = {
+        "pq": pq_result.pq,
+        "sq": pq_result.sq,
+        "rq": pq_result.rq,
+        "pq_things": pq_result.pq_things,
+        "pq_stuff": pq_result.pq_stuff,
+        "sq_things": pq_result.sq_things,
+        "sq_stuff": pq_result.sq_stuff,
+        "rq_things": pq_result.rq_things,
+        "rq_stuff": pq_result.rq_stuff,
+        "miou": miou,
+        "ea": float(np.mean(edge_scores)) if edge_scores else math.nan,
+        "frames": len(frames),
+        "protocol": protocol,
+        "resolution": resolution,
+        "split": split,
+        "use_machine_labels": bool(use_machine_labels),
+        "num_classes": num_classes,
+        "things": sorted(things),
+        "stuff": sorted(stuff),
+        "per_class": per_class,
+    }
+    if not use_machine_labels:
+        result.update(_image_extras(scene_root, pred_root, frames))
+    return _json_value(result)
+
+
+def _image_extras(scene_root: Path, pred_root: Path, frames: list[str]) -> dict[str, float]:
+    """``psnr`` and ``depth_abs_rel`` for the extras whose files exist for every test frame."""
+    extras: dict[str, float] = {}
+    color_dir = scene_root / layout.FOLDERS["color"]
+    rgb_pairs = [
+        (pred_root / "rgb" / f"{name}.png", layout.find_frame_file(color_dir, name, layout.COLOR_SUFFIXES))
+        for name in frames
+    ]
+    if all(pred.is_file() and gt is not None for pred, gt in rgb_pairs):
+        values = []
+        for pred_path, gt_path in rgb_pairs:
+            gt_rgb = layout.read_color(gt_path)
+            pred_rgb = _resize_color(layout.read_color(pred_path), gt_rgb.shape[:2])
+            values.append(psnr(pred_rgb.astype(np.float64) / 255.0, gt_rgb.astype(np.float64) / 255.0))
+        extras["psnr"] = float(np.mean(values))
+
+    depth_dir = scene_root / layout.FOLDERS["depth"]
+    depth_pairs = [(pred_root / "depth" / f"{name}.png", depth_dir / f"{name}.png") for name in frames]
+    if all(pred.is_file() and gt.is_file() for pred, gt in depth_pairs):
+        accumulator = DepthAccumulator()
+        for pred_path, gt_path in depth_pairs:
+            gt_depth = layout.read_depth(gt_path)
+            accumulator.update(_resize_depth(layout.read_depth(pred_path), gt_depth.shape), gt_depth)
+        extras["depth_abs_rel"] = accumulator.value
+    return extras

@@ -1,0 +1,1 @@
+"""Inference: rendering label maps and images of trained runs, panoptic fusion, meshes, videos."""

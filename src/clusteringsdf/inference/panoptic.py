@@ -1,0 +1,55 @@
+"""Panoptic label maps from rendered semantics and object channels.
+
+Each object channel is a 3D entity, so it gets ONE class for the whole scene: the majority of the
+per-pixel semantic arg-max over all its pixels in all rendered views. A pixel owned by an object
+channel whose class is a thing gets that class and the channel as instance id; a pixel owned by an
+object channel of a stuff class gets that class and instance 0; a background pixel (channel 0)
+gets its best stuff class and instance 0. Instance ids are thereby consistent across views and
+never shared by two classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def channel_classes(semantics: list[np.ndarray], channels: list[np.ndarray], num_channels: int, num_classes: int) -> np.ndarray:
+    """Majority semantic class of every channel over all views: (num_channels,) int, -1 if unseen."""
+    votes = np.zeros((num_channels, num_classes), dtype=np.int64)
+    for sem, ch in zip(semantics, channels):
+        np.add.at(votes, (ch.reshape(-1), np.clip(sem.reshape(-1), 0, num_classes - 1)), 1)
+    classes = votes.argmax(axis=1)
+    classes[votes.sum(axis=1) == 0] = -1
+    return classes
+
+
+def fuse_panoptic(
+    semantics: list[np.ndarray],
+    channels: list[np.ndarray],
+    thing_classes: tuple[int, ...],
+    stuff_semantics: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-view (semantic, instance) maps.
+
+    Args:
+        semantics: per view (H, W) arg-max class of the semantic prediction.
+        channels: per view (H, W) arg-max object channel (0 = background).
+        thing_classes: thing class ids.
+        stuff_semantics: per view (H, W) arg-max over stuff classes only, used for background
+            pixels (defaults to ``semantics``).
+    """
+    num_channels = int(max(int(c.max(initial=0)) for c in channels)) + 1
+    num_classes = int(max(int(s.max(initial=0)) for s in semantics)) + 1
+    classes = channel_classes(semantics, channels, num_channels, num_classes)
+    is_thing = np.zeros(max(num_classes, max(thing_classes, default=0) + 1), dtype=bool)
+    is_thing[list(thing_classes)] = True
+    out_semantic, out_instance = [], []
+    for i, (sem, ch) in enumerate(zip(semantics, channels)):
+        background = stuff_semantics[i] if stuff_semantics is not None else sem
+        channel_class = classes[ch]
+        owned = (ch > 0) & (channel_class >= 0)
+        semantic = np.where(owned, channel_class, background)
+        instance = np.where(owned & is_thing[np.clip(semantic, 0, len(is_thing) - 1)], ch, 0)
+        out_semantic.append(semantic.astype(np.int64))
+        out_instance.append(instance.astype(np.int64))
+    return out_semantic, out_instance

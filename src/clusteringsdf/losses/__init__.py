@@ -1,0 +1,1 @@
+"""Loss functions (pure, vectorised): reconstruction, geometry, supervised segmentation, clustering, contrastive."""

@@ -1,0 +1,142 @@
+"""The renderer: samples rays, evaluates the field and composites colour, depth, normals, object
+opacities, semantics and embeddings (everything the losses and the inference code need)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import FieldConfig, SamplerConfig
+from ..sampling.rays import RayBatch
+from .field import SDFField
+from .ray_samplers import DepthGuidedSampler, ErrorBoundedSampler, GridSampler, SdfVolume
+from .rendering import composite, expected_distance, interval_lengths, laplace_density, object_opacity, render_weights
+
+
+@dataclass
+class RenderRequest:
+    """Which outputs to compute beyond colour and depth."""
+
+    normals: bool = False  # camera-frame normal map (needs the SDF gradient at every sample)
+    opacity: bool = True  # (R, C) object opacities
+    semantics: bool = True  # (R, K) rendered class probabilities
+    embedding: bool = False  # (R, E) rendered instance embedding
+    surface_points: bool = False  # one random sample per ray, for the eikonal term
+
+
+class LaplaceDensity(nn.Module):
+    """Learned Laplace scale beta = |beta_param| + beta_min (VolSDF)."""
+
+    def __init__(self, beta_init: float, beta_min: float) -> None:
+        super().__init__()
+        self.beta_param = nn.Parameter(torch.tensor(float(beta_init)))
+        self.beta_min = beta_min
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.beta_param.abs() + self.beta_min
+
+
+class Renderer(nn.Module):
+    """Field + density + ray sampler.
+
+    Args:
+        field_config, sampler_config: network and sampler settings.
+        bbox: (2, 3) normalised scene box.
+        num_classes: semantic classes.
+    """
+
+    def __init__(self, field_config: FieldConfig, sampler_config: SamplerConfig, bbox: torch.Tensor, num_classes: int) -> None:
+        super().__init__()
+        self.field = SDFField(field_config, bbox, num_classes)
+        self.density = LaplaceDensity(field_config.beta_init, field_config.beta_min)
+        self.sampler_config = sampler_config
+        self.register_buffer("bbox", torch.as_tensor(bbox, dtype=torch.float32).clone())
+        self.volume = SdfVolume(self.bbox, sampler_config.grid_resolution)
+        self.grid_sampler = GridSampler(sampler_config, self.volume)
+        kind = sampler_config.kind
+        if kind == "error_bounded":
+            self.train_sampler = self.eval_sampler = ErrorBoundedSampler(sampler_config, self.scene_sdf)
+        elif kind == "depth":
+            self.train_sampler, self.eval_sampler = DepthGuidedSampler(sampler_config, self.grid_sampler), self.grid_sampler
+        else:
+            self.train_sampler = self.eval_sampler = self.grid_sampler
+        self.sphere_sampler = None  # set by the sphere-guided trainer (sampling.spheres)
+
+    def _apply(self, fn, recurse=True):  # keep the cached volume on the module's device
+        super()._apply(fn, recurse)
+        self.volume.bbox = self.bbox
+        if self.volume.values is not None:
+            self.volume.values = fn(self.volume.values)
+        return self
+
+    @torch.no_grad()
+    def scene_sdf(self, points: torch.Tensor) -> torch.Tensor:
+        """(N,) scene SDF without gradients."""
+        return self.field.geometry(points).scene_sdf
+
+    @torch.no_grad()
+    def refresh_volume(self) -> None:
+        """Re-evaluate the cached SDF volume used by the grid sampler."""
+        self.volume.update(self.scene_sdf)
+
+    def sample(self, rays: RayBatch, train: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sample distances (R, S) and an optional (R, S-1) mask of intervals inside the sampled region."""
+        beta = float(self.density.beta)
+        if self.sphere_sampler is not None and (train or self.sphere_sampler.use_at_eval):
+            return self.sphere_sampler.sample(rays, train, generator)
+        sampler = self.train_sampler if train else self.eval_sampler
+        if self.volume.values is None and sampler is not None and not isinstance(sampler, ErrorBoundedSampler):
+            self.refresh_volume()
+        if isinstance(sampler, DepthGuidedSampler):
+            distance = None if rays.depth is None else torch.where(rays.depth > 0, rays.depth / rays.dz, torch.zeros_like(rays.depth))
+            return sampler.sample(rays.origins, rays.directions, rays.near, rays.far, beta, train, generator, distance), None
+        return sampler.sample(rays.origins, rays.directions, rays.near, rays.far, beta, train, generator), None
+
+    def forward(self, rays: RayBatch, request: RenderRequest, train: bool, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Render a batch of rays.
+
+        Returns a dict with: rgb (R, 3), depth (R,) z-depth in normalised units, weights (R, S),
+        z (R, S), and as requested normal (R, 3) camera frame, opacity (R, C), semantics (R, K)
+        probabilities, embedding (R, E), surface_points (R, 3).
+        """
+        z, valid = self.sample(rays, train, generator)
+        r, s = z.shape
+        points = rays.origins.unsqueeze(1) + z.unsqueeze(-1) * rays.directions.unsqueeze(1)  # (R, S, 3)
+        need_gradient = request.normals or self.field.config.color_uses_normal
+        geometry = self.field.geometry(points.reshape(-1, 3), with_jacobian=need_gradient)
+        channel_sdf = geometry.sdf.view(r, s, -1)
+        scene_sdf = channel_sdf.min(dim=-1).values
+        beta = self.density.beta
+        deltas = interval_lengths(z, valid=valid)
+        weights, transmittance = render_weights(laplace_density(scene_sdf, beta), deltas)
+        directions = rays.directions.unsqueeze(1).expand(r, s, 3).reshape(-1, 3)
+        gradient = geometry.scene_gradient() if need_gradient else None
+        rgb_samples = self.field.color(points.reshape(-1, 3), directions, gradient, geometry.feature).view(r, s, 3)
+        out: dict[str, torch.Tensor] = {
+            "rgb": composite(weights, rgb_samples),
+            "depth": expected_distance(weights, z) * rays.dz,
+            "weights": weights,
+            "z": z,
+        }
+        if request.normals:
+            unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
+            normal_world = composite(weights, unit.view(r, s, 3))
+            out["normal"] = torch.einsum("rji,rj->ri", rays.cam_to_world, normal_world)
+            out["surface_crossing"] = ((scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1))
+        if request.opacity:
+            out["opacity"] = object_opacity(channel_sdf, beta, deltas, transmittance)
+        detached = weights.detach()
+        total = detached.sum(-1, keepdim=True) + 1e-6
+        if request.semantics:
+            probabilities = torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1).view(r, s, -1)
+            out["semantics"] = composite(detached, probabilities) / total
+        if request.embedding:
+            embedding = self.field.embedding(geometry.feature).view(r, s, -1)
+            out["embedding"] = composite(detached, embedding)
+        if request.surface_points:
+            pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
+            out["surface_points"] = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
+        return out

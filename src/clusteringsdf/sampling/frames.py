@@ -1,0 +1,147 @@
+"""Scene frames as device tensors, training targets, and ray batches gathered from pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.scene import Scene
+from ..errors import DataError
+from .rays import RayBatch, pixel_rays, ray_box_bounds
+
+
+def per_frame_channels(instance: np.ndarray, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """Map each frame's non-zero instance ids to random distinct object channels 1..channels-1.
+
+    This is how ObjectSDF++ is trained on raw machine labels (and how ClusteringSDF sees them):
+    ids mean nothing across views. When a frame has more segments than object channels, the
+    smallest extra segments are marked -1 (ignored). 0 (stuff / none) stays 0.
+
+    instance: (F, H, W) int. Returns (F, H, W) int64.
+    """
+    out = np.zeros(instance.shape, dtype=np.int64)
+    for f in range(instance.shape[0]):
+        ids, counts = np.unique(instance[f], return_counts=True)
+        keep = ids != 0
+        ids, counts = ids[keep], counts[keep]
+        order = np.argsort(-counts, kind="stable")
+        ids = ids[order]
+        slots = rng.permutation(np.arange(1, channels))
+        lookup = {int(i): int(slots[k]) if k < len(slots) else -1 for k, i in enumerate(ids)}
+        if lookup:
+            keys = np.array(list(lookup), dtype=np.int64)
+            values = np.array(list(lookup.values()), dtype=np.int64)
+            sorter = np.argsort(keys)
+            frame = instance[f]
+            nonzero = frame != 0
+            position = np.searchsorted(keys[sorter], frame[nonzero])
+            out[f][nonzero] = values[sorter][position]
+    return out
+
+
+def scene_channels(instance: np.ndarray, channels: int, path) -> np.ndarray:
+    """Map view-consistent instance ids to channels 1..K with one scene-wide table (0 stays 0)."""
+    ids = np.unique(instance)
+    ids = ids[ids != 0]
+    if len(ids) > channels - 1:
+        raise DataError(path, f"scene has {len(ids)} instances but the field has only {channels - 1} object channels (raise field.channels)")
+    lookup = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
+    lookup[ids] = np.arange(1, len(ids) + 1)
+    return lookup[instance]
+
+
+class FrameStore:
+    """All frames of a scene on a device, with per-pixel training targets.
+
+    Args:
+        scene: the loaded scene.
+        device: torch device.
+        labels: "gt" (rs_semantics / rs_instance), "m2f" (machine labels and confidence), or None
+            (cameras and images only, for rendering).
+        channels: SDF channels C (object channels are 1..C-1).
+        seed: seed of the per-frame random relabelling of machine instance ids.
+
+    Tensors (F frames, H x W): colors uint8 (F, H, W, 3); depth (F, H, W) normalised z-depth or
+    None; normals (F, H, W, 3) or None; semantic, instance (raw ids), channel (object channel
+    target of ObjectSDF++'s loss) int64 (F, H, W) or None; confidence (F, H, W).
+    """
+
+    def __init__(self, scene: Scene, device: torch.device, labels: str | None, channels: int, seed: int = 0) -> None:
+        self.scene = scene
+        self.device = device
+        self.height, self.width = scene.hw
+        self.bbox = torch.as_tensor(scene.bbox, device=device)
+        self.poses = torch.as_tensor(scene.poses, device=device)
+        self.intrinsics = torch.as_tensor(scene.intrinsics, device=device)
+        self.train_frames = torch.as_tensor(scene.splits.get("train", np.arange(scene.num_frames)), device=device)
+        self.colors = torch.as_tensor(scene.colors, device=device) if scene.colors is not None else None
+        self.depth = None
+        if scene.depths is not None:
+            self.depth = torch.as_tensor(scene.depths * scene.normalization.scale, dtype=torch.float32, device=device)
+        self.normals = torch.as_tensor(scene.normals, device=device) if scene.normals is not None else None
+        self.semantic = self.instance = self.channel = None
+        self.confidence = None
+        if labels is None:
+            return
+        if labels == "gt":
+            if scene.gt_semantics is None:
+                raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
+            semantic, instance = scene.gt_semantics, scene.gt_instance
+            channel = scene_channels(instance, channels, scene.root / "rs_instance")
+            confidence = np.ones(semantic.shape, dtype=np.float32)
+        elif labels == "m2f":
+            if scene.m2f_semantics is None:
+                raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
+            semantic, instance = scene.m2f_semantics, scene.m2f_instance
+            channel = per_frame_channels(instance, channels, np.random.default_rng(seed))
+            confidence = scene.confidence
+        else:
+            raise ValueError(f"unknown label source '{labels}'")
+        self.semantic = torch.as_tensor(semantic, dtype=torch.int64, device=device)
+        self.instance = torch.as_tensor(instance, dtype=torch.int64, device=device)
+        self.channel = torch.as_tensor(channel, dtype=torch.int64, device=device)
+        self.confidence = torch.as_tensor(confidence, dtype=torch.float32, device=device)
+
+    def rays(self, frame: torch.Tensor, v: torch.Tensor, u: torch.Tensor, near: float) -> RayBatch:
+        """Rays and targets at integer pixels (v, u) of frames, all (R,) int64."""
+        origins, directions, dz = pixel_rays(self.poses[frame], self.intrinsics[frame], v, u)
+        t_near, t_far = ray_box_bounds(origins, directions, self.bbox, near)
+        batch = RayBatch(
+            origins=origins,
+            directions=directions,
+            cam_to_world=self.poses[frame, :3, :3],
+            dz=dz,
+            near=t_near,
+            far=t_far,
+            frame=frame,
+            pixel=torch.stack([v, u], dim=-1),
+        )
+        if self.colors is not None:
+            batch.rgb = self.colors[frame, v, u].float() / 255.0
+        if self.depth is not None:
+            batch.depth = self.depth[frame, v, u]
+        if self.normals is not None:
+            batch.normal = self.normals[frame, v, u]
+        if self.semantic is not None:
+            batch.semantic = self.semantic[frame, v, u]
+            batch.instance = self.instance[frame, v, u]
+            batch.segment = self.channel[frame, v, u]
+            batch.confidence = self.confidence[frame, v, u]
+        return batch
+
+    def random_batch(self, rays: int, frames: int, generator: torch.Generator, near: float) -> RayBatch:
+        """``rays`` random pixels spread over ``frames`` random training frames."""
+        count = max(1, min(frames, len(self.train_frames)))
+        pick = torch.randint(0, len(self.train_frames), (count,), device=self.device, generator=generator)
+        frame = self.train_frames[pick].repeat_interleave((rays + count - 1) // count)[:rays]
+        v = torch.randint(0, self.height, (rays,), device=self.device, generator=generator)
+        u = torch.randint(0, self.width, (rays,), device=self.device, generator=generator)
+        return self.rays(frame, v, u, near)
+
+    def image_rays(self, frame: int, near: float) -> RayBatch:
+        """Every pixel of one frame in raster order (H*W rays)."""
+        v, u = torch.meshgrid(
+            torch.arange(self.height, device=self.device), torch.arange(self.width, device=self.device), indexing="ij"
+        )
+        index = torch.full((self.height * self.width,), frame, dtype=torch.int64, device=self.device)
+        return self.rays(index, v.reshape(-1), u.reshape(-1), near)

@@ -1,0 +1,125 @@
+"""The run folder: config, checkpoints, logs. Never overwrites a different run without ``force``.
+
+Layout::
+
+    RUN/
+      config.json          resolved Config plus the scene path ("run" section)
+      checkpoints/ckpt_<iteration>.pt, latest.txt
+      metrics.jsonl        one JSON line of loss terms per log step
+      tb/                  TensorBoard scalars
+      eval/ ...            renders and scores written by --eval / `render`
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+from ..errors import RunError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest.txt"
+METRICS_FILE = "metrics.jsonl"
+
+
+def run_identity(config: Config, scene: Path) -> dict[str, Any]:
+    """What makes two runs "the same run": the full config and the scene folder."""
+    return {"config": config.to_dict(), "scene": str(Path(scene).resolve())}
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force: bool) -> bool:
+    """Create or validate the run folder. Returns True when an existing run is resumed.
+
+    * new or empty folder: initialised.
+    * ``resume`` and the folder holds this run: resumed (or started, if it has no checkpoint yet).
+    * the folder holds a run and neither ``resume`` nor ``force`` is given, or ``resume`` is given
+      but the folder holds a different run: RunError, nothing touched.
+    * ``force``: the old content is moved aside to ``RUN.replaced-<time>`` (nothing is deleted).
+    """
+    config_path = run / CONFIG_FILE
+    occupied = run.exists() and any(run.iterdir())
+    if occupied and not config_path.is_file() and not force:
+        raise RunError(f"{run}: folder is not empty and holds no run; choose another --out or pass --force")
+    if occupied and config_path.is_file():
+        try:
+            existing = json.loads(config_path.read_text())
+        except ValueError:
+            existing = None
+        same = existing == identity
+        if force:
+            backup = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.move(str(run), str(backup))
+            print(f"note: moved the previous run to {backup}")
+        elif resume and same:
+            return latest_checkpoint(run) is not None
+        elif resume:
+            raise RunError(f"{run}: holds a different run (config or scene differ); refusing to resume it with these settings")
+        else:
+            raise RunError(f"{run}: already holds a run; pass --resume to continue it or --force to start over (the old run is kept aside)")
+    elif occupied and force:
+        backup = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(str(run), str(backup))
+        print(f"note: moved the previous content to {backup}")
+    (run / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(config_path, identity)
+    return False
+
+
+def load_run_identity(run: Path) -> dict[str, Any]:
+    path = run / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"{path}: not found (is {run} a run folder?)")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
+
+
+def save_checkpoint(run: Path, iteration: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``ckpt_<iteration>.pt`` atomically, point latest.txt at it, keep the newest ``keep``."""
+    folder = run / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ckpt_{iteration:07d}.pt"
+    tmp = folder / f".{path.name}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    latest = folder / LATEST_FILE
+    tmp_latest = folder / f".{LATEST_FILE}.tmp"
+    tmp_latest.write_text(path.name + "\n")
+    os.replace(tmp_latest, latest)
+    for old in sorted(folder.glob("ckpt_*.pt"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    folder = run / CHECKPOINT_DIR
+    latest = folder / LATEST_FILE
+    if latest.is_file():
+        path = folder / latest.read_text().strip()
+        if path.is_file():
+            return path
+    candidates = sorted(folder.glob("ckpt_*.pt"))
+    return candidates[-1] if candidates else None
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise RunError(f"{path}: unreadable checkpoint ({exc})") from None

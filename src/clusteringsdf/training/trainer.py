@@ -1,0 +1,287 @@
+"""The training loop: optimiser and schedules, checkpoints, resume, logging, interruption.
+
+Resuming is exact: the model, optimiser, scheduler, the sampling generator and the cached sampler
+volume are all checkpointed, so a run killed and resumed from iteration k continues exactly as an
+uninterrupted run (on the same device and thread count). Ctrl-C / SIGTERM save a checkpoint before
+exiting; ``kill -9`` loses at most ``checkpoint_every`` iterations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+from ..data.scene import Scene, load_scene
+from ..errors import RunError
+from ..model.renderer import Renderer, RenderRequest
+from ..sampling.frames import FrameStore
+from . import objectives
+from .run_folder import (
+    METRICS_FILE,
+    latest_checkpoint,
+    load_checkpoint,
+    prepare_run_folder,
+    run_identity,
+    save_checkpoint,
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda: no CUDA device is available to PyTorch")
+    if name not in ("cpu", "cuda"):
+        raise RunError(f"unknown device '{name}' (choose auto, cpu or cuda)")
+    return torch.device(name)
+
+
+def make_optimizer(renderer: Renderer, config: Config) -> torch.optim.Optimizer:
+    """Adam (0.9, 0.99, eps 1e-15): hash grid at ``grid_lr_factor`` x lr, the rest at lr."""
+    grid, rest = renderer.field.parameter_groups()
+    groups = [
+        {"params": grid, "lr": config.train.lr * config.train.grid_lr_factor},
+        {"params": rest + list(renderer.density.parameters()), "lr": config.train.lr},
+    ]
+    kwargs: dict[str, Any] = {"betas": (0.9, 0.99), "eps": 1e-15}
+    try:
+        return torch.optim.Adam(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(groups, **kwargs)
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    seconds: float
+    interrupted: bool = False
+
+
+class Trainer:
+    """Owns a run: scene, renderer, optimiser, schedules and the run folder.
+
+    Args:
+        config: the run's configuration.
+        scene_path: scene folder (Panoptic Lifting layout).
+        run_dir: run folder.
+        device: torch device.
+        resume: continue the run in ``run_dir``.
+        force: replace a different run in ``run_dir`` (the old one is moved aside).
+        scene: an already loaded scene (avoids reading it twice).
+        progress: show a progress bar.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        scene_path: Path,
+        run_dir: Path,
+        device: torch.device,
+        resume: bool = False,
+        force: bool = False,
+        scene: Scene | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.show_progress = progress
+        if config.train.threads > 0:
+            torch.set_num_threads(config.train.threads)
+        self.scene = scene if scene is not None else load_scene(scene_path, downscale=config.data.downscale)
+        resumed = prepare_run_folder(self.run_dir, run_identity(config, scene_path), resume, force)
+
+        torch.manual_seed(config.train.seed)
+        bbox = torch.as_tensor(self.scene.bbox)
+        self.renderer = Renderer(config.field, config.sampler, bbox, self.scene.classes.num_classes).to(device)
+        self.store = FrameStore(self.scene, device, config.data.labels, config.field.channels, config.train.seed)
+        self.optimizer = make_optimizer(self.renderer, config)
+        gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(config.train.seed)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.last_volume_refresh = -(10**9)
+        self.request = RenderRequest(
+            normals=self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0),
+            opacity=True,
+            semantics=True,
+            surface_points=True,
+        )
+        self._stop_signal: int | None = None
+        if resumed:
+            path = latest_checkpoint(self.run_dir)
+            self.load_state_dict(load_checkpoint(path, device))
+            print(f"resuming {self.run_dir} from iteration {self.iteration} ({path.name})")
+
+    # ------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "model": self.renderer.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "volume": self.renderer.volume.state(),
+            "last_volume_refresh": self.last_volume_refresh,
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = int(state["iteration"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.renderer.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
+        self.renderer.volume.load_state(state["volume"])
+        self.last_volume_refresh = int(state["last_volume_refresh"])
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.iteration, self.state_dict())
+
+    # ------------------------------------------------------------------------------------- step
+
+    def _maybe_refresh_volume(self) -> None:
+        """Refresh the sampler's cached SDF volume: often while the geometry forms, then every N steps."""
+        every = self.config.sampler.grid_update_every
+        interval = min(every, max(10, self.iteration // 4))
+        if self.renderer.volume.values is None or self.iteration - self.last_volume_refresh >= interval:
+            self.renderer.refresh_volume()
+            self.last_volume_refresh = self.iteration
+
+    def batch(self):
+        cfg = self.config.train
+        return self.store.random_batch(cfg.rays, cfg.frames_per_batch, self.generator, self.config.sampler.near)
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        progress = self.iteration / max(self.config.train.iterations, 1)
+        rays = self.batch()
+        out = self.renderer(rays, self.request, train=True, generator=self.generator)
+        terms = objectives.reconstruction_terms(out, rays, self.config)
+        terms.update(objectives.geometry_terms(self.renderer, out, self.config, progress, self.generator))
+        terms.update(objectives.objectsdf_terms(out, rays, self.config))
+        return terms
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the (detached) loss terms and the total."""
+        if self.config.sampler.kind != "error_bounded":
+            self._maybe_refresh_volume()
+        terms = self.loss_terms()
+        total = objectives.weighted_total(terms, self.config)
+        if not bool(torch.isfinite(total)):
+            bad = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            raise RunError(
+                f"loss became non-finite at iteration {self.iteration + 1} ({bad}); the last good checkpoint in "
+                f"{self.run_dir / 'checkpoints'} is kept; lower --lr or check the scene data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        terms = {k: v.detach() for k, v in terms.items()}
+        terms["total"] = total.detach()
+        return terms
+
+    # ------------------------------------------------------------------------------------- loop
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._stop_signal = signum
+
+    def train(self, iterations: int | None = None) -> TrainResult:
+        """Train until ``config.train.iterations`` (or ``iterations`` more steps, for tests)."""
+        target = self.config.train.iterations if iterations is None else min(self.config.train.iterations, self.iteration + iterations)
+        cfg = self.config.train
+        writer = _TensorBoard(self.run_dir / "tb")
+        metrics = (self.run_dir / METRICS_FILE).open("a")
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._on_signal)
+        bar = _progress_bar(self.iteration, self.config.train.iterations, self.show_progress)
+        start = time.perf_counter()
+        start_elapsed = self.elapsed
+        interrupted = False
+        try:
+            while self.iteration < target:
+                terms = self.step()
+                self.elapsed = start_elapsed + time.perf_counter() - start
+                if self.iteration % cfg.log_every == 0 or self.iteration == target:
+                    values = {k: float(v) for k, v in terms.items()}
+                    values["beta"] = float(self.renderer.density.beta)
+                    values["lr"] = self.optimizer.param_groups[1]["lr"]
+                    record = {"iteration": self.iteration, "seconds": round(self.elapsed, 3), **values}
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                    writer.scalars(values, self.iteration)
+                    bar.set_postfix(loss=f"{values['total']:.4f}", rgb=f"{values['rgb']:.4f}", beta=f"{values['beta']:.4f}")
+                bar.update(1)
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == target:
+                    self.save()
+                if self._stop_signal is not None:
+                    self.save()
+                    interrupted = True
+                    name = "Ctrl-C" if self._stop_signal == signal.SIGINT else "SIGTERM"
+                    print(f"\n{name}: stopped at iteration {self.iteration}; checkpoint saved. Continue with --resume.", file=sys.stderr)
+                    break
+        finally:
+            bar.close()
+            metrics.close()
+            writer.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return TrainResult(self.iteration, self.elapsed, interrupted)
+
+    @property
+    def stop_signal(self) -> int | None:
+        return self._stop_signal
+
+
+class _TensorBoard:
+    """TensorBoard scalars when the package is importable; silently absent otherwise."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(folder))
+        except Exception:  # noqa: BLE001 - tensorboard is optional at run time
+            self.writer = None
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        for name, value in values.items():
+            if math.isfinite(value):
+                self.writer.add_scalar(f"train/{name}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _progress_bar(start: int, total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=start,
+        disable=not enabled,
+        dynamic_ncols=True,
+        unit="it",
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
