@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ClusteringSDFError, DataError
+from .errors import ClusteringSDFError
 
 EXIT_USER_ERROR = 2
 
@@ -118,6 +118,9 @@ def build_config(args: argparse.Namespace):
         config.sampler.kind = args.sampler
     if args.threads is not None:
         config.train.threads = args.threads
+    for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):
+        if getattr(args, f"no_{flag}"):
+            setattr(config.clustering, f"use_{flag}", False)
     return config
 
 
@@ -142,7 +145,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.eval:
         from .inference.evaluate_run import evaluate_run
 
-        scores = evaluate_run(run, device, split="test", scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet)
+        semantic_run = Path(args.semantic_run) if args.semantic_run else None
+        scores = evaluate_run(
+            run, device, split="test", scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet, semantic_run=semantic_run
+        )
         print(json.dumps(scores, indent=2, sort_keys=True))
     return 0
 
@@ -155,7 +161,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .training.trainer import resolve_device
 
     device = resolve_device(args.device)
-    out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None, progress=not args.quiet)
+    out = render_run(
+        Path(args.run),
+        device,
+        split=args.split,
+        out_dir=Path(args.out) if args.out else None,
+        progress=not args.quiet,
+        semantic_run=Path(args.semantic_run) if args.semantic_run else None,
+    )
     print(f"wrote {out}")
     return 0
 
@@ -208,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")
     p.add_argument("--eval", action="store_true", help="render and score the test split at the end")
+    p.add_argument("--semantic-run", help="with --eval: take classes from this semantic-mode run (two-run panoptic)")
+    for flag, what in (("diff", "L_diff"), ("onehot", "L_onehot"), ("reg", "L_reg"), ("fgbg", "L_fg-bg"), ("crossview", "L_cross_view")):
+        p.add_argument(f"--no-{flag}", action="store_true", help=f"ablation: drop {what}")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -215,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True)
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--out", help="output folder (default RUN/render_<split>)")
+    p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_render)

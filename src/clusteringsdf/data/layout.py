@@ -268,7 +268,7 @@ def write_color(path: Path, rgb: np.ndarray) -> None:
 
 
 def write_label(path: Path, labels: np.ndarray) -> None:
-    """Integer label map (H, W) as the smallest PNG type that holds it (8, 16 or 32 bit)."""
+    """Integer label map (H, W) as an 8-bit PNG when it fits, else 16-bit (PNG holds no more)."""
     labels = np.asarray(labels)
     if labels.min(initial=0) < 0:
         raise ValueError(f"{path}: label maps must be non-negative")
@@ -278,7 +278,7 @@ def write_label(path: Path, labels: np.ndarray) -> None:
     elif top < 65536:
         image = Image.fromarray(labels.astype(np.uint16))
     else:
-        image = Image.fromarray(labels.astype(np.int32), mode="I")
+        raise ValueError(f"{path}: label {top} does not fit a 16-bit PNG")
     _atomic_save(path, lambda p: image.save(p, format="PNG"))
 
 

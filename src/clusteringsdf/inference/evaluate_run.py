@@ -2,50 +2,70 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from ..config import Config
 from ..data.scene import Scene
 from ..model.renderer import Renderer
 from ..training.run_folder import load_run_identity, write_json_atomic
 from .loading import load_trained_run
-from .render import render_frames
+from .render import panoptic_labels, render_views, write_views
 
 
-def render_scene_split(
-    renderer: Renderer, scene: Scene, split: str, out_dir: Path, chunk: int, near: float, semantic_from_channels: bool, progress: bool
+def predict_split(
+    renderer: Renderer,
+    config: Config,
+    scene: Scene,
+    split: str,
+    out_dir: Path,
+    progress: bool = True,
+    normals: bool = True,
+    semantic_renderer: Renderer | None = None,
 ) -> Path:
+    """Render ``split`` of ``scene`` and write images + panoptic label maps into ``out_dir``.
+
+    ``semantic_renderer``: a semantic-mode run whose classes are merged with this run's instance
+    channels (the paper's two-run panoptic prediction).
+    """
     frames = scene.split(split)
-    render_frames(
+    names = [scene.frame_names[i] for i in frames]
+    classes = scene.classes
+    common = dict(hw=scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
+    was_training = renderer.training
+    renderer.eval()
+    views = render_views(
         renderer,
         scene.poses[frames],
         scene.intrinsics[frames],
-        scene.hw,
-        [scene.frame_names[i] for i in frames],
-        out_dir,
-        scene.normalization.scale,
-        scene.classes.thing_classes,
-        scene.classes.stuff_classes,
-        chunk,
-        near,
-        semantic_from_channels=semantic_from_channels,
-        progress=progress,
+        normals=normals,
+        embedding=config.mode == "contrastive",
+        classes_from_channels=config.mode == "semantic",
+        **common,
     )
+    renderer.train(was_training)
+    semantic_views = None
+    if semantic_renderer is not None:
+        semantic_renderer.eval()
+        semantic_views = render_views(
+            semantic_renderer, scene.poses[frames], scene.intrinsics[frames], normals=False, classes_from_channels=True, desc="semantic run", **common
+        )
+    voted = renderer.channel_classes().cpu().numpy()
+    semantics, instances = panoptic_labels(views, config.mode, classes.thing_classes, voted, semantic_views)
+    write_views(out_dir, names, views, semantics, instances, scene.normalization.scale)
     return out_dir
 
 
-def render_run(run: Path, device: torch.device, split: str = "test", out_dir: Path | None = None, progress: bool = True) -> Path:
+def render_run(
+    run: Path, device: torch.device, split: str = "test", out_dir: Path | None = None, progress: bool = True, semantic_run: Path | None = None
+) -> Path:
     """Render a trained run's split into ``out_dir`` (default RUN/render_<split>)."""
     trained = load_trained_run(run, device)
+    semantic = load_trained_run(semantic_run, device, scene=trained.scene).renderer if semantic_run else None
     out_dir = out_dir or run / f"render_{split}"
-    semantic_from_channels = trained.config.mode == "semantic"
-    return render_scene_split(
-        trained.renderer, trained.scene, split, out_dir, trained.config.train.render_chunk, trained.config.sampler.near,
-        semantic_from_channels, progress,
-    )
+    return predict_split(trained.renderer, trained.config, trained.scene, split, out_dir, progress, semantic_renderer=semantic)
 
 
 def evaluate_run(
@@ -55,9 +75,10 @@ def evaluate_run(
     scene: Scene | None = None,
     renderer: Renderer | None = None,
     progress: bool = True,
+    semantic_run: Path | None = None,
+    out_dir: Path | None = None,
 ) -> dict:
-    """Render the split into RUN/eval/ and score it; the scores are written to RUN/eval/metrics.json."""
-    from ..config import Config
+    """Render the split into RUN/eval/ (or ``out_dir``) and score it; scores go to <out>/metrics.json."""
     from ..evaluation import evaluate_predictions
 
     identity = load_run_identity(run)
@@ -65,16 +86,14 @@ def evaluate_run(
     if renderer is None or scene is None:
         trained = load_trained_run(run, device, scene=scene)
         renderer, scene = trained.renderer, trained.scene
-    was_training = renderer.training
-    renderer.eval()
-    out_dir = run / "eval"
+    semantic = load_trained_run(semantic_run, device, scene=scene).renderer if semantic_run else None
+    out_dir = out_dir or run / "eval"
     start = time.perf_counter()
-    render_scene_split(
-        renderer, scene, split, out_dir, config.train.render_chunk, config.sampler.near, config.mode == "semantic", progress
-    )
+    predict_split(renderer, config, scene, split, out_dir, progress, normals=False, semantic_renderer=semantic)
     seconds = time.perf_counter() - start
-    renderer.train(was_training)
     scores = evaluate_predictions(Path(identity["scene"]), out_dir, protocol="native", split=split)
     scores["render_seconds"] = round(seconds, 1)
+    if semantic_run:
+        scores["semantic_run"] = str(semantic_run)
     write_json_atomic(out_dir / "metrics.json", scores)
     return scores

@@ -1,7 +1,8 @@
 """Panoptic label maps from rendered semantics and object channels.
 
-Each object channel is a 3D entity, so it gets ONE class for the whole scene: the majority of the
-per-pixel semantic arg-max over all its pixels in all rendered views. A pixel owned by an object
+Each object channel is a 3D entity, so it gets ONE class for the whole scene: the class its training
+labels voted for (accumulated during training, see ``Renderer.vote``), or, for a channel without
+votes, the majority of the per-pixel semantic arg-max over all its pixels in all rendered views. A pixel owned by an object
 channel whose class is a thing gets that class and the channel as instance id; a pixel owned by an
 object channel of a stuff class gets that class and instance 0; a background pixel (channel 0)
 gets its best stuff class and instance 0. Instance ids are thereby consistent across views and
@@ -28,6 +29,7 @@ def fuse_panoptic(
     channels: list[np.ndarray],
     thing_classes: tuple[int, ...],
     stuff_semantics: list[np.ndarray] | None = None,
+    voted_classes: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-view (semantic, instance) maps.
 
@@ -37,10 +39,18 @@ def fuse_panoptic(
         thing_classes: thing class ids.
         stuff_semantics: per view (H, W) arg-max over stuff classes only, used for background
             pixels (defaults to ``semantics``).
+        voted_classes: (C,) class of each channel from the training-label votes, -1 = no votes.
     """
     num_channels = int(max(int(c.max(initial=0)) for c in channels)) + 1
+    if voted_classes is not None:
+        num_channels = max(num_channels, len(voted_classes))
     num_classes = int(max(int(s.max(initial=0)) for s in semantics)) + 1
     classes = channel_classes(semantics, channels, num_channels, num_classes)
+    if voted_classes is not None:
+        voted = np.full(num_channels, -1, dtype=np.int64)
+        voted[: len(voted_classes)] = voted_classes
+        classes = np.where(voted >= 0, voted, classes)
+    num_classes = max(num_classes, int(classes.max(initial=0)) + 1)
     is_thing = np.zeros(max(num_classes, max(thing_classes, default=0) + 1), dtype=bool)
     is_thing[list(thing_classes)] = True
     out_semantic, out_instance = [], []

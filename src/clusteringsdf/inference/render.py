@@ -15,21 +15,26 @@ import torch
 from ..data import layout
 from ..model.renderer import Renderer, RenderRequest
 from ..sampling.rays import RayBatch, pixel_rays, ray_box_bounds
+from .clustering import cluster_embeddings
 from .panoptic import fuse_panoptic
 
 
 @dataclass
 class ViewRender:
     """One rendered view at H x W: rgb (H, W, 3) in [0, 1]; depth (H, W) normalised z-depth;
-    normal (H, W, 3) camera frame; semantic (H, W) arg-max class; semantic_stuff (H, W) arg-max
-    over stuff classes only; channel (H, W) arg-max opacity channel; optional embedding (H, W, E)."""
+    normal (H, W, 3) camera frame or None; semantic (H, W) arg-max class; semantic_stuff (H, W)
+    arg-max over stuff classes; channel (H, W) arg-max object channel; embedding (H, W, E) or None.
+
+    Class scores come from the semantic head, or, for a semantic-mode run, from the object
+    opacities (channel u = class u, channel 0 = void excluded).
+    """
 
     rgb: np.ndarray
     depth: np.ndarray
     normal: np.ndarray | None
     semantic: np.ndarray
+    semantic_stuff: np.ndarray
     channel: np.ndarray
-    semantic_stuff: np.ndarray | None = None
     embedding: np.ndarray | None = None
 
 
@@ -62,23 +67,18 @@ def render_view(
     hw: tuple[int, int],
     chunk: int,
     near: float,
+    stuff_classes: tuple[int, ...],
     normals: bool = True,
     embedding: bool = False,
-    semantic_from_channels: bool = False,
-    stuff_classes: tuple[int, ...] = (),
+    classes_from_channels: bool = False,
 ) -> ViewRender:
-    """Render one camera (pose (4, 4) normalised camera-to-world, intrinsics (3, 3)) at hw.
-
-    ``semantic_from_channels``: the semantic mode's reading, class = arg-max over channels 1..C-1.
-    ``stuff_classes``: also return the arg-max over these classes (class 0 excluded).
-    """
+    """Render one camera (pose (4, 4) normalised camera-to-world, intrinsics (3, 3)) at hw."""
     rays = camera_rays(pose, intrinsics, hw, renderer.bbox, near)
-    request = RenderRequest(normals=normals, opacity=True, semantics=not semantic_from_channels, embedding=embedding)
+    request = RenderRequest(normals=normals, opacity=True, semantics=not classes_from_channels, embedding=embedding)
+    num_classes = renderer.field.num_classes
+    stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
+    stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "embedding")}
-    stuff_mask = None
-    if stuff_classes and not semantic_from_channels:
-        stuff_mask = torch.zeros(renderer.field.num_classes, dtype=torch.bool, device=pose.device)
-        stuff_mask[[c for c in stuff_classes if 0 < c < renderer.field.num_classes]] = True
     for start in range(0, len(rays), chunk):
         out = renderer(rays.select(slice(start, start + chunk)), request, train=False)
         parts["rgb"].append(out["rgb"].clamp(0, 1))
@@ -87,12 +87,13 @@ def render_view(
             parts["normal"].append(out["normal"])
         opacity = out["opacity"]
         parts["channel"].append(opacity.argmax(-1))
-        if semantic_from_channels:
-            parts["semantic"].append(opacity[:, 1:].argmax(-1) + 1)
+        if classes_from_channels:
+            scores = opacity[:, :num_classes].clone()
+            scores[:, 0] = -1.0
         else:
-            parts["semantic"].append(out["semantics"].argmax(-1))
-            if stuff_mask is not None:
-                parts["semantic_stuff"].append(out["semantics"].masked_fill(~stuff_mask, -1.0).argmax(-1))
+            scores = out["semantics"]
+        parts["semantic"].append(scores.argmax(-1))
+        parts["semantic_stuff"].append(scores.masked_fill(~stuff, -2.0).argmax(-1))
         if embedding:
             parts["embedding"].append(out["embedding"])
     height, width = hw
@@ -107,48 +108,77 @@ def render_view(
         depth=join("depth"),
         normal=join("normal", 3),
         semantic=join("semantic"),
-        channel=join("channel"),
         semantic_stuff=join("semantic_stuff"),
+        channel=join("channel"),
         embedding=join("embedding", -1),
     )
 
 
-def write_view(out_dir: Path, name: str, view: ViewRender, scale: float, semantic: np.ndarray, instance: np.ndarray) -> None:
-    """Write one view's images and label maps (depth converted to metres with 1 / scale)."""
-    layout.write_color(out_dir / "rgb" / f"{name}.png", np.round(view.rgb * 255).astype(np.uint8))
-    layout.write_depth(out_dir / "depth" / f"{name}.png", view.depth / scale)
-    if view.normal is not None:
-        layout.write_normal(out_dir / "normal" / f"{name}.png", view.normal)
-    layout.write_label(out_dir / "pred_semantics" / f"{name}.png", semantic)
-    layout.write_label(out_dir / "pred_instance" / f"{name}.png", instance)
-
-
-def render_frames(
+def render_views(
     renderer: Renderer,
     poses: np.ndarray,
     intrinsics: np.ndarray,
     hw: tuple[int, int],
-    names: list[str],
-    out_dir: Path,
-    scale: float,
-    thing_classes: tuple[int, ...],
     stuff_classes: tuple[int, ...],
     chunk: int,
     near: float,
-    semantic_from_channels: bool = False,
+    normals: bool = True,
+    embedding: bool = False,
+    classes_from_channels: bool = False,
     progress: bool = True,
+    desc: str = "render",
 ) -> list[ViewRender]:
-    """Render cameras (F, 4, 4) / (F, 3, 3), fuse panoptic labels across all of them and write them."""
+    """Render cameras: poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3)."""
     from tqdm import tqdm
 
     device = renderer.bbox.device
     views = []
-    for i in tqdm(range(len(names)), desc="render", disable=not progress, unit="view"):
+    for i in tqdm(range(len(poses)), desc=desc, disable=not progress, unit="view"):
         pose = torch.as_tensor(poses[i], dtype=torch.float32, device=device)
         k = torch.as_tensor(intrinsics[i], dtype=torch.float32, device=device)
-        views.append(render_view(renderer, pose, k, hw, chunk, near, semantic_from_channels=semantic_from_channels, stuff_classes=stuff_classes))
-    stuff = [v.semantic_stuff for v in views] if views and views[0].semantic_stuff is not None else None
-    semantics, instances = fuse_panoptic([v.semantic for v in views], [v.channel for v in views], thing_classes, stuff)
-    for name, view, sem, ins in zip(names, views, semantics, instances):
-        write_view(out_dir, name, view, scale, sem, ins)
+        views.append(
+            render_view(renderer, pose, k, hw, chunk, near, stuff_classes, normals, embedding, classes_from_channels)
+        )
     return views
+
+
+def panoptic_labels(
+    views: list[ViewRender],
+    mode: str,
+    thing_classes: tuple[int, ...],
+    voted_classes: np.ndarray | None,
+    semantic_views: list[ViewRender] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-view (semantic, instance) maps for a run's mode.
+
+    * objectsdf / panoptic / instance: instance = object channel, one class per channel (training
+      votes, else render-time votes), background pixels get their stuff class;
+    * semantic: classes only (instance 0 everywhere);
+    * contrastive: thing pixels are clustered in embedding space (mean-shift), clusters act as
+      channels;
+    * ``semantic_views`` (a semantic-mode run, the paper's two-run panoptic path): classes come
+      from it and each instance channel takes the majority of its classes.
+    """
+    source = semantic_views if semantic_views is not None else views
+    semantics = [v.semantic for v in source]
+    stuff = [v.semantic_stuff for v in source]
+    if mode == "semantic" and semantic_views is None:
+        return semantics, [np.zeros_like(s) for s in semantics]
+    if mode == "contrastive":
+        channels = cluster_embeddings([v.embedding for v in views], [np.isin(s, thing_classes) for s in semantics])
+        return fuse_panoptic(semantics, channels, thing_classes, stuff)
+    channels = [v.channel for v in views]
+    return fuse_panoptic(semantics, channels, thing_classes, stuff, None if semantic_views is not None else voted_classes)
+
+
+def write_views(
+    out_dir: Path, names: list[str], views: list[ViewRender], semantics: list[np.ndarray], instances: list[np.ndarray], scale: float
+) -> None:
+    """Write images and label maps (depth converted to metres with 1 / scale)."""
+    for name, view, semantic, instance in zip(names, views, semantics, instances):
+        layout.write_color(out_dir / "rgb" / f"{name}.png", np.round(view.rgb * 255).astype(np.uint8))
+        layout.write_depth(out_dir / "depth" / f"{name}.png", view.depth / scale)
+        if view.normal is not None:
+            layout.write_normal(out_dir / "normal" / f"{name}.png", view.normal)
+        layout.write_label(out_dir / "pred_semantics" / f"{name}.png", semantic)
+        layout.write_label(out_dir / "pred_instance" / f"{name}.png", instance)

@@ -32,3 +32,18 @@ def semantic_cross_entropy(probabilities: torch.Tensor, labels: torch.Tensor, co
     if confidence is not None:
         nll = nll * confidence[valid]
     return nll.mean()
+
+
+def opacity_nll(opacity: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of the labelled channel, -log(o_k / sum_j o_j), mean over rays.
+
+    For opacities that form a distribution over channels (density shares), this is the cross
+    entropy of "which channel owns the surface": one term per ray, so the C - 1 negatives do not
+    outweigh the positive as in a per-channel BCE. opacity (R, C); channel (R,), -1 = ignore.
+    """
+    valid = channel >= 0
+    if not bool(valid.any()):
+        return opacity.sum() * 0.0
+    o = opacity[valid]
+    p = o / o.sum(-1, keepdim=True).clamp_min(1e-6)
+    return -torch.log(p.gather(1, channel[valid].unsqueeze(-1)).clamp_min(1e-6)).mean()

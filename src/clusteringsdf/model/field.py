@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import FieldConfig
 from .hashgrid import HashGrid
-from .jets import WeightNormLinear, positional_encoding_jet, relu_jet, softplus_jet
+from .jets import Jet, WeightNormLinear, positional_encoding, softplus_jet
 
 
 @dataclass
@@ -53,9 +53,12 @@ class SDFField(nn.Module):
         config: network sizes.
         bbox: (2, 3) normalised scene box covered by the hash grid.
         num_classes: semantic classes of the scene (the semantic head's output size).
+        object_radius: radius of the sphere at the origin that every object channel starts as. It
+            must not contain a camera (a camera inside solid matter sees only fog), so indoor scenes
+            pass something smaller than the closest camera's distance to the origin.
     """
 
-    def __init__(self, config: FieldConfig, bbox: torch.Tensor, num_classes: int) -> None:
+    def __init__(self, config: FieldConfig, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None) -> None:
         super().__init__()
         self.config = config
         self.channels = config.channels
@@ -69,10 +72,14 @@ class SDFField(nn.Module):
             finest_resolution=config.grid_finest_resolution,
         )
         in_dim = 3 + 6 * config.pe_frequencies + self.grid.output_dim
-        dims = [in_dim] + [config.hidden_dim] * config.hidden_layers + [config.channels + config.feature_dim]
+        dims = [in_dim] + [config.hidden_dim] * config.hidden_layers
         self.geometry_layers = nn.ModuleList(
             WeightNormLinear(dims[i], dims[i + 1], config.weight_norm) for i in range(len(dims) - 1)
         )
+        # The output layer is split in two heads (same maths as one layer with C + F outputs) so the
+        # Jacobian is only propagated to the SDF channels.
+        self.sdf_head = WeightNormLinear(config.hidden_dim, config.channels, config.weight_norm)
+        self.feature_head = WeightNormLinear(config.hidden_dim, config.feature_dim, config.weight_norm)
         color_in = 3 + 3 + 6 * config.view_frequencies + (3 if config.color_uses_normal else 0) + config.feature_dim
         cdims = [color_in] + [config.color_hidden_dim] * config.color_hidden_layers + [3]
         self.color_layers = nn.ModuleList(WeightNormLinear(cdims[i], cdims[i + 1], config.weight_norm) for i in range(len(cdims) - 1))
@@ -82,60 +89,80 @@ class SDFField(nn.Module):
         self.embedding_head = nn.Sequential(
             nn.Linear(config.feature_dim, config.semantic_hidden_dim), nn.ReLU(), nn.Linear(config.semantic_hidden_dim, config.embedding_dim)
         )
-        self._geometric_init(config.init_radius)
+        self._geometric_init(config.init_radius, 0.5 * config.init_radius if object_radius is None else object_radius)
+        if config.object_init == "background":
+            self._objects_from_background(config.object_init_offset)
 
     @torch.no_grad()
-    def _geometric_init(self, radius: float) -> None:
-        """IDR init: background ~ radius - |x| (inside-out), every object channel ~ |x| - radius / 2."""
-        layers = self.geometry_layers
-        for i, layer in enumerate(layers):
+    def _geometric_init(self, radius: float, object_radius: float) -> None:
+        """IDR init: background ~ radius - |x| (inside-out), every object channel ~ |x| - object_radius.
+
+        Object channels differ only by 1e-4 weight noise (the clustering relies on that symmetry).
+        """
+        for i, layer in enumerate(self.geometry_layers):
             out_dim, in_dim = layer.direction.shape
-            if i == len(layers) - 1:
-                weight = torch.randn(out_dim, in_dim) * 1e-4
-                mean = math.sqrt(math.pi) / math.sqrt(in_dim)
-                weight[0] -= mean
-                weight[1 : self.channels] += mean
-                weight[self.channels :] = torch.randn(out_dim - self.channels, in_dim) * (1.0 / math.sqrt(in_dim))
-                bias = torch.zeros(out_dim)
-                bias[0] = radius
-                bias[1 : self.channels] = -0.5 * radius
-            else:
-                weight = torch.randn(out_dim, in_dim) * (math.sqrt(2.0) / math.sqrt(out_dim))
-                if i == 0:
-                    weight[:, 3:] = 0.0  # only raw xyz at first: higher PE bands and grid features start at zero
-                bias = torch.zeros(out_dim)
-            layer.set_weight(weight, bias)
+            weight = torch.randn(out_dim, in_dim) * (math.sqrt(2.0) / math.sqrt(out_dim))
+            if i == 0:
+                weight[:, 3:] = 0.0  # only raw xyz at first: higher PE bands and grid features start at zero
+            layer.set_weight(weight, torch.zeros(out_dim))
+        hidden = self.config.hidden_dim
+        mean = math.sqrt(math.pi) / math.sqrt(hidden)
+        weight = torch.randn(self.channels, hidden) * 1e-4
+        weight[0] -= mean
+        weight[1:] += mean
+        bias = torch.full((self.channels,), -0.5 * radius)
+        bias[0] = radius
+        self.sdf_head.set_weight(weight, bias)
+        # The softplus MLP is only roughly |x| (flat near the origin): shift the object biases so the
+        # zero level of every object channel sits at object_radius, measured on the 26 directions
+        # to the neighbours of a cube cell.
+        steps = torch.tensor([-1.0, 0.0, 1.0])
+        directions = torch.cartesian_prod(steps, steps, steps)
+        directions = directions[directions.norm(dim=-1) > 0]
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+        on_sphere = self.geometry(directions * object_radius).sdf.mean(dim=0)
+        bias[1:] -= on_sphere[1:]
+        self.sdf_head.set_weight(weight, bias)
+        self.feature_head.set_weight(torch.randn(self.config.feature_dim, hidden) / math.sqrt(hidden), torch.zeros(self.config.feature_dim))
+
+    @torch.no_grad()
+    def _objects_from_background(self, offset: float) -> None:
+        """Start every object channel as a copy of the background channel plus ``offset`` (and
+        1e-4 noise): s_k = s_0 + offset. Every surface the background explains is then within
+        ``offset`` of every object channel, so the segmentation losses can hand it to any of them
+        from the first step (a far-away initial object sphere gets no gradient once beta is small).
+        """
+        weight = self.sdf_head.weight.clone()
+        bias = self.sdf_head.bias.clone()
+        weight[1:] = weight[0] + torch.randn_like(weight[1:]) * 1e-4
+        bias[1:] = bias[0] + offset
+        self.sdf_head.set_weight(weight, bias)
 
     def geometry(self, points: torch.Tensor, with_jacobian: bool = False) -> GeometryOutput:
         """SDF channels and features at points (N, 3); with the Jacobian (N, 3, C) if requested."""
-        encoded = positional_encoding_jet(points, self.config.pe_frequencies, with_jacobian)  # (N, K, P)
+        encoded = positional_encoding(points, self.config.pe_frequencies, with_jacobian)
         grid_features, grid_jacobian = self.grid(points, with_jacobian)
-        if with_jacobian:
-            grid_jet = torch.cat([grid_features.unsqueeze(1), grid_jacobian], dim=1)
-        else:
-            grid_jet = grid_features.unsqueeze(1)
-        jet = torch.cat([encoded, grid_jet], dim=-1)
-        for layer in self.geometry_layers[:-1]:
-            jet = softplus_jet(layer(jet), self.config.softplus_beta)
-        out = self.geometry_layers[-1](jet)  # (N, K, C + F)
-        sdf = out[:, 0, : self.channels]
-        feature = out[:, 0, self.channels :]
-        jacobian = out[:, 1:, : self.channels] if with_jacobian else None
-        return GeometryOutput(sdf=sdf, feature=feature, jacobian=jacobian)
+        jet = self.geometry_layers[0].jet([encoded, Jet(grid_features, grid_jacobian)])
+        jet = softplus_jet(jet, self.config.softplus_beta)
+        for layer in self.geometry_layers[1:]:
+            jet = softplus_jet(layer.jet([jet]), self.config.softplus_beta)
+        sdf = self.sdf_head.jet([jet])
+        feature = self.feature_head(jet.value)
+        return GeometryOutput(sdf=sdf.value, feature=feature, jacobian=sdf.tangent)
 
     def color(self, points: torch.Tensor, directions: torch.Tensor, normals: torch.Tensor | None, feature: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] (N, 3) from points (N, 3), unit view directions (N, 3), SDF gradients (N, 3), features (N, F)."""
-        view = positional_encoding_jet(directions, self.config.view_frequencies, False)[:, 0]
+        view = positional_encoding(directions, self.config.view_frequencies).value
         parts = [points, view]
         if self.config.color_uses_normal:
             if normals is None:
                 raise ValueError("this field's colour network needs the SDF gradient")
             parts.append(normals)
         parts.append(feature)
-        jet = torch.cat(parts, dim=-1).unsqueeze(1)
+        hidden = torch.cat(parts, dim=-1)
         for layer in self.color_layers[:-1]:
-            jet = relu_jet(layer(jet))
-        return torch.sigmoid(self.color_layers[-1](jet)[:, 0])
+            hidden = torch.relu(layer(hidden))
+        return torch.sigmoid(self.color_layers[-1](hidden))
 
     def semantic_logits(self, feature: torch.Tensor) -> torch.Tensor:
         """(N, num_classes) per-point class logits."""

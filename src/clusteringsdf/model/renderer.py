@@ -3,6 +3,7 @@ opacities, semantics and embeddings (everything the losses and the inference cod
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,15 @@ from ..config import FieldConfig, SamplerConfig
 from ..sampling.rays import RayBatch
 from .field import SDFField
 from .ray_samplers import DepthGuidedSampler, ErrorBoundedSampler, GridSampler, SdfVolume
-from .rendering import composite, expected_distance, interval_lengths, laplace_density, object_opacity, render_weights
+from .rendering import (
+    composite,
+    density_share_opacity,
+    expected_distance,
+    interval_lengths,
+    laplace_density,
+    object_opacity,
+    render_weights,
+)
 
 
 @dataclass
@@ -21,6 +30,7 @@ class RenderRequest:
 
     normals: bool = False  # camera-frame normal map (needs the SDF gradient at every sample)
     opacity: bool = True  # (R, C) object opacities
+    opacity_kind: str = "occlusion"  # occlusion (ObjectSDF++) | share (rendering.density_share_opacity, weights detached)
     semantics: bool = True  # (R, K) rendered class probabilities
     embedding: bool = False  # (R, E) rendered instance embedding
     surface_points: bool = False  # one random sample per ray, for the eikonal term
@@ -46,14 +56,24 @@ class Renderer(nn.Module):
         field_config, sampler_config: network and sampler settings.
         bbox: (2, 3) normalised scene box.
         num_classes: semantic classes.
+        object_radius: initial object sphere radius (see :class:`SDFField`).
     """
 
-    def __init__(self, field_config: FieldConfig, sampler_config: SamplerConfig, bbox: torch.Tensor, num_classes: int) -> None:
+    def __init__(
+        self, field_config: FieldConfig, sampler_config: SamplerConfig, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None
+    ) -> None:
         super().__init__()
-        self.field = SDFField(field_config, bbox, num_classes)
+        self.field = SDFField(field_config, bbox, num_classes, object_radius)
         self.density = LaplaceDensity(field_config.beta_init, field_config.beta_min)
         self.sampler_config = sampler_config
         self.register_buffer("bbox", torch.as_tensor(bbox, dtype=torch.float32).clone())
+        # Contrastive baseline: an EMA copy of the embedding head (never optimised).
+        self.slow_embedding_head = copy.deepcopy(self.field.embedding_head).requires_grad_(False)
+        for module in self.slow_embedding_head.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()  # independent random init, as in Contrastive Lift
+        # Votes of the training labels for the class of each channel (C, K); see channel_classes().
+        self.register_buffer("channel_votes", torch.zeros(field_config.channels, num_classes))
         self.volume = SdfVolume(self.bbox, sampler_config.grid_resolution)
         self.grid_sampler = GridSampler(sampler_config, self.volume)
         kind = sampler_config.kind
@@ -73,6 +93,22 @@ class Renderer(nn.Module):
         return self
 
     @torch.no_grad()
+    def vote(self, opacity: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, decay: float) -> None:
+        """Accumulate training-label votes: each ray votes for its label in its arg-max channel.
+
+        opacity (R, C); labels (R,) semantic classes (<= 0 ignored); weight (R,) e.g. confidence.
+        """
+        self.channel_votes.mul_(decay)
+        keep = (labels > 0) & (labels < self.channel_votes.shape[1])
+        channel = opacity.detach().argmax(-1)
+        self.channel_votes.index_put_((channel[keep], labels[keep]), weight[keep].to(self.channel_votes.dtype), accumulate=True)
+
+    def channel_classes(self) -> torch.Tensor:
+        """(C,) class voted for each channel by the training labels, -1 where it got no votes."""
+        classes = self.channel_votes.argmax(-1)
+        return torch.where(self.channel_votes.sum(-1) > 0, classes, torch.full_like(classes, -1))
+
+    @torch.no_grad()
     def scene_sdf(self, points: torch.Tensor) -> torch.Tensor:
         """(N,) scene SDF without gradients."""
         return self.field.geometry(points).scene_sdf
@@ -84,7 +120,7 @@ class Renderer(nn.Module):
 
     def sample(self, rays: RayBatch, train: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sample distances (R, S) and an optional (R, S-1) mask of intervals inside the sampled region."""
-        beta = float(self.density.beta)
+        beta = float(self.density.beta.detach())
         if self.sphere_sampler is not None and (train or self.sphere_sampler.use_at_eval):
             return self.sphere_sampler.sample(rays, train, generator)
         sampler = self.train_sampler if train else self.eval_sampler
@@ -114,7 +150,22 @@ class Renderer(nn.Module):
         weights, transmittance = render_weights(laplace_density(scene_sdf, beta), deltas)
         directions = rays.directions.unsqueeze(1).expand(r, s, 3).reshape(-1, 3)
         gradient = geometry.scene_gradient() if need_gradient else None
-        rgb_samples = self.field.color(points.reshape(-1, 3), directions, gradient, geometry.feature).view(r, s, 3)
+        flat_points = points.reshape(-1, 3)
+        # Without gradients, the heads run only where a sample contributes (typically a few per ray).
+        contributing = None
+        if not torch.is_grad_enabled():
+            contributing = (weights.reshape(-1) > 1e-4).nonzero().squeeze(-1)
+
+        def per_sample(head, width: int) -> torch.Tensor:
+            if contributing is None:
+                return head(slice(None)).view(r, s, width)
+            values = torch.zeros(r * s, width, dtype=weights.dtype, device=weights.device)
+            values[contributing] = head(contributing)
+            return values.view(r, s, width)
+
+        rgb_samples = per_sample(
+            lambda i: self.field.color(flat_points[i], directions[i], None if gradient is None else gradient[i], geometry.feature[i]), 3
+        )
         out: dict[str, torch.Tensor] = {
             "rgb": composite(weights, rgb_samples),
             "depth": expected_distance(weights, z) * rays.dz,
@@ -126,16 +177,24 @@ class Renderer(nn.Module):
             normal_world = composite(weights, unit.view(r, s, 3))
             out["normal"] = torch.einsum("rji,rj->ri", rays.cam_to_world, normal_world)
             out["surface_crossing"] = ((scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1))
-        if request.opacity:
-            out["opacity"] = object_opacity(channel_sdf, beta, deltas, transmittance)
+        if request.opacity and request.opacity_kind == "share":
+            out["opacity"] = density_share_opacity(channel_sdf, beta, weights.detach())
+        elif request.opacity:
+            # The infinite last interval lets a ray that hits nothing inside the box end on its last
+            # sample for colour; for ownership it would hand that ray to every channel at once.
+            finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
+            out["opacity"] = object_opacity(channel_sdf, beta, finite, transmittance)
         detached = weights.detach()
         total = detached.sum(-1, keepdim=True) + 1e-6
         if request.semantics:
-            probabilities = torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1).view(r, s, -1)
+            probabilities = per_sample(lambda i: torch.softmax(self.field.semantic_logits(geometry.feature[i]), dim=-1), self.field.num_classes)
             out["semantics"] = composite(detached, probabilities) / total
         if request.embedding:
-            embedding = self.field.embedding(geometry.feature).view(r, s, -1)
-            out["embedding"] = composite(detached, embedding)
+            width = self.field.config.embedding_dim
+            out["embedding"] = composite(detached, per_sample(lambda i: self.field.embedding(geometry.feature[i]), width))
+            if self.training:
+                slow = per_sample(lambda i: self.slow_embedding_head(geometry.feature[i].detach()), width)
+                out["embedding_slow"] = composite(detached, slow)
         if request.surface_points:
             pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
             out["surface_points"] = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()

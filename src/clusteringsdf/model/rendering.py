@@ -67,3 +67,15 @@ def composite(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 def expected_distance(weights: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Normalised expected ray distance (R,) = sum w z / sum w."""
     return (weights * z).sum(-1) / (weights.sum(-1) + 1e-8)
+
+
+def density_share_opacity(channel_sdf: torch.Tensor, beta: torch.Tensor | float, weights: torch.Tensor) -> torch.Tensor:
+    """Object opacity as each channel's share of the density where the ray terminates:
+    o_k = sum_i w_i sigma(s_k,i) / sum_j sigma(s_j,i).
+
+    For positive SDFs the share is softmax_k(-s_k / beta), so every channel receives a gradient at
+    every surface sample, however far its own surface is (with a large beta). With a small beta and
+    separated objects it equals the occlusion-aware opacity. channel_sdf (R, S, C), weights (R, S).
+    """
+    share = torch.softmax(-channel_sdf / beta, dim=-1)  # Laplace densities share as exp(-s/beta) for s > 0
+    return torch.einsum("rs,rsc->rc", weights, share)

@@ -60,13 +60,20 @@ class FrameStore:
             (cameras and images only, for rendering).
         channels: SDF channels C (object channels are 1..C-1).
         seed: seed of the per-frame random relabelling of machine instance ids.
+        mode: what ``segment`` (the per-pixel label of the segmentation losses) holds:
+            ``objectsdf``: the target channel of ObjectSDF++'s loss (one scene-wide table for
+            view-consistent GT ids, a random per-frame table for machine ids);
+            ``semantic``: the semantic class (= its channel; 0 / out of range -> -1 ignored);
+            clustering modes: per-frame instance labels (randomly relabelled, 0 = background).
 
     Tensors (F frames, H x W): colors uint8 (F, H, W, 3); depth (F, H, W) normalised z-depth or
     None; normals (F, H, W, 3) or None; semantic, instance (raw ids), channel (object channel
     target of ObjectSDF++'s loss) int64 (F, H, W) or None; confidence (F, H, W).
     """
 
-    def __init__(self, scene: Scene, device: torch.device, labels: str | None, channels: int, seed: int = 0) -> None:
+    def __init__(
+        self, scene: Scene, device: torch.device, labels: str | None, channels: int, seed: int = 0, mode: str = "objectsdf"
+    ) -> None:
         self.scene = scene
         self.device = device
         self.height, self.width = scene.hw
@@ -87,16 +94,25 @@ class FrameStore:
             if scene.gt_semantics is None:
                 raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
             semantic, instance = scene.gt_semantics, scene.gt_instance
-            channel = scene_channels(instance, channels, scene.root / "rs_instance")
             confidence = np.ones(semantic.shape, dtype=np.float32)
         elif labels == "m2f":
             if scene.m2f_semantics is None:
                 raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
             semantic, instance = scene.m2f_semantics, scene.m2f_instance
-            channel = per_frame_channels(instance, channels, np.random.default_rng(seed))
             confidence = scene.confidence
         else:
             raise ValueError(f"unknown label source '{labels}'")
+        if mode == "semantic":
+            if scene.classes.num_classes > channels:
+                raise DataError(
+                    scene.root / "segmentation_data.pkl",
+                    f"semantic mode needs one channel per class: {scene.classes.num_classes} classes but {channels} channels",
+                )
+            channel = np.where(semantic > 0, semantic, -1).astype(np.int64)
+        elif mode == "objectsdf" and labels == "gt":
+            channel = scene_channels(instance, channels, scene.root / "rs_instance")
+        else:
+            channel = per_frame_channels(instance, channels, np.random.default_rng(seed))
         self.semantic = torch.as_tensor(semantic, dtype=torch.int64, device=device)
         self.instance = torch.as_tensor(instance, dtype=torch.int64, device=device)
         self.channel = torch.as_tensor(channel, dtype=torch.int64, device=device)

@@ -1,8 +1,13 @@
 """The training objective: which losses apply in which mode, with their weights.
 
 Every function returns a dict of named, unweighted terms; :func:`weighted_total` applies the
-weights from the config. Modes: ``objectsdf`` (ObjectSDF++: opacity BCE against per-pixel channel
-targets), the ClusteringSDF modes and the contrastive baseline (added by the clustering module).
+weights from the config. Modes:
+
+* ``objectsdf``: ObjectSDF++ (opacity BCE against per-pixel channel targets) + semantic head;
+* ``instance``: ClusteringSDF Eq. 11 (clustering + cross-view + fg/bg) on per-view instance labels;
+* ``semantic``: ClusteringSDF Eq. 10 (clustering + semantic matching + fg/bg), class u = channel u;
+* ``panoptic``: ``instance`` + the semantic head, one model for both predictions;
+* ``contrastive``: Contrastive Lift's slow-fast loss on an embedding head + the semantic head.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from ..config import Config
+from ..losses import clustering, contrastive, reconstruction, segmentation
 from ..losses import geometry as geometry_losses
-from ..losses import reconstruction, segmentation
 from ..model.renderer import Renderer
 from ..sampling.rays import RayBatch
 
@@ -58,10 +63,65 @@ def geometry_terms(
 
 def objectsdf_terms(out: dict[str, torch.Tensor], rays: RayBatch, config: Config) -> dict[str, torch.Tensor]:
     """ObjectSDF++'s supervision: opacity BCE against channel targets, plus the semantic head."""
+    if config.loss.segmentation_loss == "nll":
+        seg = {"opacity_nll": segmentation.opacity_nll(out["opacity"], rays.segment)}
+    else:
+        seg = {"opacity_bce": segmentation.opacity_bce(out["opacity"], rays.segment)}
     return {
-        "opacity_bce": segmentation.opacity_bce(out["opacity"], rays.segment),
+        **seg,
         "semantic": segmentation.semantic_cross_entropy(out["semantics"], rays.semantic, rays.confidence),
     }
+
+
+def clustering_terms(out: dict[str, torch.Tensor], rays: RayBatch, config: Config) -> dict[str, torch.Tensor]:
+    """ClusteringSDF's terms on the batch (labels in ``rays.segment``, grouped per frame)."""
+    c = config.clustering
+    opacity = out["opacity"]
+    labels, frames = rays.segment, rays.frame
+    probabilities = torch.softmax(opacity, dim=-1)
+    groups = clustering.make_groups(labels, frames)
+    kept = probabilities[groups.keep]
+    terms: dict[str, torch.Tensor] = {}
+    if c.use_diff:
+        terms["diff"] = clustering.differentiation_loss(clustering.cluster_centres(kept, groups), groups)
+    if c.use_reg:
+        terms["reg"] = clustering.regularization_loss(kept, groups, c.reg_axis)
+    if c.use_onehot:
+        terms["onehot"] = clustering.onehot_loss(opacity, labels)
+    if config.mode == "semantic":
+        if c.use_fgbg:  # channel 0 (void) is suppressed on every ray, as in the published semantic mode
+            terms["fgbg"] = c.fg * opacity[:, 0].abs().mean()
+        terms["sem"] = clustering.semantic_matching_loss(opacity[groups.keep], groups, rays.confidence[groups.keep])
+    else:
+        if c.use_fgbg:
+            terms["fgbg"] = clustering.foreground_background_loss(opacity, labels, c.bg, c.fg)
+        if c.use_crossview:
+            thing_semantic = torch.where(rays.instance > 0, rays.semantic, torch.full_like(rays.semantic, -1))
+            terms["cross_view"] = clustering.cross_view_loss(probabilities, thing_semantic, frames)
+    return terms
+
+
+def semantic_head_terms(out: dict[str, torch.Tensor], rays: RayBatch) -> dict[str, torch.Tensor]:
+    return {"semantic": segmentation.semantic_cross_entropy(out["semantics"], rays.semantic, rays.confidence)}
+
+
+def contrastive_terms(out: dict[str, torch.Tensor], rays: RayBatch) -> dict[str, torch.Tensor]:
+    """Contrastive Lift's slow-fast loss on thing rays (labels = per-view instance ids)."""
+    things = torch.where(rays.instance > 0, rays.segment, torch.zeros_like(rays.segment))
+    concentration, contrast = contrastive.slow_fast_loss(out["embedding"], out["embedding_slow"], things, rays.frame, rays.confidence)
+    return {"concentration": concentration, "contrastive": contrast}
+
+
+def mode_terms(out: dict[str, torch.Tensor], rays: RayBatch, config: Config) -> dict[str, torch.Tensor]:
+    """The segmentation terms of the run's mode."""
+    if config.mode == "objectsdf":
+        return objectsdf_terms(out, rays, config)
+    if config.mode == "contrastive":
+        return {**contrastive_terms(out, rays), **semantic_head_terms(out, rays)}
+    terms = clustering_terms(out, rays, config)
+    if config.mode == "panoptic":
+        terms.update(semantic_head_terms(out, rays))
+    return terms
 
 
 WEIGHT_NAMES = {
@@ -73,16 +133,25 @@ WEIGHT_NAMES = {
     "smooth": ("loss", "smooth"),
     "collision": ("loss", "collision"),
     "opacity_bce": ("loss", "opacity_bce"),
+    "opacity_nll": ("loss", "opacity_bce"),
     "semantic": ("loss", "semantic"),
+    "diff": ("clustering", "diff"),
+    "onehot": ("clustering", "onehot"),
+    "reg": ("clustering", "reg"),
+    "sem": ("clustering", "sem"),
+    "cross_view": ("clustering", "cross_view"),
+    "fgbg": None,  # lambda4 / lambda5 are applied inside the term
+    "concentration": None,
+    "contrastive": None,
 }
 
 
 def weighted_total(terms: dict[str, torch.Tensor], config: Config) -> torch.Tensor:
-    """Sum of terms times their config weights (a term without a known weight counts once)."""
+    """Sum of terms times their config weights (``WEIGHT_NAMES``; None = weight 1)."""
     total = None
     for name, value in terms.items():
-        section, key = WEIGHT_NAMES.get(name, (None, None))
-        weight = getattr(getattr(config, section), key) if section else 1.0
+        where = WEIGHT_NAMES[name]
+        weight = 1.0 if where is None else getattr(getattr(config, where[0]), where[1])
         if weight == 0:
             continue
         total = value * weight if total is None else total + value * weight

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
 from ..model.renderer import Renderer, RenderRequest
+from ..losses.contrastive import ema_update
+from ..sampling import pixels
 from ..sampling.frames import FrameStore
 from . import objectives
 from .run_folder import (
@@ -58,6 +61,13 @@ def make_optimizer(renderer: Renderer, config: Config) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(groups, **kwargs)
+
+
+def initial_object_radius(scene: Scene, config: Config) -> float:
+    """Object channels start as one sphere at the origin that holds no camera: half the closest
+    camera's distance to the origin, at most half the background radius, at least 0.02."""
+    closest = float(np.linalg.norm(scene.poses[:, :3, 3], axis=-1).min())
+    return float(np.clip(0.5 * closest, 0.02, 0.5 * config.field.init_radius))
 
 
 @dataclass
@@ -99,12 +109,20 @@ class Trainer:
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
         self.scene = scene if scene is not None else load_scene(scene_path, downscale=config.data.downscale)
+        if config.mode == "semantic" and config.field.channels < self.scene.classes.num_classes:
+            config.field.channels = self.scene.classes.num_classes  # one channel per class
         resumed = prepare_run_folder(self.run_dir, run_identity(config, scene_path), resume, force)
 
         torch.manual_seed(config.train.seed)
         bbox = torch.as_tensor(self.scene.bbox)
-        self.renderer = Renderer(config.field, config.sampler, bbox, self.scene.classes.num_classes).to(device)
-        self.store = FrameStore(self.scene, device, config.data.labels, config.field.channels, config.train.seed)
+        self.renderer = Renderer(
+            config.field, config.sampler, bbox, self.scene.classes.num_classes, initial_object_radius(self.scene, config)
+        ).to(device)
+        self.store = FrameStore(self.scene, device, config.data.labels, config.field.channels, config.train.seed, config.mode)
+        self.clustered = config.mode != "objectsdf"
+        if self.clustered:
+            self.label_index = pixels.index_labels(self.store.channel)
+            self.keyframes = pixels.keyframes(self.label_index, self.store.train_frames, config.clustering.keyframe_fraction)
         self.optimizer = make_optimizer(self.renderer, config)
         gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
@@ -115,8 +133,10 @@ class Trainer:
         self.last_volume_refresh = -(10**9)
         self.request = RenderRequest(
             normals=self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0),
-            opacity=True,
-            semantics=True,
+            opacity=config.mode != "contrastive",
+            opacity_kind=config.loss.segmentation_opacity,
+            semantics=config.mode in ("objectsdf", "panoptic", "contrastive"),
+            embedding=config.mode == "contrastive",
             surface_points=True,
         )
         self._stop_signal: int | None = None
@@ -164,16 +184,30 @@ class Trainer:
             self.last_volume_refresh = self.iteration
 
     def batch(self):
+        """Random pixels of random train frames; in the clustering modes, half of each frame's rays
+        are label-comprehensive and frames are chosen with key-frame substitution."""
         cfg = self.config.train
-        return self.store.random_batch(cfg.rays, cfg.frames_per_batch, self.generator, self.config.sampler.near)
+        if not self.clustered:
+            return self.store.random_batch(cfg.rays, cfg.frames_per_batch, self.generator, self.config.sampler.near)
+        c = self.config.clustering
+        count = max(1, cfg.frames_per_batch)
+        frames = pixels.choose_frames(self.label_index, self.store.train_frames, self.keyframes, count, c.keyframe_probability, self.generator)
+        per_frame = max(2, cfg.rays // count)
+        random_frame, random_pixel = pixels.random_pixels(frames, per_frame // 2, self.store.height * self.store.width, self.generator)
+        label_frame, label_pixel = pixels.label_comprehensive_pixels(self.label_index, frames, per_frame - per_frame // 2, self.generator)
+        frame = torch.cat([random_frame, label_frame])
+        pixel = torch.cat([random_pixel, label_pixel])
+        return self.store.rays(frame, pixel // self.store.width, pixel % self.store.width, self.config.sampler.near)
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         progress = self.iteration / max(self.config.train.iterations, 1)
         rays = self.batch()
         out = self.renderer(rays, self.request, train=True, generator=self.generator)
+        if "opacity" in out:
+            self.renderer.vote(out["opacity"], rays.semantic, rays.confidence, self.config.loss.vote_decay)
         terms = objectives.reconstruction_terms(out, rays, self.config)
         terms.update(objectives.geometry_terms(self.renderer, out, self.config, progress, self.generator))
-        terms.update(objectives.objectsdf_terms(out, rays, self.config))
+        terms.update(objectives.mode_terms(out, rays, self.config))
         return terms
 
     def step(self) -> dict[str, torch.Tensor]:
@@ -192,6 +226,8 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.scheduler.step()
+        if self.config.mode == "contrastive":
+            ema_update(self.renderer.slow_embedding_head, self.renderer.field.embedding_head)
         self.iteration += 1
         terms = {k: v.detach() for k, v in terms.items()}
         terms["total"] = total.detach()
@@ -221,7 +257,7 @@ class Trainer:
                 self.elapsed = start_elapsed + time.perf_counter() - start
                 if self.iteration % cfg.log_every == 0 or self.iteration == target:
                     values = {k: float(v) for k, v in terms.items()}
-                    values["beta"] = float(self.renderer.density.beta)
+                    values["beta"] = float(self.renderer.density.beta.detach())
                     values["lr"] = self.optimizer.param_groups[1]["lr"]
                     record = {"iteration": self.iteration, "seconds": round(self.elapsed, 3), **values}
                     metrics.write(json.dumps(record) + "\n")
