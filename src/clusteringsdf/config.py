@@ -115,7 +115,7 @@ class ClusteringConfig:
     bg: float = 0.2  # lambda4
     fg: float = 0.1  # lambda5
     sem: float = 0.15
-    cross_view: float = 1.0
+    cross_view: float = 3.0
     cross_view_frames: int = 4
     cross_view_rays: int = 64
     use_diff: bool = True
@@ -124,6 +124,7 @@ class ClusteringConfig:
     use_fgbg: bool = True
     use_crossview: bool = True
     reg_axis: str = "channels"  # channels (code/appendix) | rays (intra-cluster variance)
+    compact: float = 1000.0  # our addition: intra-cluster compactness mean ||P_r - mu_g||^2 (fights fragmentation)
     keyframe_fraction: float = 0.1
     keyframe_probability: float = 0.2
     label_rays: int = 512  # label-comprehensive share of the batch

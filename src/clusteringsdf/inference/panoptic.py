@@ -57,9 +57,10 @@ def fuse_panoptic(
     for i, (sem, ch) in enumerate(zip(semantics, channels)):
         background = stuff_semantics[i] if stuff_semantics is not None else sem
         channel_class = classes[ch]
-        owned = (ch > 0) & (channel_class >= 0)
-        semantic = np.where(owned, channel_class, background)
-        instance = np.where(owned & is_thing[np.clip(semantic, 0, len(is_thing) - 1)], ch, 0)
+        thing_pixel = (ch > 0) & is_thing[np.clip(sem, 0, len(is_thing) - 1)]
+        thing_channel = (channel_class >= 0) & is_thing[np.clip(channel_class, 0, len(is_thing) - 1)]
+        semantic = np.where(thing_pixel, np.where(thing_channel, channel_class, sem), background)
+        instance = np.where(thing_pixel, ch, 0)
         out_semantic.append(semantic.astype(np.int64))
         out_instance.append(instance.astype(np.int64))
     return out_semantic, out_instance

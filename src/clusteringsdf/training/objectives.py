@@ -86,6 +86,8 @@ def clustering_terms(out: dict[str, torch.Tensor], rays: RayBatch, config: Confi
         terms["diff"] = clustering.differentiation_loss(clustering.cluster_centres(kept, groups), groups)
     if c.use_reg:
         terms["reg"] = clustering.regularization_loss(kept, groups, c.reg_axis)
+    if c.compact > 0:
+        terms["compact"] = clustering.regularization_loss(kept, groups, "rays")
     if c.use_onehot:
         terms["onehot"] = clustering.onehot_loss(opacity, labels)
     if config.mode == "semantic":
@@ -138,6 +140,7 @@ WEIGHT_NAMES = {
     "diff": ("clustering", "diff"),
     "onehot": ("clustering", "onehot"),
     "reg": ("clustering", "reg"),
+    "compact": ("clustering", "compact"),
     "sem": ("clustering", "sem"),
     "cross_view": ("clustering", "cross_view"),
     "fgbg": None,  # lambda4 / lambda5 are applied inside the term

@@ -32,8 +32,20 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def run_identity(config: Config, scene: Path) -> dict[str, Any]:
-    """What makes two runs "the same run": the full config and the scene folder."""
+    """What config.json records: the full config and the scene folder."""
     return {"config": config.to_dict(), "scene": str(Path(scene).resolve())}
+
+
+def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two identities describe the same run if they differ at most in the run length (a run may be
+    extended with ``--resume --iters N``)."""
+
+    def strip(identity: dict[str, Any]) -> dict[str, Any]:
+        config = json.loads(json.dumps(identity.get("config", {})))
+        config.get("train", {}).pop("iterations", None)
+        return {**identity, "config": config}
+
+    return strip(a) == strip(b)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -60,12 +72,13 @@ def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force:
             existing = json.loads(config_path.read_text())
         except ValueError:
             existing = None
-        same = existing == identity
+        same = existing is not None and same_run(existing, identity)
         if force:
             backup = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(run), str(backup))
             print(f"note: moved the previous run to {backup}")
         elif resume and same:
+            write_json_atomic(config_path, identity)  # records a changed run length
             return latest_checkpoint(run) is not None
         elif resume:
             raise RunError(f"{run}: holds a different run (config or scene differ); refusing to resume it with these settings")

@@ -1,0 +1,117 @@
+"""Training speed per preset: seconds per iteration, rays/s and network evaluations/s.
+
+"Network evaluations" counts every point passed through the geometry network in an iteration: the
+rendered samples, the regulariser points (eikonal / smoothness / collision; evaluated with their
+Jacobian, reported separately), the error-bounded sampler's own queries, and the cached-volume
+refreshes of the grid sampler (amortised over the measured iterations).
+
+    python benchmarks/train_speed.py [--scene benchmarks/out/scenes/room_medium] [--presets tiny cpu] [--iterations 40]
+
+Prints one JSON object. Scenes are generated on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from clusteringsdf.config import preset
+from clusteringsdf.training.trainer import Trainer
+
+from _common import ensure_scene
+
+
+class EvaluationCounter:
+    """Wraps SDFField.geometry to count evaluated points (with / without Jacobian)."""
+
+    def __init__(self, field) -> None:
+        self.plain = 0
+        self.with_jacobian = 0
+        self.original = field.geometry
+
+        def counted(points, with_jacobian=False):
+            if with_jacobian:
+                self.with_jacobian += points.shape[0]
+            else:
+                self.plain += points.shape[0]
+            return self.original(points, with_jacobian)
+
+        field.geometry = counted
+
+    def reset(self) -> None:
+        self.plain = self.with_jacobian = 0
+
+
+def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrides: dict) -> dict:
+    config = preset(preset_name)
+    config.data.labels = "gt"
+    config.train.iterations = 10**6
+    config.train.checkpoint_every = 10**6
+    for key, value in overrides.items():
+        if "." in key:
+            section, name = key.split(".")
+            setattr(getattr(config, section), name, value)
+        else:
+            setattr(config, key, value)
+    folder = Path(tempfile.mkdtemp(prefix="speed_"))
+    try:
+        trainer = Trainer(config, scene, folder / "run", torch.device("cpu"), progress=False)
+        counter = EvaluationCounter(trainer.renderer.field)
+        for _ in range(warmup):
+            trainer.step()
+        counter.reset()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            trainer.step()
+        seconds = (time.perf_counter() - start) / iterations
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rays = config.train.rays
+    evaluations = (counter.plain + counter.with_jacobian) / iterations
+    return {
+        "preset": preset_name,
+        "overrides": overrides,
+        "mode": config.mode,
+        "sampler": config.sampler.kind,
+        "rays_per_iteration": rays,
+        "seconds_per_iteration": round(seconds, 4),
+        "iterations_per_second": round(1.0 / seconds, 2),
+        "rays_per_second": round(rays / seconds),
+        "network_evaluations_per_iteration": round(evaluations),
+        "of_which_with_jacobian": round(counter.with_jacobian / iterations),
+        "network_evaluations_per_second": round(evaluations / seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scene", type=Path, default=None)
+    parser.add_argument("--presets", nargs="+", default=["tiny", "cpu", "paper"])
+    parser.add_argument("--no-variants", action="store_true", help="only the presets as they are")
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scene = args.scene or ensure_scene("room", 0, "medium")
+    runs = [(name, {}) for name in args.presets]
+    if "cpu" in args.presets and not args.no_variants:
+        runs += [
+            ("cpu", {"mode": "panoptic", "data.labels": "m2f"}),  # ClusteringSDF losses
+            ("cpu", {"sampler.kind": "error_bounded"}),  # the faithful sampler on the cpu network
+        ]
+    results = []
+    for name, overrides in runs:
+        slow = name == "paper" or overrides.get("sampler.kind") == "error_bounded"
+        iterations = max(3, args.iterations // 10) if slow else args.iterations
+        results.append(measure(name, scene, iterations, warmup=min(3 if slow else 10, iterations), overrides=overrides))
+    print(json.dumps({"scene": str(scene), "threads": args.threads, "device": "cpu", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Training on the tiny scene: end to end, exact resume, refusal to overwrite, NaN handling, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from clusteringsdf.cli import main
+from clusteringsdf.config import preset
+from clusteringsdf.errors import RunError
+from clusteringsdf.training import objectives
+from clusteringsdf.training.run_folder import latest_checkpoint, load_checkpoint
+from clusteringsdf.training.trainer import Trainer
+
+CPU = torch.device("cpu")
+
+
+def tiny_config(iterations: int = 12, mode: str = "objectsdf"):
+    config = preset("tiny")
+    config.mode = mode
+    config.data.labels = "gt"
+    config.train.iterations = iterations
+    config.train.checkpoint_every = 4
+    config.train.rays = 64
+    return config
+
+
+def test_tiny_preset_trains_end_to_end_with_eval(tiny_scene, tmp_path, capsys):
+    start = time.perf_counter()
+    code = main(["train", "--data", str(tiny_scene), "--out", str(tmp_path / "run"), "--preset", "tiny", "--labels", "gt", "--eval", "--quiet"])
+    assert code == 0
+    assert time.perf_counter() - start < 60
+    scores = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    for key in ("pq", "sq", "rq", "miou", "psnr", "depth_abs_rel", "frames"):
+        assert key in scores
+    assert scores["frames"] == 3
+    assert (tmp_path / "run" / "eval" / "pred_instance").is_dir()
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") >= 1
+    assert any((tmp_path / "run" / "tb").iterdir())
+
+
+@pytest.mark.parametrize("mode", ["panoptic", "semantic", "contrastive"])
+def test_every_mode_takes_steps(tiny_scene, tmp_path, mode):
+    config = tiny_config(3, mode)
+    config.data.labels = "m2f"
+    trainer = Trainer(config, tiny_scene, tmp_path / mode, CPU, progress=False)
+    trainer.train()
+    assert trainer.iteration == 3
+    assert latest_checkpoint(tmp_path / mode) is not None
+
+
+def state_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.renderer.state_dict().items()}
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_scene, tmp_path):
+    config = tiny_config(12, "panoptic")
+    config.data.labels = "m2f"
+    straight = Trainer(config, tiny_scene, tmp_path / "straight", CPU, progress=False)
+    straight.train()
+
+    interrupted = Trainer(config, tiny_scene, tmp_path / "resumed", CPU, progress=False)
+    interrupted.train(iterations=6)  # stops after a checkpoint, like a killed run
+    del interrupted
+    resumed = Trainer(config, tiny_scene, tmp_path / "resumed", CPU, resume=True, progress=False)
+    assert resumed.iteration == 6
+    resumed.train()
+    a, b = state_tensors(straight), state_tensors(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_kill_minus_nine_loses_at_most_one_interval(tiny_scene, tmp_path):
+    config = tiny_config(12)
+    trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
+    trainer.train(iterations=7)  # checkpoints at 4; iteration 5-7 are "lost" when the process dies
+    del trainer
+    resumed = Trainer(config, tiny_scene, tmp_path / "run", CPU, resume=True, progress=False)
+    assert resumed.iteration == 4
+
+
+def test_refuses_to_overwrite_another_run(tiny_scene, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(tiny_config(4), tiny_scene, run, CPU, progress=False).train()
+    with pytest.raises(RunError, match="already holds a run"):
+        Trainer(tiny_config(4), tiny_scene, run, CPU, progress=False)
+    other = tiny_config(4)
+    other.train.seed = 7
+    with pytest.raises(RunError, match="different run"):
+        Trainer(other, tiny_scene, run, CPU, resume=True, progress=False)
+    code = main(["train", "--data", str(tiny_scene), "--out", str(run), "--preset", "tiny", "--labels", "gt", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "already holds a run" in err and len(err.strip().splitlines()) == 1
+    checkpoint = latest_checkpoint(run)
+    assert checkpoint is not None and load_checkpoint(checkpoint, CPU)["iteration"] == 4
+    # --force keeps the old run aside
+    Trainer(tiny_config(4), tiny_scene, run, CPU, force=True, progress=False)
+    assert any(p.name.startswith("run.replaced-") for p in tmp_path.iterdir())
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_scene, tmp_path, monkeypatch):
+    config = tiny_config(12)
+    trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
+    original = objectives.reconstruction_terms
+
+    def poisoned(out, rays, cfg):
+        terms = original(out, rays, cfg)
+        if trainer.iteration >= 6:
+            terms["rgb"] = terms["rgb"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(objectives, "reconstruction_terms", poisoned)
+    with pytest.raises(RunError, match="non-finite at iteration 7"):
+        trainer.train()
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    state = load_checkpoint(checkpoint, CPU)
+    assert state["iteration"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_scene, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "clusteringsdf.cli", "train", "--data", str(tiny_scene), "--out", str(run),
+               "--preset", "tiny", "--labels", "gt", "--iters", "100000", "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err.decode()
+    assert "SIGTERM" in err.decode()
+    state = load_checkpoint(latest_checkpoint(run), CPU)
+    stopped_at = state["iteration"]
+    assert stopped_at > 0
+    resume = [sys.executable, "-m", "clusteringsdf.cli", "train", "--data", str(tiny_scene), "--out", str(run), "--resume",
+              "--iters", str(stopped_at + 3), "--quiet"]
+    finished = subprocess.run(resume, capture_output=True, env=env, timeout=120)
+    assert finished.returncode == 0, finished.stderr.decode()
+    assert load_checkpoint(latest_checkpoint(run), CPU)["iteration"] == stopped_at + 3
