@@ -217,7 +217,7 @@ class Trainer:
         terms = self.loss_terms()
         total = objectives.weighted_total(terms, self.config)
         if not bool(torch.isfinite(total)):
-            bad = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            bad = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
             raise RunError(
                 f"loss became non-finite at iteration {self.iteration + 1} ({bad}); the last good checkpoint in "
                 f"{self.run_dir / 'checkpoints'} is kept; lower --lr or check the scene data"
@@ -239,7 +239,8 @@ class Trainer:
         self._stop_signal = signum
 
     def train(self, iterations: int | None = None) -> TrainResult:
-        """Train until ``config.train.iterations`` (or ``iterations`` more steps, for tests)."""
+        """Train until ``config.train.iterations``, or for at most ``iterations`` more steps (tests and
+        benchmarks; checkpoints still follow ``checkpoint_every`` only, like a run that is killed)."""
         target = self.config.train.iterations if iterations is None else min(self.config.train.iterations, self.iteration + iterations)
         cfg = self.config.train
         writer = _TensorBoard(self.run_dir / "tb")
@@ -265,7 +266,7 @@ class Trainer:
                     writer.scalars(values, self.iteration)
                     bar.set_postfix(loss=f"{values['total']:.4f}", rgb=f"{values['rgb']:.4f}", beta=f"{values['beta']:.4f}")
                 bar.update(1)
-                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == target:
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                     self.save()
                 if self._stop_signal is not None:
                     self.save()
