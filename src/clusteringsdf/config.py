@@ -76,7 +76,9 @@ class SamplerConfig:
     # depth: samples around the sensor depth (training only; falls back to grid without depth).
     depth_samples: int = 16
     depth_sigma: float = 0.02  # normalised units
-    # evaluation: extra samples for rendering test views.
+    # spheres: samples per ray inside the union of the sphere intervals (sampling/spheres.py).
+    sphere_samples: int = 16
+    # evaluation: samples for rendering test views.
     eval_fine_samples: int = 12
     eval_uniform_samples: int = 4
 
@@ -133,17 +135,20 @@ class ClusteringConfig:
 
 @dataclass
 class SpheresConfig:
+    """Sphere-guided training (sampling/spheres.py, training/spheres.py); lengths in normalised units."""
+
     count: int = 4096
     radius_max: float = 0.2
-    radius_min: float = 0.02
+    radius_min: float = 0.03
     radius_end: float = 0.3  # fraction of the run at which r_min is reached
     lr: float = 1e-3
-    warmup: float = 0.05  # fraction of the run before sphere-guided pixels
-    resample_every: int = 500
+    warmup: float = 0.1  # fraction of the run before sphere-guided pixels and sphere updates
+    resample_every: int = 250
+    attraction_points: int = 1024  # spheres attracted per step (a random subset)
     neighbors: int = 10
+    neighbours_every: int = 50  # steps between nearest-neighbour searches
     repulsion: float = 1e-4
     repulsion_radius_factor: float = 2.0
-    candidates: int = 64  # nearest spheres considered per ray
 
 
 @dataclass
@@ -235,7 +240,7 @@ def preset(name: str) -> Config:
             ),
             loss=LossConfig(eikonal_points=128),
             clustering=ClusteringConfig(label_rays=64, cross_view_frames=2, cross_view_rays=16, contrastive_rays=128),
-            spheres=SpheresConfig(count=256, candidates=16, resample_every=20),
+            spheres=SpheresConfig(count=256, resample_every=20, attraction_points=128),
             train=TrainConfig(iterations=60, rays=128, frames_per_batch=2, checkpoint_every=20, log_every=10, render_chunk=2048),
         )
     if name == "paper":

@@ -10,7 +10,7 @@ import torch
 from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
-from ..model.renderer import Renderer
+from ..model.renderer import Renderer, build_renderer
 from ..training.run_folder import latest_checkpoint, load_checkpoint, load_run_identity
 
 
@@ -35,7 +35,7 @@ def load_trained_run(run_dir: Path, device: torch.device, scene: Scene | None = 
         kwargs = {} if components is None else {"components": components}
         scene = load_scene(identity["scene"], downscale=config.data.downscale, **kwargs)
     state = load_checkpoint(path, device)
-    renderer = Renderer(config.field, config.sampler, torch.as_tensor(scene.bbox), scene.classes.num_classes).to(device)
+    renderer = build_renderer(config, torch.as_tensor(scene.bbox), scene.classes.num_classes).to(device)
     renderer.load_state_dict(state["model"])
     renderer.volume.load_state(state.get("volume"))
     renderer.eval()

@@ -83,7 +83,15 @@ class Renderer(nn.Module):
             self.train_sampler, self.eval_sampler = DepthGuidedSampler(sampler_config, self.grid_sampler), self.grid_sampler
         else:
             self.train_sampler = self.eval_sampler = self.grid_sampler
-        self.sphere_sampler = None  # set by the sphere-guided trainer (sampling.spheres)
+        self.spheres = None  # SphereCloud when sphere-guided (attach_spheres)
+        self.sphere_sampler = None
+
+    def attach_spheres(self, cloud: nn.Module, samples: int) -> None:
+        """Sphere-guided marching: samples inside the union of sphere intervals (grid fallback)."""
+        from ..sampling.spheres import SphereSampler
+
+        self.spheres = cloud
+        self.sphere_sampler = SphereSampler(cloud, samples, self.grid_sampler)
 
     def _apply(self, fn, recurse=True):  # keep the cached volume on the module's device
         super()._apply(fn, recurse)
@@ -121,11 +129,11 @@ class Renderer(nn.Module):
     def sample(self, rays: RayBatch, train: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sample distances (R, S) and an optional (R, S-1) mask of intervals inside the sampled region."""
         beta = float(self.density.beta.detach())
-        if self.sphere_sampler is not None and (train or self.sphere_sampler.use_at_eval):
-            return self.sphere_sampler.sample(rays, train, generator)
         sampler = self.train_sampler if train else self.eval_sampler
-        if self.volume.values is None and sampler is not None and not isinstance(sampler, ErrorBoundedSampler):
+        if self.volume.values is None and not isinstance(sampler, ErrorBoundedSampler):
             self.refresh_volume()
+        if self.sphere_sampler is not None and (train or self.sphere_sampler.use_at_eval):
+            return self.sphere_sampler.sample(rays, train, generator, beta)
         if isinstance(sampler, DepthGuidedSampler):
             distance = None if rays.depth is None else torch.where(rays.depth > 0, rays.depth / rays.dz, torch.zeros_like(rays.depth))
             return sampler.sample(rays.origins, rays.directions, rays.near, rays.far, beta, train, generator, distance), None
@@ -199,3 +207,13 @@ class Renderer(nn.Module):
             pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
             out["surface_points"] = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
         return out
+
+
+def build_renderer(config, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None) -> Renderer:
+    """The renderer a run's config describes (with its sphere cloud when sphere-guided)."""
+    renderer = Renderer(config.field, config.sampler, bbox, num_classes, object_radius)
+    if config.sampler.kind == "spheres":
+        from ..sampling.spheres import SphereCloud
+
+        renderer.attach_spheres(SphereCloud(config.spheres, bbox, config.train.iterations), config.sampler.sphere_samples)
+    return renderer

@@ -144,20 +144,3 @@ class FrameStore:
             batch.segment = self.channel[frame, v, u]
             batch.confidence = self.confidence[frame, v, u]
         return batch
-
-    def random_batch(self, rays: int, frames: int, generator: torch.Generator, near: float) -> RayBatch:
-        """``rays`` random pixels spread over ``frames`` random training frames."""
-        count = max(1, min(frames, len(self.train_frames)))
-        pick = torch.randint(0, len(self.train_frames), (count,), device=self.device, generator=generator)
-        frame = self.train_frames[pick].repeat_interleave((rays + count - 1) // count)[:rays]
-        v = torch.randint(0, self.height, (rays,), device=self.device, generator=generator)
-        u = torch.randint(0, self.width, (rays,), device=self.device, generator=generator)
-        return self.rays(frame, v, u, near)
-
-    def image_rays(self, frame: int, near: float) -> RayBatch:
-        """Every pixel of one frame in raster order (H*W rays)."""
-        v, u = torch.meshgrid(
-            torch.arange(self.height, device=self.device), torch.arange(self.width, device=self.device), indexing="ij"
-        )
-        index = torch.full((self.height * self.width,), frame, dtype=torch.int64, device=self.device)
-        return self.rays(index, v.reshape(-1), u.reshape(-1), near)

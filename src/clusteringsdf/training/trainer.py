@@ -23,11 +23,12 @@ import torch
 from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
-from ..model.renderer import Renderer, RenderRequest
+from ..model.renderer import RenderRequest, build_renderer
 from ..losses.contrastive import ema_update
 from ..sampling import pixels
 from ..sampling.frames import FrameStore
 from . import objectives
+from .spheres import SphereTrainer
 from .run_folder import (
     METRICS_FILE,
     latest_checkpoint,
@@ -115,9 +116,7 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)
         bbox = torch.as_tensor(self.scene.bbox)
-        self.renderer = Renderer(
-            config.field, config.sampler, bbox, self.scene.classes.num_classes, initial_object_radius(self.scene, config)
-        ).to(device)
+        self.renderer = build_renderer(config, bbox, self.scene.classes.num_classes, initial_object_radius(self.scene, config)).to(device)
         self.store = FrameStore(self.scene, device, config.data.labels, config.field.channels, config.train.seed, config.mode)
         self.clustered = config.mode != "objectsdf"
         if self.clustered:
@@ -128,6 +127,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.train.seed)
+        self.spheres = None
+        if self.renderer.spheres is not None:
+            self.spheres = SphereTrainer(self.renderer.spheres, self.renderer.field, config.spheres, config.train.iterations, self.generator)
         self.iteration = 0
         self.elapsed = 0.0
         self.last_volume_refresh = -(10**9)
@@ -158,6 +160,7 @@ class Trainer:
             "volume": self.renderer.volume.state(),
             "last_volume_refresh": self.last_volume_refresh,
             "config": self.config.to_dict(),
+            "spheres": None if self.spheres is None else self.spheres.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -169,6 +172,8 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
         self.renderer.volume.load_state(state["volume"])
         self.last_volume_refresh = int(state["last_volume_refresh"])
+        if self.spheres is not None:
+            self.spheres.load_state_dict(state["spheres"])
 
     def save(self) -> Path:
         return save_checkpoint(self.run_dir, self.iteration, self.state_dict())
@@ -184,20 +189,32 @@ class Trainer:
             self.last_volume_refresh = self.iteration
 
     def batch(self):
-        """Random pixels of random train frames; in the clustering modes, half of each frame's rays
-        are label-comprehensive and frames are chosen with key-frame substitution."""
+        """Rays of ``frames_per_batch`` train frames. Each frame contributes random pixels, or after
+        the warm-up of a sphere-guided run, pixels where the spheres project; in the clustering
+        modes half of each frame's rays are label-comprehensive and frames are chosen with key-frame
+        substitution."""
         cfg = self.config.train
-        if not self.clustered:
-            return self.store.random_batch(cfg.rays, cfg.frames_per_batch, self.generator, self.config.sampler.near)
-        c = self.config.clustering
-        count = max(1, cfg.frames_per_batch)
-        frames = pixels.choose_frames(self.label_index, self.store.train_frames, self.keyframes, count, c.keyframe_probability, self.generator)
+        store = self.store
+        count = max(1, min(cfg.frames_per_batch, len(store.train_frames)))
+        if self.clustered:
+            c = self.config.clustering
+            frames = pixels.choose_frames(self.label_index, store.train_frames, self.keyframes, count, c.keyframe_probability, self.generator)
+        else:
+            frames = store.train_frames[torch.randint(0, len(store.train_frames), (count,), device=self.device, generator=self.generator)]
         per_frame = max(2, cfg.rays // count)
-        random_frame, random_pixel = pixels.random_pixels(frames, per_frame // 2, self.store.height * self.store.width, self.generator)
-        label_frame, label_pixel = pixels.label_comprehensive_pixels(self.label_index, frames, per_frame - per_frame // 2, self.generator)
-        frame = torch.cat([random_frame, label_frame])
-        pixel = torch.cat([random_pixel, label_pixel])
-        return self.store.rays(frame, pixel // self.store.width, pixel % self.store.width, self.config.sampler.near)
+        free = per_frame // 2 if self.clustered else per_frame
+        frame, pixel = pixels.random_pixels(frames, free, store.height * store.width, self.generator)
+        if self.spheres is not None and self.spheres.active(self.iteration):
+            guided = []
+            for f in frames.tolist():
+                v, u = self.renderer.spheres.pixels(store.poses[f], store.intrinsics[f], (store.height, store.width), free, self.generator)
+                guided.append(v * store.width + u)
+            # frames where fewer spheres are visible keep some of their random pixels
+            pixel = torch.stack([torch.cat([g, pixel[i * free : (i + 1) * free]])[:free] for i, g in enumerate(guided)]).reshape(-1)
+        if self.clustered:
+            label_frame, label_pixel = pixels.label_comprehensive_pixels(self.label_index, frames, per_frame - free, self.generator)
+            frame, pixel = torch.cat([frame, label_frame]), torch.cat([pixel, label_pixel])
+        return store.rays(frame, pixel // store.width, pixel % store.width, self.config.sampler.near)
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         progress = self.iteration / max(self.config.train.iterations, 1)
@@ -226,6 +243,8 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.scheduler.step()
+        if self.spheres is not None:
+            self.spheres.step(self.iteration)
         if self.config.mode == "contrastive":
             ema_update(self.renderer.slow_embedding_head, self.renderer.field.embedding_head)
         self.iteration += 1

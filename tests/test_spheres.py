@@ -1,0 +1,123 @@
+"""Sphere-guided sampling: exact intersections and unions against brute force, sample placement,
+and a sphere cloud that stays inside the scene box through repulsion and resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clusteringsdf.config import FieldConfig, SpheresConfig
+from clusteringsdf.model.field import SDFField
+from clusteringsdf.sampling.spheres import SphereCloud, ray_sphere_pairs, samples_in_intervals, union_intervals
+from clusteringsdf.training.spheres import SphereTrainer
+
+
+def brute_force_union(origin, direction, centres, radius, near, far):
+    """Per ray: sorted disjoint intervals of the union, by a scalar sweep in numpy."""
+    intervals = []
+    for c in centres:
+        oc = origin - c
+        b = float(np.dot(direction, oc))
+        disc = b * b - (float(np.dot(oc, oc)) - radius * radius)
+        if disc <= 0:
+            continue
+        root = np.sqrt(disc)
+        lo, hi = max(-b - root, near), min(-b + root, far)
+        if hi > lo:
+            intervals.append([lo, hi])
+    intervals.sort()
+    merged = []
+    for lo, hi in intervals:
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return merged
+
+
+def random_case(seed: int, rays: int = 40, spheres: int = 60):
+    rng = np.random.default_rng(seed)
+    origins = rng.uniform(-1, 1, (rays, 3))
+    directions = rng.normal(size=(rays, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    centres = rng.uniform(-1, 1, (spheres, 3))
+    radius = float(rng.uniform(0.05, 0.3))
+    near = rng.uniform(0.0, 0.3, rays)
+    far = near + rng.uniform(0.5, 2.5, rays)
+    return origins, directions, centres, radius, near, far
+
+
+def test_interval_union_matches_brute_force():
+    for seed in range(20):
+        o, d, c, r, near, far = random_case(seed)
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        ray, t_in, t_out = ray_sphere_pairs(t(o), t(d), t(c), r, t(near), t(far))
+        union = union_intervals(ray, t_in, t_out, o.shape[0])
+        for i in range(o.shape[0]):
+            expected = brute_force_union(o[i], d[i], c, r, near[i], far[i])
+            got = [[float(a), float(b)] for a, b, v in zip(union.start[i], union.end[i], union.valid[i]) if v]
+            assert len(got) == len(expected), (seed, i, got, expected)
+            assert np.allclose(got, expected, atol=1e-4), (seed, i)
+
+
+def test_union_of_no_intersections_is_empty():
+    union = union_intervals(torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0), 5)
+    assert union.start.shape == (5, 1) and not union.valid.any()
+
+
+def test_samples_sum_to_the_budget_and_stay_inside_the_intervals():
+    for seed in range(10):
+        o, d, c, r, near, far = random_case(seed, rays=30, spheres=40)
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        union = union_intervals(*ray_sphere_pairs(t(o), t(d), t(c), r, t(near), t(far)), o.shape[0])
+        for jitter in (False, True):
+            z, index = samples_in_intervals(union, 24, jitter, torch.Generator().manual_seed(seed))
+            assert z.shape == (30, 24)
+            hit = union.hit
+            inside = (z >= union.start.gather(1, index) - 1e-5) & (z <= union.end.gather(1, index) + 1e-5)
+            assert inside[hit].all()
+            assert union.valid.gather(1, index)[hit].all()
+            assert (z[hit][:, 1:] >= z[hit][:, :-1] - 1e-6).all()
+            # allocation proportional to length: every interval longer than 2 strata gets samples
+            lengths = (union.end - union.start) * union.valid
+            total = lengths.sum(-1, keepdim=True)
+            big = (lengths > 2 * total / 24) & union.valid
+            counts = torch.zeros_like(lengths).scatter_add_(1, index, torch.ones_like(z))
+            assert (counts[big] >= 1).all()
+            assert torch.allclose(counts.sum(-1)[hit], torch.full_like(counts.sum(-1)[hit], 24.0))
+
+
+def test_radius_schedule():
+    cloud = SphereCloud(SpheresConfig(radius_max=0.2, radius_min=0.02, radius_end=0.5), torch.tensor([[-1.0] * 3, [1.0] * 3]), 1000)
+    assert abs(cloud.radius_at(0) - 0.2) < 1e-9
+    assert abs(cloud.radius_at(500) - 0.02) < 1e-6
+    assert cloud.radius_at(900) == 0.02
+    assert cloud.radius_at(250) < 0.2
+
+
+def test_repulsion_and_resampling_keep_every_sphere_inside_the_box():
+    torch.manual_seed(0)
+    bbox = torch.tensor([[-0.6, -0.5, -0.3], [0.6, 0.5, 0.3]])
+    config = SpheresConfig(count=300, radius_max=0.1, radius_min=0.05, warmup=0.0, resample_every=5, attraction_points=300, lr=0.05, repulsion=1.0)
+    cloud = SphereCloud(config, bbox, iterations=40)
+    with torch.no_grad():
+        cloud.centres[:40] = torch.tensor([3.0, 0.0, 0.0])  # wanderers, all on one spot (repulsion edge case)
+    field = SDFField(FieldConfig(channels=3, hidden_dim=16, feature_dim=8, grid_levels=2, grid_log2_size=10), bbox, 4)
+    trainer = SphereTrainer(cloud, field, config, 40, torch.Generator().manual_seed(0))
+    moved = trainer.resample()
+    assert moved >= 40
+    assert bool(cloud.inside().all())
+    for iteration in range(1, 41):
+        trainer.step(iteration)
+        assert bool(cloud.inside().all()), iteration
+        assert torch.isfinite(cloud.centres).all()
+
+
+def test_pixels_project_into_the_frame():
+    bbox = torch.tensor([[-1.0, -1.0, 1.0], [1.0, 1.0, 3.0]])
+    cloud = SphereCloud(SpheresConfig(count=500, radius_max=0.05, radius_min=0.05), bbox, 10)
+    pose = torch.eye(4)
+    k = torch.tensor([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
+    v, u = cloud.pixels(pose, k, (48, 64), 100, torch.Generator().manual_seed(0))
+    assert v.numel() == 100
+    assert (u >= 0).all() and (u <= 63).all() and (v >= 0).all() and (v <= 47).all()
