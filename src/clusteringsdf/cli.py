@@ -104,10 +104,12 @@ def build_config(args: argparse.Namespace):
     from .config import preset
 
     config = preset(args.preset)
-    if args.mode is not None:
-        config.mode = args.mode
     if args.labels is not None:
         config.data.labels = args.labels
+    if args.mode is not None:
+        config.mode = args.mode
+    else:  # view-consistent labels need no clustering: supervised ObjectSDF++; raw machine labels: ClusteringSDF
+        config.mode = "objectsdf" if config.data.labels == "gt" else "panoptic"
     if args.downscale is not None:
         config.data.downscale = args.downscale
     if args.iters is not None:
@@ -173,6 +175,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- mesh
+
+
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from .inference.loading import load_trained_run
+    from .inference.mesh import extract_meshes
+    from .training.trainer import resolve_device
+
+    objects = None
+    if args.objects != "all":
+        try:
+            objects = [int(v) for v in args.objects.split(",") if v]
+        except ValueError:
+            raise ClusteringSDFError(f"--objects: expected 'all' or comma-separated channel ids, got '{args.objects}'") from None
+    trained = load_trained_run(Path(args.run), resolve_device(args.device), components={"depth"})
+    out = Path(args.out) if args.out else Path(args.run) / "meshes"
+    start = time.perf_counter()
+    index = extract_meshes(trained.renderer, trained.scene, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
+    print(f"wrote {out}: scene mesh and {len(index['objects'])} object meshes at {args.resolution}^3 ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 
@@ -227,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
+    p.add_argument("--objects", default="all", help="'all' or comma-separated channel ids")
+    p.add_argument("--out", help="output folder (default RUN/meshes)")
+    p.add_argument("--mask-spheres", action="store_true", help="mesh only inside the sphere union (sphere-guided runs)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_mesh)
+
     p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
     p.add_argument("--scene", default="scenes/demo")
     p.add_argument("--out", default="runs/demo")
@@ -254,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="scene folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--preset", choices=PRESETS, default="cpu")
-    p.add_argument("--mode", choices=MODES)
-    p.add_argument("--labels", choices=LABEL_SOURCES)
+    p.add_argument("--mode", choices=MODES, help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
+    p.add_argument("--labels", choices=LABEL_SOURCES, help="m2f: raw machine labels (default); gt: view-consistent ground truth")
     p.add_argument("--iters", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--downscale", type=float)

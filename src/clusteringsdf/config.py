@@ -169,7 +169,7 @@ class TrainConfig:
 @dataclass
 class Config:
     preset: str = "cpu"
-    mode: str = "objectsdf"
+    mode: str = "panoptic"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)

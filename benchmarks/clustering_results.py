@@ -1,0 +1,172 @@
+"""ClusteringSDF results on the synthetic room (medium and high machine-label noise).
+
+Every trained row gets the same training wall-clock budget: a short probe measures the mode's
+seconds per iteration and the run is given ``budget / seconds_per_iteration`` iterations. Rows:
+
+* raw machine labels (the 2D baseline, no training);
+* ObjectSDF++ on view-consistent GT labels (the upper bound; identical for both noise levels);
+* ObjectSDF++ on the raw machine labels (per-view random channel assignment);
+* ClusteringSDF instance (Eq. 11), semantic (Eq. 10), panoptic two-run (instance + semantic run
+  merged at render time) and panoptic single-run (instance clustering + semantic head);
+* Contrastive Lift's slow-fast loss on the same backbone (mean-shift at inference);
+* ablations (medium noise): instance mode without L_diff / L_onehot / L_reg / L_fg-bg /
+  L_cross_view, each merged with the same semantic run (as in the paper's Table 2).
+
+Runs live in benchmarks/out/runs/ and are reused when their scores exist. Results are written to
+benchmarks/out/results/clustering.json; ``benchmarks/write_results.py`` turns them into docs.
+
+    python benchmarks/clustering_results.py [--budget 540] [--noise medium high] [--rows ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clusteringsdf.config import preset
+from clusteringsdf.evaluation import evaluate_predictions
+from clusteringsdf.inference.evaluate_run import evaluate_run
+from clusteringsdf.training.trainer import Trainer
+
+from _common import OUT, ensure_scene
+
+KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
+CPU = torch.device("cpu")
+
+TRAINED = {
+    # name: (mode, labels, ablation flags)
+    "objectsdf_gt": ("objectsdf", "gt", ()),
+    "objectsdf_m2f": ("objectsdf", "m2f", ()),
+    "semantic": ("semantic", "m2f", ()),  # before the rows that take their classes from it
+    "instance": ("instance", "m2f", ()),
+    "panoptic": ("panoptic", "m2f", ()),
+    "contrastive": ("contrastive", "m2f", ()),
+    "no_diff": ("instance", "m2f", ("diff",)),
+    "no_onehot": ("instance", "m2f", ("onehot",)),
+    "no_reg": ("instance", "m2f", ("reg",)),
+    "no_fgbg": ("instance", "m2f", ("fgbg",)),
+    "no_crossview": ("instance", "m2f", ("crossview",)),
+}
+MERGED_WITH_SEMANTIC = {"instance", "no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview"}
+ABLATIONS = ("no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview")
+
+
+def make_config(mode: str, labels: str, ablations: tuple[str, ...], iterations: int):
+    config = preset("cpu")
+    config.mode, config.data.labels = mode, labels
+    config.train.iterations = iterations
+    for flag in ablations:
+        setattr(config.clustering, f"use_{flag}", False)
+    return config
+
+
+def seconds_per_iteration(mode: str, labels: str, scene: Path) -> float:
+    """Probe: 25 steps after 10 warm-up steps, in a throw-away folder."""
+    folder = OUT / "probe"
+    shutil.rmtree(folder, ignore_errors=True)
+    trainer = Trainer(make_config(mode, labels, (), 10**6), scene, folder, CPU, progress=False)
+    for _ in range(10):
+        trainer.step()
+    start = time.perf_counter()
+    for _ in range(25):
+        trainer.step()
+    shutil.rmtree(folder, ignore_errors=True)
+    return (time.perf_counter() - start) / 25
+
+
+def train(name: str, scene: Path, run: Path, iterations: int) -> dict:
+    mode, labels, ablations = TRAINED[name]
+    if (run / "done.json").is_file():
+        return json.loads((run / "done.json").read_text())
+    config = make_config(mode, labels, ablations, iterations)
+    trainer = Trainer(config, scene, run, CPU, resume=run.exists(), progress=False)
+    result = trainer.train()
+    info = {"iterations": result.iterations, "train_seconds": round(result.seconds, 1)}
+    (run / "done.json").write_text(json.dumps(info) + "\n")
+    return info
+
+
+def score(run: Path, scene: Path, semantic_run: Path | None = None, tag: str = "eval") -> dict:
+    out = run / tag
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    return evaluate_run(run, CPU, progress=False, semantic_run=semantic_run, out_dir=out)
+
+
+def pair_separated(scene: Path, pred: Path, pair: list[int]) -> dict:
+    """Do the two GT instances that never share a view get different predicted instance ids?"""
+    from clusteringsdf.data.scene import load_scene
+
+    gt = load_scene(scene, components={"gt"})
+    names = [gt.frame_names[i] for i in gt.split("test")]
+    from clusteringsdf.data.layout import read_label
+
+    majority = {}
+    for gt_id in pair:
+        votes: dict[int, int] = {}
+        for frame, name in zip(gt.split("test"), names):
+            mask = gt.gt_instance[frame] == gt_id
+            if mask.any():
+                ids, counts = np.unique(read_label(pred / "pred_instance" / f"{name}.png")[mask], return_counts=True)
+                for i, c in zip(ids, counts):
+                    votes[int(i)] = votes.get(int(i), 0) + int(c)
+        majority[gt_id] = max(votes, key=votes.get) if votes else None
+    a, b = (majority[i] for i in pair)
+    return {"gt_pair": pair, "predicted_ids": [a, b], "separated": a is not None and b is not None and a != b and a > 0 and b > 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=540.0, help="training seconds per run")
+    parser.add_argument("--noise", nargs="+", default=["medium", "high"])
+    parser.add_argument("--rows", nargs="+", default=list(TRAINED))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results_path = OUT / "results" / "clustering.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results["budget_seconds"] = args.budget
+    speeds = results.setdefault("seconds_per_iteration", {})
+    for noise in args.noise:
+        scene = ensure_scene("room", 0, noise)
+        info = json.loads((scene / "synthetic_info.json").read_text())
+        table = results.setdefault(noise, {})
+        machine = evaluate_predictions(scene, scene, use_machine_labels=True)
+        table["machine_labels"] = {k: machine.get(k) for k in KEYS}
+        for name in args.rows:
+            if name in ABLATIONS and noise != "medium":
+                continue
+            if name == "objectsdf_gt" and noise != "medium":
+                continue  # GT labels do not depend on the noise level
+            mode, labels, _ = TRAINED[name]
+            key = f"{mode}/{labels}"
+            if key not in speeds:
+                speeds[key] = round(seconds_per_iteration(mode, labels, scene), 4)
+            iterations = max(100, int(args.budget / speeds[key]) // 50 * 50)
+            run = OUT / "runs" / f"{noise}_{name}"
+            print(f"[{noise}] {name}: {iterations} iterations", file=sys.stderr, flush=True)
+            meta = train(name, scene, run, iterations)
+            row = dict(meta)
+            if name in MERGED_WITH_SEMANTIC:
+                scores = score(run, scene, OUT / "runs" / f"{noise}_semantic", tag="eval_with_semantic_run")
+            else:
+                scores = score(run, scene)
+            row.update({k: scores.get(k) for k in KEYS})
+            if name in ("instance", "panoptic", "no_crossview"):
+                tag = "eval_with_semantic_run" if name in MERGED_WITH_SEMANTIC else "eval"
+                row["never_covisible_pair"] = pair_separated(scene, run / tag, info["never_covisible_pair"]["instance_ids"])
+            table["two_run" if name == "instance" else name] = row
+            results_path.parent.mkdir(parents=True, exist_ok=True)
+            results_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

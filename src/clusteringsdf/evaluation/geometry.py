@@ -1,0 +1,176 @@
+"""Geometry scores of extracted meshes against the scene's ``gt_mesh.ply`` (world metres).
+
+Both surfaces are sampled uniformly (seeded). Points that no camera observed are culled from both
+sides: a point is observed when it projects into some frame, in front of the camera, within 5 cm
+of that frame's depth (without depth maps nothing is culled). Then, with d the distance to the
+nearest point of the other surface:
+
+* accuracy = mean d(pred -> GT), completeness = mean d(GT -> pred), Chamfer-L1 = their mean;
+* precision / recall = share of pred / GT points with d < threshold (5 cm); F-score = harmonic mean.
+
+Objects: every predicted object mesh (``index.json`` of ``clusteringsdf mesh``) is compared with
+every GT thing instance (faces with that ``instance`` id); objects are matched one-to-one by the
+Hungarian method on F-score; unmatched GT instances count with F-score 0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data.scene import load_scene
+from ..errors import DataError
+
+THRESHOLD = 0.05
+
+
+def _load(path: Path):
+    import trimesh
+
+    if not path.is_file():
+        raise DataError(path, "mesh file not found")
+    try:
+        return trimesh.load(path, process=False, force="mesh")
+    except Exception as exc:  # noqa: BLE001 - any parser error is a bad file
+        raise DataError(path, f"unreadable mesh ({exc})") from None
+
+
+def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` points uniform on the triangle surface (area-weighted), seeded."""
+    if len(faces) == 0:
+        return np.zeros((0, 3))
+    rng = np.random.default_rng(seed)
+    triangles = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1)
+    if area.sum() <= 0:
+        return np.zeros((0, 3))
+    pick = rng.choice(len(faces), size=count, p=area / area.sum())
+    u, v = rng.random(count), rng.random(count)
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = triangles[pick]
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+
+
+class VisibilityCuller:
+    """Keeps points observed by some frame (projects in front of the camera, within ``tolerance``
+    of that frame's depth). Poses/intrinsics/depths of a scene in world metres."""
+
+    def __init__(self, poses_world: np.ndarray, intrinsics: np.ndarray, depths: np.ndarray | None, tolerance: float = 0.05) -> None:
+        self.poses = poses_world
+        self.intrinsics = intrinsics
+        self.depths = depths
+        self.tolerance = tolerance
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        if self.depths is None or len(points) == 0:
+            return np.ones(len(points), dtype=bool)
+        seen = np.zeros(len(points), dtype=bool)
+        height, width = self.depths.shape[1:]
+        for pose, k, depth in zip(self.poses, self.intrinsics, self.depths):
+            camera = (points - pose[:3, 3]) @ pose[:3, :3]
+            z = camera[:, 2]
+            front = z > 1e-3
+            u = np.round(k[0, 0] * camera[:, 0] / np.where(front, z, 1) + k[0, 2]).astype(int)
+            v = np.round(k[1, 1] * camera[:, 1] / np.where(front, z, 1) + k[1, 2]).astype(int)
+            inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+            measured = np.zeros(len(points))
+            measured[inside] = depth[v[inside], u[inside]]
+            seen |= inside & (measured > 0) & (np.abs(measured - z) < self.tolerance)
+        return seen
+
+
+def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRESHOLD) -> dict:
+    """Chamfer-L1 and F-score between two point sets (metres)."""
+    from scipy.spatial import cKDTree
+
+    if len(pred) == 0 or len(gt) == 0:
+        return {"accuracy": None, "completeness": None, "chamfer_l1": None, "precision": 0.0, "recall": 0.0, "fscore": 0.0}
+    to_gt = cKDTree(gt).query(pred, workers=-1)[0]
+    to_pred = cKDTree(pred).query(gt, workers=-1)[0]
+    precision = float((to_gt < threshold).mean())
+    recall = float((to_pred < threshold).mean())
+    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    accuracy, completeness = float(to_gt.mean()), float(to_pred.mean())
+    return {
+        "accuracy": accuracy,
+        "completeness": completeness,
+        "chamfer_l1": (accuracy + completeness) / 2,
+        "precision": precision,
+        "recall": recall,
+        "fscore": fscore,
+    }
+
+
+def _instance_faces(gt_mesh) -> np.ndarray | None:
+    """Per-face ``instance`` property of the GT PLY, if present."""
+    data = getattr(gt_mesh, "metadata", {}).get("_ply_raw", {})
+    face = data.get("face", {}).get("data") if isinstance(data, dict) else None
+    if face is not None and "instance" in face.dtype.names:
+        return np.asarray(face["instance"]).reshape(-1)
+    return None
+
+
+def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, threshold: float = THRESHOLD, seed: int = 0) -> dict:
+    """Scene and per-object geometry scores of ``clusteringsdf mesh`` output against gt_mesh.ply."""
+    from scipy.optimize import linear_sum_assignment
+
+    scene = load_scene(scene_root, components={"depth"})
+    gt_path = scene.root / "gt_mesh.ply"
+    if not gt_path.is_file():
+        raise DataError(gt_path, "scene has no gt_mesh.ply to compare with")
+    index_path = mesh_dir / "index.json"
+    if not index_path.is_file():
+        raise DataError(index_path, "not found (write meshes with `clusteringsdf mesh` first)")
+    index = json.loads(index_path.read_text())
+    poses = scene.normalization.pose_to_world(scene.poses.astype(np.float64))
+    cull = VisibilityCuller(poses, scene.intrinsics.astype(np.float64), scene.depths)
+
+    gt_mesh = _load(gt_path)
+    gt_vertices, gt_faces = np.asarray(gt_mesh.vertices), np.asarray(gt_mesh.faces)
+    gt_points = sample_surface(gt_vertices, gt_faces, points, seed)
+    gt_points = gt_points[cull(gt_points)]
+    pred_mesh = _load(mesh_dir / "scene_instance.ply")
+    pred_points = sample_surface(np.asarray(pred_mesh.vertices), np.asarray(pred_mesh.faces), points, seed + 1)
+    pred_points = pred_points[cull(pred_points)]
+    result = {"threshold_m": threshold, "culled_to_observed": scene.depths is not None, "scene": surface_distances(pred_points, gt_points, threshold)}
+
+    instances = _instance_faces(gt_mesh)
+    if instances is None:
+        return result
+    gt_ids = [int(i) for i in np.unique(instances) if i > 0]
+    object_points = {}
+    for gt_id in gt_ids:
+        sampled = sample_surface(gt_vertices, gt_faces[instances == gt_id], 20_000, seed + gt_id)
+        object_points[gt_id] = sampled[cull(sampled)]
+    predicted = []
+    for entry in index.get("objects", []):
+        if not entry.get("thing", True):
+            continue
+        mesh = _load(mesh_dir / entry["file"])
+        sampled = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 20_000, seed + 1000 + entry["id"])
+        predicted.append((entry["id"], sampled[cull(sampled)]))
+    scores = np.zeros((len(predicted), len(gt_ids)))
+    pairs = {}
+    for i, (pred_id, pts) in enumerate(predicted):
+        for j, gt_id in enumerate(gt_ids):
+            pairs[i, j] = surface_distances(pts, object_points[gt_id], threshold)
+            scores[i, j] = pairs[i, j]["fscore"]
+    rows, cols = linear_sum_assignment(-scores) if len(predicted) and len(gt_ids) else ([], [])
+    matches = []
+    for i, j in zip(rows, cols):
+        if scores[i, j] > 0:
+            matches.append({"object": predicted[i][0], "gt_instance": gt_ids[j], **pairs[i, j]})
+    fscores = {m["gt_instance"]: m["fscore"] for m in matches}
+    chamfers = [m["chamfer_l1"] for m in matches if m["chamfer_l1"] is not None]
+    result["objects"] = {
+        "gt_instances": len(gt_ids),
+        "predicted": len(predicted),
+        "matched": len(matches),
+        "mean_fscore": float(np.mean([fscores.get(g, 0.0) for g in gt_ids])) if gt_ids else None,
+        "mean_chamfer_l1_matched": float(np.mean(chamfers)) if chamfers else None,
+        "matches": matches,
+    }
+    return result
