@@ -104,6 +104,7 @@ def main() -> None:
         runs += [
             ("cpu", {"mode": "panoptic", "data.labels": "m2f"}),  # ClusteringSDF losses
             ("cpu", {"sampler.kind": "error_bounded"}),  # the faithful sampler on the cpu network
+            ("cpu", {"sampler.kind": "spheres", "spheres.warmup": 0.0}),  # sphere-guided (after its warm-up)
         ]
     results = []
     for name, overrides in runs:

@@ -8,7 +8,7 @@ import torch
 
 from clusteringsdf.config import FieldConfig, SpheresConfig
 from clusteringsdf.model.field import SDFField
-from clusteringsdf.sampling.spheres import SphereCloud, ray_sphere_pairs, samples_in_intervals, union_intervals
+from clusteringsdf.sampling.spheres import SphereCloud, culled_ray_sphere_pairs, ray_sphere_pairs, samples_in_intervals, union_intervals
 from clusteringsdf.training.spheres import SphereTrainer
 
 
@@ -58,6 +58,27 @@ def test_interval_union_matches_brute_force():
             got = [[float(a), float(b)] for a, b, v in zip(union.start[i], union.end[i], union.valid[i]) if v]
             assert len(got) == len(expected), (seed, i, got, expected)
             assert np.allclose(got, expected, atol=1e-4), (seed, i)
+
+
+def test_frustum_culling_finds_exactly_the_same_intervals():
+    """Rays from a few cameras (shared origins, a cone of directions each): culled candidates
+    give the same union as testing every sphere."""
+    rng = np.random.default_rng(7)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    for cameras in (1, 3):
+        apex = rng.uniform(-0.5, 0.5, (cameras, 3))
+        axis = rng.normal(size=(cameras, 3))
+        directions = np.repeat(axis, 50, axis=0) + rng.normal(scale=0.4, size=(cameras * 50, 3))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        origins = np.repeat(apex, 50, axis=0)
+        centres = rng.uniform(-1, 1, (400, 3))
+        near, far = np.zeros(len(origins)), np.full(len(origins), 3.0)
+        args = (t(origins), t(directions), t(centres), 0.12, t(near), t(far))
+        full = union_intervals(*ray_sphere_pairs(*args), len(origins))
+        culled = union_intervals(*culled_ray_sphere_pairs(*args), len(origins))
+        assert torch.equal(full.valid, culled.valid)
+        assert torch.allclose(full.start[full.valid], culled.start[culled.valid], atol=1e-5)
+        assert torch.allclose(full.end[full.valid], culled.end[culled.valid], atol=1e-5)
 
 
 def test_union_of_no_intersections_is_empty():

@@ -118,6 +118,11 @@ def build_config(args: argparse.Namespace):
         config.train.seed = args.seed
     if args.sampler is not None:
         config.sampler.kind = args.sampler
+    spheres = getattr(args, "spheres", None)
+    if spheres == "on":
+        config.sampler.kind = "spheres"
+    elif spheres == "off" and config.sampler.kind == "spheres":
+        config.sampler.kind = "grid"
     if args.threads is not None:
         config.train.threads = args.threads
     for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):
@@ -127,16 +132,14 @@ def build_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import Config
-    from .training.run_folder import CONFIG_FILE
+    from .training.run_folder import CONFIG_FILE, load_run_config
     from .training.trainer import Trainer, resolve_device
 
     run = Path(args.out)
     device = resolve_device(args.device)
     config = build_config(args)
     if args.resume and (run / CONFIG_FILE).is_file():
-        stored = json.loads((run / CONFIG_FILE).read_text())
-        config = Config.from_dict(stored["config"])
+        config = load_run_config(run)
         if args.iters is not None:
             config.train.iterations = args.iters
     trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, progress=not args.quiet)
@@ -152,6 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             run, device, split="test", scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet, semantic_run=semantic_run
         )
         print(json.dumps(scores, indent=2, sort_keys=True))
+        from .inference.report import build_report
+
+        print(f"report: {build_report(run, device, progress=not args.quiet)}")
     return 0
 
 
@@ -159,19 +165,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .inference.evaluate_run import render_run
     from .training.trainer import resolve_device
 
     device = resolve_device(args.device)
-    out = render_run(
-        Path(args.run),
-        device,
-        split=args.split,
-        out_dir=Path(args.out) if args.out else None,
-        progress=not args.quiet,
-        semantic_run=Path(args.semantic_run) if args.semantic_run else None,
-    )
-    print(f"wrote {out}")
+    semantic_run = Path(args.semantic_run) if args.semantic_run else None
+    if args.trajectory is None:
+        if args.video or args.frames is not None:
+            raise ClusteringSDFError("render: --frames and --video need --trajectory orbit|spiral|train")
+        from .inference.evaluate_run import render_run
+
+        out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None,
+                         progress=not args.quiet, semantic_run=semantic_run)
+        print(f"wrote {out}")
+        return 0
+    from .inference.loading import load_trained_run
+    from .inference.trajectory import render_trajectory
+
+    trained = load_trained_run(Path(args.run), device, components={"depth"})
+    out = Path(args.out) if args.out else Path(args.run) / f"trajectory_{args.trajectory}"
+    summary = render_trajectory(trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet)
+    print(f"wrote {summary['frames']} frames to {summary['folder']}" + (f" and {summary['video']}" if "video" in summary else ""))
     return 0
 
 
@@ -194,6 +207,21 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     index = extract_meshes(trained.renderer, trained.scene, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
     print(f"wrote {out}: scene mesh and {len(index['objects'])} object meshes at {args.resolution}^3 ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .inference.report import build_report
+    from .training.trainer import resolve_device
+
+    page = build_report(
+        Path(args.run), resolve_device(args.device), baselines=[Path(b) for b in args.baseline], mesh_resolution=args.mesh_resolution,
+        progress=not args.quiet,
+    )
+    print(f"wrote {page}")
     return 0
 
 
@@ -260,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_mesh)
 
+    p = sub.add_parser("report", help="write RUN/report.html: scores, training curves, test views, mesh previews")
+    p.add_argument("--run", required=True)
+    p.add_argument("--baseline", action="append", default=[], help="another scored run to list in the table (repeatable)")
+    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
     p.add_argument("--scene", default="scenes/demo")
     p.add_argument("--out", default="runs/demo")
@@ -292,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--downscale", type=float)
-    p.add_argument("--sampler", choices=SAMPLERS)
+    p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")
+    p.add_argument("--spheres", choices=("on", "off"), help="sphere-guided training: on = --sampler spheres, off = the preset's non-sphere sampler")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -309,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--out", help="output folder (default RUN/render_<split>)")
     p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")
+    p.add_argument("--trajectory", choices=("orbit", "spiral", "train"), help="render a novel-view path instead of a split")
+    p.add_argument("--frames", type=int, help="frames along the trajectory (default 48)")
+    p.add_argument("--video", action="store_true", help="also write an MP4 (GIF when no encoder is available)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_render)

@@ -5,14 +5,54 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import Config
 from ..data.scene import Scene
 from ..model.renderer import Renderer
-from ..training.run_folder import load_run_identity, write_json_atomic
+from ..training.run_folder import load_run_config, load_run_identity, write_json_atomic
 from .loading import load_trained_run
-from .render import panoptic_labels, render_views, write_views
+from .render import ViewRender, panoptic_labels, render_views, write_views
+
+
+def label_cameras(
+    renderer: Renderer,
+    config: Config,
+    scene: Scene,
+    poses: np.ndarray,
+    intrinsics: np.ndarray,
+    progress: bool = True,
+    normals: bool = True,
+    semantic_renderer: Renderer | None = None,
+) -> tuple[list[ViewRender], list[np.ndarray], list[np.ndarray]]:
+    """Render cameras (poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3)) at the
+    scene's working size and fuse their panoptic labels: (views, semantic maps, instance maps).
+
+    ``semantic_renderer``: a semantic-mode run whose classes are merged with this run's instance
+    channels (the paper's two-run panoptic prediction).
+    """
+    classes = scene.classes
+    common = dict(hw=scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
+    was_training = renderer.training
+    renderer.eval()
+    views = render_views(
+        renderer,
+        poses,
+        intrinsics,
+        normals=normals,
+        embedding=config.mode == "contrastive",
+        classes_from_channels=config.mode == "semantic",
+        **common,
+    )
+    renderer.train(was_training)
+    semantic_views = None
+    if semantic_renderer is not None:
+        semantic_renderer.eval()
+        semantic_views = render_views(semantic_renderer, poses, intrinsics, normals=False, classes_from_channels=True, desc="semantic run", **common)
+    voted = renderer.channel_classes().cpu().numpy()
+    semantics, instances = panoptic_labels(views, config.mode, classes.thing_classes, voted, semantic_views)
+    return views, semantics, instances
 
 
 def predict_split(
@@ -25,36 +65,12 @@ def predict_split(
     normals: bool = True,
     semantic_renderer: Renderer | None = None,
 ) -> Path:
-    """Render ``split`` of ``scene`` and write images + panoptic label maps into ``out_dir``.
-
-    ``semantic_renderer``: a semantic-mode run whose classes are merged with this run's instance
-    channels (the paper's two-run panoptic prediction).
-    """
+    """Render ``split`` of ``scene`` and write images + panoptic label maps into ``out_dir``."""
     frames = scene.split(split)
-    names = [scene.frame_names[i] for i in frames]
-    classes = scene.classes
-    common = dict(hw=scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
-    was_training = renderer.training
-    renderer.eval()
-    views = render_views(
-        renderer,
-        scene.poses[frames],
-        scene.intrinsics[frames],
-        normals=normals,
-        embedding=config.mode == "contrastive",
-        classes_from_channels=config.mode == "semantic",
-        **common,
+    views, semantics, instances = label_cameras(
+        renderer, config, scene, scene.poses[frames], scene.intrinsics[frames], progress, normals, semantic_renderer
     )
-    renderer.train(was_training)
-    semantic_views = None
-    if semantic_renderer is not None:
-        semantic_renderer.eval()
-        semantic_views = render_views(
-            semantic_renderer, scene.poses[frames], scene.intrinsics[frames], normals=False, classes_from_channels=True, desc="semantic run", **common
-        )
-    voted = renderer.channel_classes().cpu().numpy()
-    semantics, instances = panoptic_labels(views, config.mode, classes.thing_classes, voted, semantic_views)
-    write_views(out_dir, names, views, semantics, instances, scene.normalization.scale)
+    write_views(out_dir, [scene.frame_names[i] for i in frames], views, semantics, instances, scene.normalization.scale)
     return out_dir
 
 
@@ -82,7 +98,7 @@ def evaluate_run(
     from ..evaluation import evaluate_predictions
 
     identity = load_run_identity(run)
-    config = Config.from_dict(identity["config"])
+    config = load_run_config(run)
     if renderer is None or scene is None:
         trained = load_trained_run(run, device, scene=scene)
         renderer, scene = trained.renderer, trained.scene

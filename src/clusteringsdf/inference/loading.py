@@ -11,7 +11,7 @@ from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
 from ..model.renderer import Renderer, build_renderer
-from ..training.run_folder import latest_checkpoint, load_checkpoint, load_run_identity
+from ..training.run_folder import latest_checkpoint, load_checkpoint, load_run_config, load_run_identity
 
 
 @dataclass
@@ -27,7 +27,7 @@ def load_trained_run(run_dir: Path, device: torch.device, scene: Scene | None = 
     """Read RUN/config.json, the scene it names and the latest checkpoint's weights."""
     run_dir = Path(run_dir)
     identity = load_run_identity(run_dir)
-    config = Config.from_dict(identity["config"])
+    config = load_run_config(run_dir)
     path = latest_checkpoint(run_dir)
     if path is None:
         raise RunError(f"{run_dir / 'checkpoints'}: no checkpoint yet (train the run first)")

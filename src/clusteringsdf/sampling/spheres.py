@@ -67,6 +67,44 @@ def ray_sphere_pairs(
     return ray[keep], t_in[keep], t_out[keep]
 
 
+def culled_ray_sphere_pairs(
+    origins: torch.Tensor, directions: torch.Tensor, centres: torch.Tensor, radius: float, near: torch.Tensor, far: torch.Tensor,
+    max_groups: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`ray_sphere_pairs` restricted to candidate spheres, same result.
+
+    Rays are grouped by their origin (a camera): a group's rays lie in a cone around their mean
+    direction with half-angle theta, so only spheres whose centre is within theta + asin(r / dist)
+    of the axis (or that contain the apex) can be hit. For a camera inside a room this keeps the
+    spheres in the view frustum, a small part of the cloud. More than ``max_groups`` distinct
+    origins: no culling.
+    """
+    apexes, group = torch.unique(origins, dim=0, return_inverse=True)
+    if apexes.shape[0] > max_groups:
+        return ray_sphere_pairs(origins, directions, centres, radius, near, far)
+    rays, t_ins, t_outs = [], [], []
+    for g in range(apexes.shape[0]):
+        members = torch.nonzero(group == g).squeeze(1)
+        d = directions[members]
+        axis = d.mean(0)
+        norm = axis.norm()
+        offsets = centres - apexes[g]
+        distance = offsets.norm(dim=-1).clamp_min(1e-12)
+        if norm < 1e-6:
+            candidates = torch.arange(centres.shape[0], device=centres.device)
+        else:
+            axis = axis / norm
+            half_angle = torch.acos((d @ axis).min().clamp(-1.0, 1.0))
+            angle = torch.acos(((offsets @ axis) / distance).clamp(-1.0, 1.0))
+            margin = torch.asin((radius / distance).clamp(max=1.0))
+            candidates = torch.nonzero((distance <= radius) | (angle <= half_angle + margin + 1e-4)).squeeze(1)
+        ray, t_in, t_out = ray_sphere_pairs(apexes[g].expand_as(d), d, centres[candidates], radius, near[members], far[members])
+        rays.append(members[ray])
+        t_ins.append(t_in)
+        t_outs.append(t_out)
+    return torch.cat(rays), torch.cat(t_ins), torch.cat(t_outs)
+
+
 def union_intervals(ray: torch.Tensor, t_in: torch.Tensor, t_out: torch.Tensor, rays: int) -> RayIntervals:
     """Union of intervals grouped by ray: disjoint sorted intervals per ray, padded to (R, K)."""
     device = t_in.device
@@ -165,7 +203,7 @@ class SphereCloud(nn.Module):
     @torch.no_grad()
     def intervals(self, origins: torch.Tensor, directions: torch.Tensor, near: torch.Tensor, far: torch.Tensor) -> RayIntervals:
         """Union of each ray's sphere intervals within [near, far] (unit directions)."""
-        ray, t_in, t_out = ray_sphere_pairs(origins, directions, self.centres.detach(), self.r, near, far)
+        ray, t_in, t_out = culled_ray_sphere_pairs(origins, directions, self.centres.detach(), self.r, near, far)
         return union_intervals(ray, t_in, t_out, origins.shape[0])
 
     @torch.no_grad()

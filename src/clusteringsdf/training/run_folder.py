@@ -103,6 +103,15 @@ def load_run_identity(run: Path) -> dict[str, Any]:
         raise RunError(f"{path}: not valid JSON ({exc})") from None
 
 
+def load_run_config(run: Path) -> Config:
+    """The run's stored configuration; a config this version cannot read is a one-line RunError."""
+    identity = load_run_identity(run)
+    try:
+        return Config.from_dict(identity["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{run / CONFIG_FILE}: cannot read the run's configuration ({exc})") from None
+
+
 def save_checkpoint(run: Path, iteration: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``ckpt_<iteration>.pt`` atomically, point latest.txt at it, keep the newest ``keep``."""
     folder = run / CHECKPOINT_DIR

@@ -23,7 +23,7 @@ import torch
 from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
-from ..model.renderer import RenderRequest, build_renderer
+from ..model.renderer import Renderer, RenderRequest, build_renderer
 from ..losses.contrastive import ema_update
 from ..sampling import pixels
 from ..sampling.frames import FrameStore

@@ -1,0 +1,172 @@
+"""Sphere-guided training on vs off at equal wall-clock on the synthetic room (2 CPU threads).
+
+1. Probe (per sampler): seconds per iteration, geometry-network evaluations per iteration, and the
+   sphere cloud's overhead — time in sphere optimisation (attraction, repulsion, resampling),
+   sphere-guided pixel selection and ray-sphere interval unions — as a share of the iteration.
+2. Curves: each sampler trains for the same training-time budget (its iteration count is the
+   budget divided by its own probed seconds per iteration); the test split is rendered and scored
+   at a few points along the way (scoring time is not counted as training time).
+
+Writes benchmarks/out/results/spheres.json and docs/images/spheres_quality_vs_time.png; prints the JSON.
+
+    python benchmarks/spheres_comparison.py [--budget 300] [--points 3] [--mode objectsdf --labels gt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from clusteringsdf.config import preset
+from clusteringsdf.inference.evaluate_run import evaluate_run
+from clusteringsdf.training.trainer import Trainer
+
+from _common import OUT, ensure_scene
+from train_speed import EvaluationCounter
+
+CPU = torch.device("cpu")
+SAMPLERS = ("grid", "spheres")
+KEYS = ("pq", "sq", "rq", "miou", "psnr", "depth_abs_rel")
+PLOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "spheres_quality_vs_time.png"
+
+
+def make_config(kind: str, mode: str, labels: str, iterations: int):
+    config = preset("cpu")
+    config.mode, config.data.labels = mode, labels
+    config.sampler.kind = kind
+    config.train.iterations = iterations
+    return config
+
+
+class Stopwatch:
+    """Accumulates the time spent in wrapped callables."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+
+def probe(kind: str, scene: Path, mode: str, labels: str, steps: int = 30, warmup: int = 10) -> dict:
+    """Steady-state cost of one iteration (spheres guide from the first step in the probe)."""
+    folder = OUT / "probe_spheres"
+    shutil.rmtree(folder, ignore_errors=True)
+    config = make_config(kind, mode, labels, 10**6)
+    config.spheres.warmup = 0.0
+    config.train.checkpoint_every = 10**6
+    trainer = Trainer(config, scene, folder, CPU, progress=False)
+    counter = EvaluationCounter(trainer.renderer.field)
+    overhead = Stopwatch()
+    if trainer.spheres is not None:
+        overhead.wrap(trainer.spheres, "step")
+        overhead.wrap(trainer.renderer.spheres, "pixels")
+        overhead.wrap(trainer.renderer.spheres, "intervals")
+    for _ in range(warmup):
+        trainer.step()
+    counter.reset()
+    overhead.seconds = 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    seconds = (time.perf_counter() - start) / steps
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "seconds_per_iteration": round(seconds, 4),
+        "network_evaluations_per_iteration": round((counter.plain + counter.with_jacobian) / steps),
+        "rendering_evaluations_per_iteration": round(counter.plain / steps),
+        "regulariser_evaluations_per_iteration": round(counter.with_jacobian / steps),
+        "sphere_overhead_seconds_per_iteration": round(overhead.seconds / steps, 4),
+        "sphere_overhead_share": round(overhead.seconds / steps / seconds, 4),
+    }
+
+
+def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, points: int) -> list[dict]:
+    run = OUT / "runs" / f"spheres_{kind}_{mode}_{labels}"
+    shutil.rmtree(run, ignore_errors=True)
+    trainer = Trainer(make_config(kind, mode, labels, iterations), scene, run, CPU, progress=False)
+    rows = []
+    marks = [round(iterations * (i + 1) / points) for i in range(points)]
+    for mark in marks:
+        trainer.train(iterations=mark - trainer.iteration)
+        scores = evaluate_run(run, CPU, scene=trainer.scene, renderer=trainer.renderer, progress=False, out_dir=run / f"eval_{mark}")
+        row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
+        row.update({k: scores.get(k) for k in KEYS})
+        row["render_seconds"] = scores.get("render_seconds")
+        rows.append(row)
+        print(f"[{kind}] {json.dumps(row)}", file=sys.stderr, flush=True)
+    return rows
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for kind in SAMPLERS:
+        rows = results["curves"][kind]
+        seconds = [r["train_seconds"] for r in rows]
+        label = "spheres on" if kind == "spheres" else "spheres off (grid sampler)"
+        for axis, key, title in zip(axes, ("pq", "psnr", "depth_abs_rel"), ("PQ (scene)", "PSNR (dB)", "depth AbsRel")):
+            axis.plot(seconds, [r[key] for r in rows], marker="o", label=label)
+            axis.set_title(title)
+            axis.set_xlabel("training seconds (2 CPU threads)")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per sampler")
+    parser.add_argument("--points", type=int, default=3, help="evaluations along each curve")
+    parser.add_argument("--mode", default="objectsdf")
+    parser.add_argument("--labels", default="gt")
+    parser.add_argument("--noise", default="medium")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scene = ensure_scene("room", 0, args.noise)
+    results: dict = {"scene": str(scene), "mode": args.mode, "labels": args.labels, "budget_seconds": args.budget, "probe": {}, "curves": {}}
+    for kind in SAMPLERS:
+        results["probe"][kind] = probe(kind, scene, args.mode, args.labels)
+        print(f"[{kind}] probe {json.dumps(results['probe'][kind])}", file=sys.stderr, flush=True)
+    for kind in SAMPLERS:
+        iterations = max(50, int(args.budget / results["probe"][kind]["seconds_per_iteration"]) // 10 * 10)
+        results["curves"][kind] = curve(kind, scene, args.mode, args.labels, iterations, args.points)
+    grid, spheres = results["probe"]["grid"], results["probe"]["spheres"]
+    results["evaluations_ratio_off_over_on"] = round(grid["network_evaluations_per_iteration"] / spheres["network_evaluations_per_iteration"], 2)
+    final = {kind: results["curves"][kind][-1] for kind in SAMPLERS}
+    results["spheres_at_least_as_good"] = {
+        "pq": final["spheres"]["pq"] >= final["grid"]["pq"],
+        "psnr": final["spheres"]["psnr"] >= final["grid"]["psnr"],
+        "depth_abs_rel": final["spheres"]["depth_abs_rel"] <= final["grid"]["depth_abs_rel"],
+    }
+    path = OUT / "results" / "spheres.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, PLOT)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""What users take away from a run: per-object meshes, geometry scores, novel-view trajectories,
+offscreen mesh previews and the HTML report."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from clusteringsdf.cli import main
+from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
+from clusteringsdf.inference.loading import load_trained_run
+from clusteringsdf.inference.mesh import extract_meshes, owned_channels, write_ply
+from clusteringsdf.inference.mesh_preview import preview_mesh
+from clusteringsdf.inference.report import build_report
+from clusteringsdf.inference.trajectory import render_trajectory, trajectory_poses
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_scene_source, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "run"
+    code = main(["train", "--data", str(tiny_scene_source), "--out", str(run), "--preset", "tiny", "--labels", "gt", "--iters", "40", "--quiet"])
+    assert code == 0
+    return run
+
+
+def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
+    trained = load_trained_run(tiny_run, CPU)
+    index = extract_meshes(trained.renderer, trained.scene, tmp_path / "meshes", resolution=40)
+    scene_mesh = trimesh.load(tmp_path / "meshes" / "scene_instance.ply", process=False)
+    assert len(scene_mesh.faces) == index["scene"]["faces"] > 0
+    assert np.asarray(scene_mesh.visual.vertex_colors).shape[0] == len(scene_mesh.vertices)
+    # one object per channel that owns pixels (unless its surface is empty), each a valid mesh
+    ids = [o["id"] for o in index["objects"]]
+    assert set(ids) <= set(owned_channels(trained.renderer))
+    for entry in index["objects"]:
+        mesh = trimesh.load(tmp_path / "meshes" / entry["file"], process=False)
+        assert len(mesh.vertices) == entry["vertices"]
+        assert np.all(mesh.vertices.min(0) >= np.asarray(entry["bbox_min"]) - 1e-3)
+    assert json.loads((tmp_path / "meshes" / "index.json").read_text()) == index
+
+
+def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):
+    assert main(["mesh", "--run", str(tiny_run), "--objects", "1,x"]) == 2
+    assert "--objects" in capsys.readouterr().err
+
+
+def test_surface_distances_by_hand():
+    gt = np.array([[0.0, 0, 0], [1.0, 0, 0]])
+    close = gt + [0.0, 0.03, 0.0]
+    scores = surface_distances(close, gt, threshold=0.05)
+    assert scores["chamfer_l1"] == pytest.approx(0.03) and scores["fscore"] == 1.0
+    far = gt + [0.0, 0.1, 0.0]
+    assert surface_distances(far, gt, threshold=0.05)["fscore"] == 0.0
+    # half the prediction is right: precision 0.5, recall 1 -> F = 2/3
+    half = np.array([[0.0, 0, 0], [1.0, 0, 0], [5.0, 0, 0], [6.0, 0, 0]])
+    assert surface_distances(half, gt, threshold=0.05)["fscore"] == pytest.approx(2 / 3)
+
+
+def test_ground_truth_mesh_scores_perfectly_against_itself(tiny_scene, tmp_path):
+    """A mesh folder made of the GT mesh and its instances: scene F-score 1, every object matched."""
+    gt = trimesh.load(tiny_scene / "gt_mesh.ply", process=False)
+    faces = np.asarray(gt.faces)
+    instance = np.asarray(gt.metadata["_ply_raw"]["face"]["data"]["instance"]).reshape(-1)
+    colors = np.zeros((len(gt.vertices), 3), np.uint8)
+    out = tmp_path / "meshes"
+    write_ply(out / "scene_instance.ply", np.asarray(gt.vertices), faces, colors)
+    objects = []
+    for gt_id in np.unique(instance[instance > 0]):
+        write_ply(out / "objects" / f"{gt_id}.ply", np.asarray(gt.vertices), faces[instance == gt_id], colors)
+        objects.append({"id": int(gt_id) + 100, "thing": True, "file": f"objects/{gt_id}.ply"})
+    (out / "index.json").write_text(json.dumps({"objects": objects}))
+    scores = evaluate_meshes(tiny_scene, out)
+    assert scores["scene"]["fscore"] > 0.99
+    assert scores["scene"]["chamfer_l1"] < 0.01
+    assert scores["objects"]["matched"] == scores["objects"]["gt_instances"] == len(objects)
+    assert scores["objects"]["mean_fscore"] > 0.99
+    assert all(m["object"] == m["gt_instance"] + 100 for m in scores["objects"]["matches"])
+
+
+def test_eval_without_gt_mesh_is_a_clear_error(tiny_scene, tmp_path, capsys):
+    (tiny_scene / "gt_mesh.ply").unlink()
+    assert main(["eval", "--scene", str(tiny_scene), "--mesh", str(tmp_path)]) == 2
+    assert "gt_mesh.ply" in capsys.readouterr().err
+
+
+def test_trajectories_are_rigid_cameras_looking_into_the_scene():
+    rng = np.random.default_rng(0)
+    poses = np.repeat(np.eye(4)[None], 10, axis=0)
+    poses[:, :3, 3] = rng.uniform(-0.3, 0.3, (10, 3))
+    bbox = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    for kind in ("orbit", "spiral", "train"):
+        path = trajectory_poses(poses, bbox, kind, 12)
+        assert path.shape == (12, 4, 4)
+        rotations = path[:, :3, :3]
+        assert np.allclose(rotations @ rotations.transpose(0, 2, 1), np.eye(3), atol=1e-6)
+        assert np.allclose(np.linalg.det(rotations), 1.0, atol=1e-6)
+        assert np.all(np.abs(path[:, :3, 3]) <= 1.0)
+    orbit = trajectory_poses(poses, bbox, "orbit", 12)
+    assert len(np.unique(np.round(orbit[:, :3, 3], 6), axis=0)) == 12
+
+
+def test_render_trajectory_writes_frames_and_a_video(tiny_run, tmp_path):
+    trained = load_trained_run(tiny_run, CPU)
+    summary = render_trajectory(trained, "spiral", 3, tmp_path / "traj", video=True, progress=False)
+    frames = sorted((tmp_path / "traj" / "frames").glob("*.png"))
+    assert len(frames) == summary["frames"] == 3
+    video = Path(summary["video"])
+    assert video.is_file() and video.stat().st_size > 0
+
+
+def test_render_frames_need_a_trajectory(tiny_run, capsys):
+    assert main(["render", "--run", str(tiny_run), "--video"]) == 2
+    assert "--trajectory" in capsys.readouterr().err
+
+
+def test_mesh_preview_culls_back_faces():
+    """A box seen from above: its outward top face is drawn; the same box turned inside out
+    (a room) shows its floor, not its top."""
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    colors = np.zeros((len(box.vertices), 3), np.uint8)
+    colors[box.vertices[:, 2] > 0] = (255, 0, 0)  # top corners red
+    colors[box.vertices[:, 2] < 0] = (0, 0, 255)  # bottom corners blue
+    up = np.array([0.0, 0.0, 1.0])
+    outside = preview_mesh(np.asarray(box.vertices), np.asarray(box.faces), colors, up, size=(60, 80), elevation_deg=89, azimuth_deg=0)
+    inside = preview_mesh(np.asarray(box.vertices), np.asarray(box.faces)[:, ::-1], colors, up, size=(60, 80), elevation_deg=89, azimuth_deg=0)
+    centre_out, centre_in = outside[30, 40].astype(int), inside[30, 40].astype(int)
+    assert centre_out[0] > centre_out[2]  # red top
+    assert centre_in[2] > centre_in[0]  # blue floor
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.sources += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_report_page_parses_and_every_referenced_file_exists(tiny_run):
+    page = build_report(tiny_run, CPU, mesh_resolution=32)
+    parser = _Collector()
+    parser.feed(page.read_text())
+    parser.close()
+    assert {"html", "table", "img"} <= set(parser.tags)
+    assert parser.sources, "the report references its pictures"
+    for source in parser.sources:
+        assert not source.startswith(("http:", "https:")), "self-contained: no external resources"
+        assert (page.parent / source).is_file(), source
+    text = page.read_text()
+    assert "raw machine labels" in text and "PQ" in text
+    assert main(["report", "--run", str(tiny_run), "--baseline", str(tiny_run), "--quiet"]) == 0
