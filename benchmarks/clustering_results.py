@@ -68,17 +68,21 @@ def make_config(mode: str, labels: str, ablations: tuple[str, ...], iterations: 
 
 
 def seconds_per_iteration(mode: str, labels: str, scene: Path) -> float:
-    """Probe: 25 steps after 10 warm-up steps, in a throw-away folder."""
+    """Probe: the best of three 10-step windows after 10 warm-up steps (the minimum is robust to
+    a transient load on the machine), in a throw-away folder."""
     folder = OUT / "probe"
     shutil.rmtree(folder, ignore_errors=True)
     trainer = Trainer(make_config(mode, labels, (), 10**6), scene, folder, CPU, progress=False)
     for _ in range(10):
         trainer.step()
-    start = time.perf_counter()
-    for _ in range(25):
-        trainer.step()
+    windows = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(10):
+            trainer.step()
+        windows.append((time.perf_counter() - start) / 10)
     shutil.rmtree(folder, ignore_errors=True)
-    return (time.perf_counter() - start) / 25
+    return min(windows)
 
 
 def train(name: str, scene: Path, run: Path, iterations: int) -> dict:

@@ -63,14 +63,16 @@ class Stopwatch:
         setattr(owner, name, timed)
 
 
-def probe(kind: str, scene: Path, mode: str, labels: str, steps: int = 30, warmup: int = 10) -> dict:
-    """Steady-state cost of one iteration (spheres guide from the first step in the probe)."""
+def probe(kind: str, scene: Path, mode: str, labels: str, steps: int = 100, warmup: int = 10) -> dict:
+    """Steady-state cost of one iteration: the trainer is put half-way through a long run (sphere
+    radius at r_min, cached volume refreshed every ``grid_update_every`` steps), so ``steps`` = 100
+    includes the volume refresh amortised exactly as in training."""
     folder = OUT / "probe_spheres"
     shutil.rmtree(folder, ignore_errors=True)
-    config = make_config(kind, mode, labels, 10**6)
-    config.spheres.warmup = 0.0
+    config = make_config(kind, mode, labels, 10**5)
     config.train.checkpoint_every = 10**6
     trainer = Trainer(config, scene, folder, CPU, progress=False)
+    trainer.iteration = config.train.iterations // 2
     counter = EvaluationCounter(trainer.renderer.field)
     overhead = Stopwatch()
     if trainer.spheres is not None:
@@ -96,21 +98,29 @@ def probe(kind: str, scene: Path, mode: str, labels: str, steps: int = 30, warmu
     }
 
 
-def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, points: int) -> list[dict]:
+def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, points: int) -> tuple[list[dict], float]:
+    """Quality along one training run; also returns the sphere overhead's share of its training time."""
     run = OUT / "runs" / f"spheres_{kind}_{mode}_{labels}"
     shutil.rmtree(run, ignore_errors=True)
     trainer = Trainer(make_config(kind, mode, labels, iterations), scene, run, CPU, progress=False)
+    overhead = Stopwatch()
+    if trainer.spheres is not None:
+        overhead.wrap(trainer.spheres, "step")
+        overhead.wrap(trainer.renderer.spheres, "pixels")
+        overhead.wrap(trainer.renderer.spheres, "intervals")
     rows = []
     marks = [round(iterations * (i + 1) / points) for i in range(points)]
     for mark in marks:
         trainer.train(iterations=mark - trainer.iteration)
+        in_training = overhead.seconds
         scores = evaluate_run(run, CPU, scene=trainer.scene, renderer=trainer.renderer, progress=False, out_dir=run / f"eval_{mark}")
+        overhead.seconds = in_training  # interval unions while rendering are not training overhead
         row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
         row.update({k: scores.get(k) for k in KEYS})
         row["render_seconds"] = scores.get("render_seconds")
         rows.append(row)
         print(f"[{kind}] {json.dumps(row)}", file=sys.stderr, flush=True)
-    return rows
+    return rows, overhead.seconds / max(trainer.elapsed, 1e-9)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -143,16 +153,22 @@ def main() -> None:
     parser.add_argument("--labels", default="gt")
     parser.add_argument("--noise", default="medium")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--probe-only", action="store_true", help="re-measure the probe and keep the stored curves")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scene = ensure_scene("room", 0, args.noise)
+    path = OUT / "results" / "spheres.json"
     results: dict = {"scene": str(scene), "mode": args.mode, "labels": args.labels, "budget_seconds": args.budget, "probe": {}, "curves": {}}
+    if args.probe_only:
+        results = json.loads(path.read_text())
     for kind in SAMPLERS:
         results["probe"][kind] = probe(kind, scene, args.mode, args.labels)
         print(f"[{kind}] probe {json.dumps(results['probe'][kind])}", file=sys.stderr, flush=True)
-    for kind in SAMPLERS:
+    for kind in SAMPLERS if not args.probe_only else ():
         iterations = max(50, int(args.budget / results["probe"][kind]["seconds_per_iteration"]) // 10 * 10)
-        results["curves"][kind] = curve(kind, scene, args.mode, args.labels, iterations, args.points)
+        results["curves"][kind], share = curve(kind, scene, args.mode, args.labels, iterations, args.points)
+        if kind == "spheres":
+            results["run_overhead"] = {"share": round(share, 4)}
     grid, spheres = results["probe"]["grid"], results["probe"]["spheres"]
     results["evaluations_ratio_off_over_on"] = round(grid["network_evaluations_per_iteration"] / spheres["network_evaluations_per_iteration"], 2)
     final = {kind: results["curves"][kind][-1] for kind in SAMPLERS}
@@ -161,7 +177,6 @@ def main() -> None:
         "psnr": final["spheres"]["psnr"] >= final["grid"]["psnr"],
         "depth_abs_rel": final["spheres"]["depth_abs_rel"] <= final["grid"]["depth_abs_rel"],
     }
-    path = OUT / "results" / "spheres.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, PLOT)

@@ -160,3 +160,19 @@ def test_report_page_parses_and_every_referenced_file_exists(tiny_run):
     text = page.read_text()
     assert "raw machine labels" in text and "PQ" in text
     assert main(["report", "--run", str(tiny_run), "--baseline", str(tiny_run), "--quiet"]) == 0
+
+
+def test_sphere_masked_mesh_stays_inside_the_sphere_union(tiny_scene_source, tmp_path):
+    run = tmp_path / "spheres"
+    assert main(["train", "--data", str(tiny_scene_source), "--out", str(run), "--preset", "tiny", "--labels", "gt", "--iters", "30", "--spheres", "on", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["sampler"]["kind"] == "spheres"
+    trained = load_trained_run(run, CPU)
+    full = extract_meshes(trained.renderer, trained.scene, tmp_path / "full", resolution=32)
+    masked = extract_meshes(trained.renderer, trained.scene, tmp_path / "masked", resolution=32, mask_spheres=True)
+    assert masked.get("scene", {"faces": 0})["faces"] <= full["scene"]["faces"]
+    if "scene" in masked:
+        vertices = np.asarray(trimesh.load(tmp_path / "masked" / "scene_instance.ply", process=False).vertices)
+        normalised = torch.as_tensor(trained.scene.normalization.apply(vertices), dtype=torch.float32)
+        cloud = trained.renderer.spheres
+        distance = torch.cdist(normalised, cloud.centres.detach()).amin(dim=1)
+        assert bool((distance <= cloud.r + 2 * 2.0 / 31).all())  # within a grid cell of the union

@@ -5,9 +5,10 @@ Trajectories are built from the training cameras (normalised coordinates):
 
 * ``train``: the training cameras themselves, evenly sub-sampled to N frames;
 * ``orbit``: a horizontal circle around the centre of the camera positions, at the mean camera
-  height and the median camera distance from that centre, looking at the scene centre;
-* ``spiral``: the orbit with its radius breathing between 60% and 100% and its height moving up
-  and down by 15% of the room height, twice per turn.
+  height and the median camera distance from that centre, looking outward (a 360 degree pan of the
+  room) with the scan's median pitch, so the views stay where the scan observed the scene;
+* ``spiral``: the orbit with its radius breathing between 60% and 100%, its height moving up and
+  down by 10% of the room height and its pitch by 10 degrees, twice per turn.
 
 "Up" is the mean of the training cameras' up vectors (OpenCV: minus the camera y axis).
 """
@@ -62,17 +63,19 @@ def trajectory_poses(train_poses: np.ndarray, bbox: np.ndarray, kind: str, frame
     radius = float(np.median(np.linalg.norm(horizontal, axis=1)))
     heights = (bbox - centre) @ up
     room_height = float(abs(heights[1] - heights[0]))
-    box_centre = bbox.mean(0)
-    target = centre + (box_centre - centre - (box_centre - centre).dot(up) * up) - 0.15 * room_height * up
+    pitch = float(np.median(np.arcsin(np.clip(train_poses[:, :3, 2] @ up, -1.0, 1.0))))  # how the scan looked up/down
     poses = []
     for t in np.arange(frames) / frames:
         angle = 2 * np.pi * t
-        r, h = radius, 0.0
+        r, h, tilt = radius, 0.0, pitch
         if kind == "spiral":
             r = radius * (0.8 + 0.2 * np.cos(4 * np.pi * t))
-            h = 0.15 * room_height * np.sin(4 * np.pi * t)
-        eye = centre + r * (np.cos(angle) * e1 + np.sin(angle) * e2) + h * up
-        poses.append(look_at(eye, target, up))
+            h = 0.1 * room_height * np.sin(4 * np.pi * t)
+            tilt = pitch + np.radians(10.0) * np.sin(4 * np.pi * t)
+        outward = np.cos(angle) * e1 + np.sin(angle) * e2
+        eye = centre + r * outward + h * up
+        forward = np.cos(tilt) * outward + np.sin(tilt) * up
+        poses.append(look_at(eye, eye + forward, up))
     return np.stack(poses)
 
 

@@ -96,7 +96,7 @@ def positional_encoding(points: torch.Tensor, frequencies: int, with_jacobian: b
     scales = 2.0 ** torch.arange(frequencies, dtype=points.dtype, device=points.device)  # (M,)
     angles = points.unsqueeze(1) * scales.view(1, -1, 1)  # (N, M, 3)
     sin, cos = torch.sin(angles), torch.cos(angles)
-    value = torch.cat([points, torch.stack([sin, cos], dim=2).reshape(n, -1)], dim=-1)
+    value = torch.cat([points, torch.stack([sin, cos], dim=2).reshape(n, 6 * frequencies)], dim=-1)
     if not with_jacobian:
         return Jet(value)
     eye = torch.eye(3, dtype=points.dtype, device=points.device)  # d x_a / d x_b

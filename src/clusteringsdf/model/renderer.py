@@ -168,7 +168,8 @@ class Renderer(nn.Module):
             if contributing is None:
                 return head(slice(None)).view(r, s, width)
             values = torch.zeros(r * s, width, dtype=weights.dtype, device=weights.device)
-            values[contributing] = head(contributing)
+            if contributing.numel() > 0:  # rays that see nothing (e.g. looking out of the scene box)
+                values[contributing] = head(contributing)
             return values.view(r, s, width)
 
         rgb_samples = per_sample(

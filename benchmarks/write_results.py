@@ -1,0 +1,270 @@
+"""Turn the benchmark JSON files in benchmarks/out/results/ into docs/results.md.
+
+Each section is written only when its results exist; every table names the command that
+regenerates it. Run the benchmarks first (see docs/results.md), then:
+
+    python benchmarks/write_results.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "out" / "results"
+DOC = ROOT / "docs" / "results.md"
+PANOPTIC = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
+PANOPTIC_HEAD = ("PQ", "SQ", "RQ", "PQ th", "PQ st", "mIoU", "EA", "PSNR", "AbsRel")
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def label_section(data: dict) -> str:
+    rows = []
+    for noise, entry in data.items():
+        gt, m = entry["ground_truth_as_prediction"], entry["machine_labels"]
+        rows.append([noise, gt["pq"], gt["miou"], m["pq"], m["sq"], m["rq"], m["pq_things"], m["pq_stuff"], m["miou"], m["ea"]])
+    return (
+        "## Label maps as predictions (scoring sanity check and the 2D baseline)\n\n"
+        "Synthetic room (seed 0, 100 frames at 320x240, 25 test views), native protocol.\n\n"
+        + table(["noise", "GT: PQ", "GT: mIoU", "machine: PQ", "SQ", "RQ", "PQ th", "PQ st", "mIoU", "EA"], rows)
+        + "\n\nThe machine labels' thing PQ is 0: their instance ids change from view to view, so no "
+        "scene-level segment matches. `python benchmarks/label_baselines.py`\n"
+    )
+
+
+ROW_NAMES = {
+    "machine_labels": "raw machine labels (2D)",
+    "objectsdf_gt": "ObjectSDF++, GT labels (upper bound)",
+    "objectsdf_m2f": "ObjectSDF++, raw machine labels",
+    "semantic": "ClusteringSDF semantic (Eq. 10)",
+    "two_run": "ClusteringSDF panoptic, two runs (instance Eq. 11 + semantic run)",
+    "panoptic": "ClusteringSDF panoptic, single run (ours)",
+    "contrastive": "Contrastive Lift slow-fast, same backbone",
+}
+ABLATION_NAMES = {"two_run": "full instance mode", "no_diff": "without L_diff", "no_onehot": "without L_onehot", "no_reg": "without L_reg", "no_fgbg": "without L_fg-bg", "no_crossview": "without L_cross_view"}
+
+
+def clustering_section(data: dict) -> str:
+    out = [f"## Panoptic lifting on the synthetic room (equal training budget: {data['budget_seconds']:.0f} s per row, 2 CPU threads)\n"]
+    out.append(
+        "Every trained row gets the same training wall-clock: its iteration count is the budget divided by "
+        "its mode's probed seconds per iteration (`seconds_per_iteration` below). Scores on the 25 test views, "
+        "native protocol. Instance-only rows take their classes from the semantic run (the paper's two-run path).\n"
+    )
+    gt_row = data.get("medium", {}).get("objectsdf_gt")
+    for noise in ("medium", "high"):
+        rows_data = data.get(noise)
+        if not rows_data:
+            continue
+        rows = []
+        for key, name in ROW_NAMES.items():
+            entry = rows_data.get(key) or (gt_row if key == "objectsdf_gt" else None)
+            if entry:
+                rows.append([name, entry.get("iterations", "-"), entry.get("train_seconds", "-")] + [entry.get(k) for k in PANOPTIC])
+        out.append(f"### {noise} noise\n\n" + table(["", "iters", "train s"] + list(PANOPTIC_HEAD), rows) + "\n")
+        checks = []
+        machine = rows_data.get("machine_labels", {})
+        objsdf_m2f = rows_data.get("objectsdf_m2f")
+        for key in ("two_run", "panoptic"):
+            entry = rows_data.get(key)
+            if entry and gt_row and objsdf_m2f:
+                checks.append(
+                    f"- {ROW_NAMES[key]}: PQ {fmt(entry['pq'])} = {100 * entry['pq'] / gt_row['pq']:.0f}% of the GT upper bound "
+                    f"(target >= 90%), {entry['pq'] - objsdf_m2f['pq']:+.3f} vs ObjectSDF++ on machine labels (target >= +0.15); "
+                    f"things only: PQ th {fmt(entry['pq_things'])} vs {fmt(objsdf_m2f['pq_things'])} ({entry['pq_things'] - objsdf_m2f['pq_things']:+.3f})."
+                )
+        for key in ("semantic", "panoptic"):
+            entry = rows_data.get(key)
+            if entry and machine.get("miou") is not None:
+                checks.append(
+                    f"- {ROW_NAMES[key]}: mIoU {fmt(entry['miou'])} vs machine labels {fmt(machine['miou'])} "
+                    f"({100 * (entry['miou'] - machine['miou']):+.1f} points; target >= +5)."
+                )
+        if checks:
+            out.append("\n".join(checks) + "\n")
+    medium = data.get("medium", {})
+    ablations = [[ABLATION_NAMES[k], medium[k].get("iterations")] + [medium[k].get(c) for c in ("pq", "pq_things", "pq_stuff", "miou")] for k in ABLATION_NAMES if k in medium]
+    if ablations:
+        out.append("### Ablations (medium noise, instance mode + the same semantic run)\n\n" + table(["", "iters", "PQ", "PQ th", "PQ st", "mIoU"], ablations) + "\n")
+    pairs = [(k, medium[k]["never_covisible_pair"]) for k in ("two_run", "panoptic", "no_crossview") if k in medium and "never_covisible_pair" in medium[k]]
+    if pairs:
+        rows = [[ABLATION_NAMES.get(k, ROW_NAMES.get(k, k)), str(p["gt_pair"]), str(p["predicted_ids"]), p["separated"]] for k, p in pairs]
+        out.append(
+            "### The never co-visible pair\n\nThe synthetic room has two things of different classes that no frame shows together. "
+            "Majority predicted id of each on the test views:\n\n" + table(["run", "GT instances", "predicted ids", "separated"], rows) + "\n"
+        )
+    speeds = data.get("seconds_per_iteration", {})
+    if speeds:
+        out.append("Seconds per iteration (probe, `mode/labels`): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(speeds.items())) + "\n")
+    out.append("`python benchmarks/clustering_results.py --budget 300` (runs in benchmarks/out/runs/)\n")
+    return "\n".join(out)
+
+
+def complexity_section(data: dict) -> str:
+    rows = [[r["rays"], r["labels"], r["clustering_ms"], r["contrastive_ms"], f"{r['contrastive_ms'] / r['clustering_ms']:.1f}x"] for r in data["rows"]]
+    return (
+        "## Loss cost: clustering vs contrastive (forward + backward, ms, 2 threads)\n\n"
+        + table(["rays", "labels", "clustering", "contrastive", "ratio"], rows)
+        + "\n\nClustering is O(N^2 |R|) in the number of labels N, the contrastive loss O(N |R|^2). `python benchmarks/loss_complexity.py`\n"
+    )
+
+
+def speed_section(data: dict) -> str:
+    rows = []
+    for r in data["results"]:
+        variant = r["preset"] + ("" if not r["overrides"] else " + " + ", ".join(f"{k}={v}" for k, v in r["overrides"].items()))
+        rows.append([variant, r["sampler"], r["seconds_per_iteration"], r["iterations_per_second"], r["rays_per_second"], r["network_evaluations_per_iteration"], r["of_which_with_jacobian"], r["network_evaluations_per_second"]])
+    return (
+        f"## Training speed ({data['threads']} CPU threads, synthetic room, 1024 rays per step for `cpu`)\n\n"
+        + table(["preset", "sampler", "s/iter", "iter/s", "rays/s", "net evals/iter", "with Jacobian", "net evals/s"], rows)
+        + "\n\n`python benchmarks/train_speed.py --iterations 30`\n"
+    )
+
+
+def spheres_section(data: dict) -> str:
+    probe = data["probe"]
+    rows = [[k, p["seconds_per_iteration"], p["network_evaluations_per_iteration"], p["rendering_evaluations_per_iteration"], p["regulariser_evaluations_per_iteration"], p["sphere_overhead_share"]] for k, p in probe.items()]
+    curve_rows = []
+    for kind, curve in data["curves"].items():
+        for r in curve:
+            curve_rows.append([kind, r["iteration"], r["train_seconds"], r["pq"], r["psnr"], r["depth_abs_rel"], r["miou"]])
+    overhead = data.get("run_overhead", {})
+    text = (
+        f"## Sphere-guided training: on vs off at equal wall-clock ({data['budget_seconds']:.0f} s, {data['mode']} on {data['labels']} labels)\n\n"
+        "Probe (steady state, after the sphere warm-up):\n\n"
+        + table(["sampler", "s/iter", "net evals/iter", "rendering", "regularisers", "sphere overhead share"], rows)
+        + f"\n\nNetwork evaluations per iteration, off / on: **{data['evaluations_ratio_off_over_on']}x**.\n\n"
+        + table(["sampler", "iter", "train s", "PQ", "PSNR", "AbsRel", "mIoU"], curve_rows)
+        + "\n\n![quality vs time](images/spheres_quality_vs_time.png)\n\n"
+        + "Spheres on at least as good at the end: "
+        + ", ".join(f"{k} {fmt(v)}" for k, v in data["spheres_at_least_as_good"].items())
+        + ".\n"
+    )
+    if overhead:
+        text += f"\nSphere overhead over the whole guided run: {100 * overhead['share']:.1f}% of training time.\n"
+    return text + "\n`python benchmarks/spheres_comparison.py --budget 300 --points 3`\n"
+
+
+def time_to_quality(spheres: dict) -> str | None:
+    curve = spheres.get("curves", {}).get("grid") if spheres else None
+    if not curve or spheres.get("mode") != "objectsdf":
+        return None
+    reached = next((r for r in curve if r["depth_abs_rel"] <= 0.05 and r["psnr"] >= 24 and r["pq"] >= 0.80), None)
+    return (
+        "## Backbone quality targets (cpu preset, GT labels, medium noise)\n\n"
+        "Targets: test depth AbsRel <= 0.05, PSNR >= 24 dB, PQ >= 0.80. "
+        + (f"First reached at the {reached['train_seconds']:.0f} s evaluation point (iteration {reached['iteration']}): "
+           f"AbsRel {fmt(reached['depth_abs_rel'])}, PSNR {fmt(reached['psnr'], 2)}, PQ {fmt(reached['pq'])}."
+           if reached else "Not reached within the budget.")
+        + " (Grid-sampler curve of the sphere comparison.)\n"
+    )
+
+
+def geometry_section(geometry: dict, memory_log: str | None) -> str:
+    scene = geometry["geometry"]["scene"] if "geometry" in geometry else geometry["scene"]
+    objects = (geometry.get("geometry") or geometry).get("objects", {})
+    text = (
+        "## Meshes and geometry (panoptic run, medium noise, marching cubes at 512)\n\n"
+        + table(["", "Chamfer-L1 (m)", "accuracy", "completeness", "precision", "recall", "F-score@5cm"],
+                [["scene", scene["chamfer_l1"], scene["accuracy"], scene["completeness"], scene["precision"], scene["recall"], scene["fscore"]]])
+        + "\n"
+    )
+    if objects:
+        text += (
+            f"\nObjects: {objects['predicted']} thing meshes, {objects['matched']} of {objects['gt_instances']} GT thing instances matched; "
+            f"mean F-score@5cm over GT instances {fmt(objects['mean_fscore'])}, mean Chamfer-L1 of matches {fmt(objects['mean_chamfer_l1_matched'])} m.\n"
+        )
+    if memory_log:
+        peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", memory_log)
+        wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", memory_log)
+        if peak:
+            text += f"\n`mesh --resolution 512`: peak resident memory {int(peak.group(1)) / 1024**2:.2f} GiB, wall time {wall.group(1) if wall else '?'} (2 CPU threads).\n"
+    return text + (
+        "\n`clusteringsdf mesh --run RUN --resolution 512 --out MESHES` (under `/usr/bin/time -v`), then "
+        "`clusteringsdf eval --scene SCENE --mesh MESHES`\n"
+    )
+
+
+EXAMPLE_RUN = ROOT / "benchmarks" / "out" / "runs" / "medium_panoptic"
+EXAMPLE_TRAJECTORY = ROOT / "benchmarks" / "out" / "trajectory_orbit" / "frames"
+
+
+def export_example_images() -> list[str]:
+    """Small JPEG copies of the example run's report pictures and one orbit frame for the README."""
+    from PIL import Image
+
+    sources = {
+        "example_view.jpg": next(iter(sorted((EXAMPLE_RUN / "report").glob("view_*.png"))), None),
+        "example_mesh_scene.jpg": EXAMPLE_RUN / "report" / "mesh_scene.png",
+        "example_mesh_objects.jpg": EXAMPLE_RUN / "report" / "mesh_objects.png",
+        "example_orbit.jpg": EXAMPLE_TRAJECTORY / "0009.png",
+    }
+    written = []
+    for name, source in sources.items():
+        if source is not None and source.is_file():
+            (DOC.parent / "images").mkdir(parents=True, exist_ok=True)
+            Image.open(source).convert("RGB").save(DOC.parent / "images" / name, quality=82)
+            written.append(name)
+    return written
+
+
+def main() -> None:
+    parts = [
+        "# Results\n",
+        "Generated by `python benchmarks/write_results.py` from `benchmarks/out/results/*.json`. Machine: 2 CPU cores "
+        "(no GPU was available for these measurements). Scenes: `clusteringsdf synth --preset room --seed 0 --noise <level>`.\n",
+    ]
+    labels = load("label_baselines.json")
+    if labels:
+        parts.append(label_section(labels))
+    spheres = load("spheres.json")
+    quality = time_to_quality(spheres)
+    if quality:
+        parts.append(quality)
+    speed = load("train_speed.json")
+    if speed:
+        parts.append(speed_section(speed))
+    clustering = load("clustering.json")
+    if clustering:
+        parts.append(clustering_section(clustering))
+    complexity = load("loss_complexity.json")
+    if complexity:
+        parts.append(complexity_section(complexity))
+    if spheres:
+        parts.append(spheres_section(spheres))
+    geometry = load("geometry_512.json")
+    if geometry:
+        log = RESULTS / "mesh512.log"
+        parts.append(geometry_section(geometry, log.read_text() if log.is_file() else None))
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text("\n".join(parts))
+    images = export_example_images()
+    if images:
+        print(f"wrote docs/images/{{{','.join(images)}}}")
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
