@@ -70,7 +70,12 @@ def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], ma
 
     if volume.min() > 0 or volume.max() < 0 or min(volume.shape) < 2:
         return None
-    verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(grid.step,) * 3, mask=mask, allow_degenerate=False)
+    if mask is not None and not mask.any():
+        return None
+    try:
+        verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(grid.step,) * 3, mask=mask, allow_degenerate=False)
+    except RuntimeError:  # the zero level set lies only in masked-out cells
+        return None
     verts = verts + grid.origin + grid.step * np.asarray(lo)
     return verts, faces
 
@@ -183,6 +188,7 @@ def extract_meshes(
                 "bbox_max": np.round(world.max(0), 4).tolist(),
             }
         )
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     return index
 
