@@ -256,7 +256,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, values in (("raw machine labels (2D)", machine), ("ClusteringSDF (3D)", scores)):
         cells = "".join(f"{values[k]:14.3f}" if values.get(k) is not None else f"{'-':>14s}" for k in keys)
         print(f"{name:28s}{cells}")
-    print(f"\nrenders and label maps: {run / 'eval'}; scores: {run / 'eval' / 'metrics.json'}")
+    from .inference.report import build_report
+
+    page = build_report(run, device, progress=not args.quiet)
+    print(f"\nrenders and label maps: {run / 'eval'}; scores: {run / 'eval' / 'metrics.json'}; report: {page}")
     return 0
 
 
