@@ -18,7 +18,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ from clusteringsdf.inference.evaluate_run import evaluate_run
 from clusteringsdf.training.trainer import Trainer
 
 from _common import OUT, ensure_scene
-from train_speed import EvaluationCounter
+from train_speed import Stopwatch, measure
 
 CPU = torch.device("cpu")
 SAMPLERS = ("grid", "spheres")
@@ -44,57 +43,15 @@ def make_config(kind: str, mode: str, labels: str, iterations: int):
     return config
 
 
-class Stopwatch:
-    """Accumulates the time spent in wrapped callables."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def wrap(self, owner, name: str) -> None:
-        original = getattr(owner, name)
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-
-        setattr(owner, name, timed)
-
-
-def probe(kind: str, scene: Path, mode: str, labels: str, steps: int = 100, warmup: int = 10) -> dict:
-    """Steady-state cost of one iteration: the trainer is put half-way through a long run (sphere
-    radius at r_min, cached volume refreshed every ``grid_update_every`` steps), so ``steps`` = 100
-    includes the volume refresh amortised exactly as in training."""
-    folder = OUT / "probe_spheres"
-    shutil.rmtree(folder, ignore_errors=True)
-    config = make_config(kind, mode, labels, 10**5)
-    config.train.checkpoint_every = 10**6
-    trainer = Trainer(config, scene, folder, CPU, progress=False)
-    trainer.iteration = config.train.iterations // 2
-    counter = EvaluationCounter(trainer.renderer.field)
-    overhead = Stopwatch()
-    if trainer.spheres is not None:
-        overhead.wrap(trainer.spheres, "step")
-        overhead.wrap(trainer.renderer.spheres, "pixels")
-        overhead.wrap(trainer.renderer.spheres, "intervals")
-    for _ in range(warmup):
-        trainer.step()
-    counter.reset()
-    overhead.seconds = 0.0
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.step()
-    seconds = (time.perf_counter() - start) / steps
-    shutil.rmtree(folder, ignore_errors=True)
+def probe(kind: str, scene: Path, mode: str, labels: str) -> dict:
+    """Steady-state cost of one iteration (train_speed.measure: half-way through a run, 100 steps)."""
+    measured = measure("cpu", scene, 100, 10, {"mode": mode, "data.labels": labels, "sampler.kind": kind})
     return {
-        "seconds_per_iteration": round(seconds, 4),
-        "network_evaluations_per_iteration": round((counter.plain + counter.with_jacobian) / steps),
-        "rendering_evaluations_per_iteration": round(counter.plain / steps),
-        "regulariser_evaluations_per_iteration": round(counter.with_jacobian / steps),
-        "sphere_overhead_seconds_per_iteration": round(overhead.seconds / steps, 4),
-        "sphere_overhead_share": round(overhead.seconds / steps / seconds, 4),
+        "seconds_per_iteration": measured["seconds_per_iteration"],
+        "network_evaluations_per_iteration": measured["network_evaluations_per_iteration"],
+        "regulariser_evaluations_per_iteration": measured["of_which_with_jacobian"],
+        "rendering_evaluations_per_iteration": measured["network_evaluations_per_iteration"] - measured["of_which_with_jacobian"],
+        "sphere_overhead_share": measured["sphere_overhead_share"],
     }
 
 

@@ -48,7 +48,28 @@ class EvaluationCounter:
         self.plain = self.with_jacobian = 0
 
 
+class Stopwatch:
+    """Accumulates the time spent in wrapped methods."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+
 def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrides: dict) -> dict:
+    """Steady-state cost of one training iteration (plus, when sphere-guided, the share of it spent
+    in sphere optimisation, guided pixels and ray-sphere interval unions)."""
     config = preset(preset_name)
     config.data.labels = "gt"
     config.train.iterations = 10**6
@@ -66,9 +87,15 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
         # grid_update_every steps, so 100 measured steps hold exactly one refresh)
         trainer.iteration = config.train.iterations // 2
         counter = EvaluationCounter(trainer.renderer.field)
+        overhead = Stopwatch()
+        if trainer.spheres is not None:
+            overhead.wrap(trainer.spheres, "step")
+            overhead.wrap(trainer.renderer.spheres, "pixels")
+            overhead.wrap(trainer.renderer.spheres, "intervals")
         for _ in range(warmup):
             trainer.step()
         counter.reset()
+        overhead.seconds = 0.0
         start = time.perf_counter()
         for _ in range(iterations):
             trainer.step()
@@ -89,6 +116,7 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
         "network_evaluations_per_iteration": round(evaluations),
         "of_which_with_jacobian": round(counter.with_jacobian / iterations),
         "network_evaluations_per_second": round(evaluations / seconds),
+        "sphere_overhead_share": round(overhead.seconds / iterations / seconds, 4),
     }
 
 

@@ -106,8 +106,8 @@ def render_trajectory(trained: TrainedRun, kind: str, frames: int, out_dir: Path
     poses = trajectory_poses(scene.poses[train], scene.bbox, kind, frames)
     intrinsics = np.repeat(scene.intrinsics[train[:1]], len(poses), axis=0)
     views, semantics, instances = label_cameras(trained.renderer, trained.config, scene, poses, intrinsics, progress)
-    depths = np.concatenate([v.depth[v.depth > 0] for v in views] or [np.ones(1)])
-    far = float(np.percentile(depths, 99)) if depths.size else 1.0
+    depths = np.concatenate([np.zeros(0)] + [v.depth[v.depth > 0] for v in views])
+    far = float(np.percentile(depths, 99)) if depths.size else 1.0  # one depth scale for every frame
     pictures = []
     for i, (view, semantic, instance) in enumerate(zip(views, semantics, instances)):
         panels = [color_image(view.rgb), depth_image(view.depth, far), normal_image(view.normal), semantic_image(semantic), instance_image(instance)]
