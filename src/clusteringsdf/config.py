@@ -143,6 +143,7 @@ class SpheresConfig:
     radius_end: float = 0.3  # fraction of the run at which r_min is reached
     lr: float = 1e-3
     warmup: float = 0.1  # fraction of the run before sphere-guided pixels and sphere updates
+    guided_fraction: float = 0.75  # share of a frame's free pixels drawn where spheres project (rest uniform)
     resample_every: int = 250
     attraction_points: int = 1024  # spheres attracted per step (a random subset)
     neighbors: int = 10

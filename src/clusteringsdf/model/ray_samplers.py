@@ -121,20 +121,35 @@ class GridSampler:
         self.config = config
         self.volume = volume
 
+    def _coarse(self, origins, directions, near, far) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evenly spaced bin edges (R, M+1) and the cached SDF at them (R, M+1)."""
+        steps = self.config.coarse_steps
+        bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
+        points = origins.unsqueeze(1) + bins.unsqueeze(-1) * directions.unsqueeze(1)
+        return bins, self.volume.query(points)
+
+    @torch.no_grad()
+    def first_surface(self, origins, directions, near, far) -> torch.Tensor:
+        """(R,) distance of the first outside-to-inside crossing of the cached SDF, inf if none."""
+        bins, sdf = self._coarse(origins, directions, near, far)
+        crossing = (sdf[:, :-1] > 0) & (sdf[:, 1:] <= 0)  # (R, M)
+        found = crossing.any(-1)
+        i = crossing.float().argmax(-1, keepdim=True)
+        s0, s1 = sdf.gather(1, i), sdf.gather(1, i + 1)
+        t0, t1 = bins.gather(1, i), bins.gather(1, i + 1)
+        t = t0 + (t1 - t0) * s0 / (s0 - s1).clamp_min(1e-12)
+        return torch.where(found, t.squeeze(1), torch.full_like(near, float("inf")))
+
     @torch.no_grad()
     def sample(self, origins, directions, near, far, beta: float, train: bool, generator=None) -> torch.Tensor:
         cfg = self.config
         fine, uniform = (cfg.fine_samples, cfg.uniform_samples) if train else (cfg.eval_fine_samples, cfg.eval_uniform_samples)
-        steps = cfg.coarse_steps
-        bins = stratified(near, far, steps + 1, jitter=False, generator=None)  # (R, M+1) evenly spaced edges
-        bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
-        points = origins.unsqueeze(1) + bins.unsqueeze(-1) * directions.unsqueeze(1)
-        sdf = self.volume.query(points)  # (R, M+1)
+        bins, sdf = self._coarse(origins, directions, near, far)
         coarse_beta = max(beta, 0.5 * self.volume.voxel)
         deltas = bins[:, 1:] - bins[:, :-1]
         mid_sdf = 0.5 * (sdf[:, 1:] + sdf[:, :-1])
         weights, _ = render_weights(laplace_density(mid_sdf, coarse_beta), deltas)
-        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / steps, fine, train, generator)
+        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / cfg.coarse_steps, fine, train, generator)
         spread = stratified(near, far, uniform, train, generator)
         return merge_sorted(importance, spread)
 

@@ -253,7 +253,12 @@ class SphereSampler:
         intervals = self.cloud.intervals(rays.origins, rays.directions, rays.near, rays.far)
         z, index = samples_in_intervals(intervals, self.samples, train, generator)
         valid = index[:, 1:] == index[:, :-1]
-        miss = ~intervals.hit
+        # A ray is covered when its first surface in the cached SDF volume lies inside one of its
+        # intervals; otherwise (no sphere hit, or only spheres in free space) it uses the fallback.
+        surface = self.fallback.first_surface(rays.origins, rays.directions, rays.near, rays.far)
+        inside = intervals.valid & (intervals.start <= surface.unsqueeze(-1)) & (surface.unsqueeze(-1) <= intervals.end)
+        miss = ~(inside.any(-1) | (intervals.hit & torch.isinf(surface)))
+        self.last_miss_fraction = float(miss.float().mean())
         if bool(miss.any()):
             rows = miss.nonzero().squeeze(-1)
             sub = rays.select(rows)

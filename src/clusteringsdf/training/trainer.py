@@ -205,12 +205,15 @@ class Trainer:
         free = per_frame // 2 if self.clustered else per_frame
         frame, pixel = pixels.random_pixels(frames, free, store.height * store.width, self.generator)
         if self.spheres is not None and self.spheres.active(self.iteration):
-            guided = []
-            for f in frames.tolist():
-                v, u = self.renderer.spheres.pixels(store.poses[f], store.intrinsics[f], (store.height, store.width), free, self.generator)
-                guided.append(v * store.width + u)
-            # frames where fewer spheres are visible keep some of their random pixels
-            pixel = torch.stack([torch.cat([g, pixel[i * free : (i + 1) * free]])[:free] for i, g in enumerate(guided)]).reshape(-1)
+            # guided_fraction of each frame's pixels where the spheres project, the rest uniform (so
+            # surface the cloud does not cover yet still gets rays); frames where fewer spheres
+            # are visible keep more of their uniform pixels
+            want = round(free * self.config.spheres.guided_fraction)
+            kept = []
+            for i, f in enumerate(frames.tolist()):
+                v, u = self.renderer.spheres.pixels(store.poses[f], store.intrinsics[f], (store.height, store.width), want, self.generator)
+                kept.append(torch.cat([v * store.width + u, pixel[i * free : (i + 1) * free]])[:free])
+            pixel = torch.stack(kept).reshape(-1)
         if self.clustered:
             label_frame, label_pixel = pixels.label_comprehensive_pixels(self.label_index, frames, per_frame - free, self.generator)
             frame, pixel = torch.cat([frame, label_frame]), torch.cat([pixel, label_pixel])
