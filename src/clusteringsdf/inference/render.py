@@ -26,7 +26,8 @@ class ViewRender:
     arg-max over stuff classes; channel (H, W) arg-max object channel; embedding (H, W, E) or None.
 
     Class scores come from the semantic head, or, for a semantic-mode run, from the object
-    opacities (channel u = class u, channel 0 = void excluded).
+    opacities (channel u = class u, channel 0 = void excluded); classes absent from the training
+    labels are never predicted.
     """
 
     rgb: np.ndarray
@@ -78,6 +79,8 @@ def render_view(
     num_classes = renderer.field.num_classes
     stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
     stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
+    allowed = renderer.observed_classes()
+    stuff &= allowed
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "embedding")}
     for start in range(0, len(rays), chunk):
         out = renderer(rays.select(slice(start, start + chunk)), request, train=False)
@@ -92,6 +95,7 @@ def render_view(
             scores[:, 0] = -1.0
         else:
             scores = out["semantics"]
+        scores = scores.masked_fill(~allowed, -2.0)
         parts["semantic"].append(scores.argmax(-1))
         parts["semantic_stuff"].append(scores.masked_fill(~stuff, -2.0).argmax(-1))
         if embedding:

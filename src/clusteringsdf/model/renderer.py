@@ -116,6 +116,12 @@ class Renderer(nn.Module):
         classes = self.channel_votes.argmax(-1)
         return torch.where(self.channel_votes.sum(-1) > 0, classes, torch.full_like(classes, -1))
 
+    def observed_classes(self) -> torch.Tensor:
+        """(K,) classes that occur in the training labels seen so far (all True before any vote):
+        a class the segmenter never produced cannot be predicted."""
+        seen = self.channel_votes.sum(0) > 0
+        return seen if bool(seen.any()) else torch.ones_like(seen)
+
     @torch.no_grad()
     def scene_sdf(self, points: torch.Tensor) -> torch.Tensor:
         """(N,) scene SDF without gradients."""
