@@ -182,3 +182,18 @@ def test_sphere_masked_mesh_stays_inside_the_sphere_union(tiny_scene_source, tmp
     points = torch.as_tensor(trained.scene.normalization.apply(inside), dtype=torch.float32)
     distance = torch.cdist(points, cloud.centres.detach()).amin(dim=1)
     assert bool((distance <= cloud.r).all())
+
+
+def test_classes_absent_from_the_training_labels_are_never_predicted(tiny_run):
+    from clusteringsdf.inference.render import render_view
+
+    trained = load_trained_run(tiny_run, CPU)
+    renderer, scene = trained.renderer, trained.scene
+    seen = renderer.observed_classes()
+    assert seen.any() and not seen.all()
+    renderer.channel_votes.zero_()
+    renderer.channel_votes[1, 2] = 1.0  # as if class 2 were the only class in the labels
+    frame = int(scene.split("test")[0])
+    view = render_view(renderer, torch.as_tensor(scene.poses[frame]).float(), torch.as_tensor(scene.intrinsics[frame]).float(),
+                       (24, 32), 4096, trained.config.sampler.near, scene.classes.stuff_classes, normals=False)
+    assert set(np.unique(view.semantic).tolist()) == {2}
