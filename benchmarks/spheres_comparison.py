@@ -1,11 +1,13 @@
 """Sphere-guided training on vs off at equal wall-clock on the synthetic room (2 CPU threads).
 
-1. Probe (per sampler): seconds per iteration, geometry-network evaluations per iteration, and the
-   sphere cloud's overhead — time in sphere optimisation (attraction, repulsion, resampling),
-   sphere-guided pixel selection and ray-sphere interval unions — as a share of the iteration.
-2. Curves: each sampler trains for the same training-time budget (its iteration count is the
-   budget divided by its own probed seconds per iteration); the test split is rendered and scored
-   at a few points along the way (scoring time is not counted as training time).
+1. Probe (per sampler): seconds per iteration at start-up, used only to plan the iteration count.
+2. Curves: each sampler trains for the same training-time budget (budget / probed seconds per
+   iteration; a run whose training time misses the budget by more than 5% is planned again from
+   its own pace). The test split is rendered and scored at a few points along the way (scoring
+   time is not training time). Inside each run, per segment between those points: seconds and
+   geometry-network evaluations per iteration, the sphere cloud's overhead (sphere optimisation,
+   guided pixel selection, ray-sphere interval unions) as a share of training time, and the share
+   of rays that fall back to the grid sampler.
 
 Writes benchmarks/out/results/spheres.json and docs/images/spheres_quality_vs_time.png; prints the JSON.
 
@@ -27,7 +29,7 @@ from clusteringsdf.inference.evaluate_run import evaluate_run
 from clusteringsdf.training.trainer import Trainer
 
 from _common import OUT, ensure_scene
-from train_speed import Stopwatch, measure
+from train_speed import EvaluationCounter, Stopwatch, measure
 
 CPU = torch.device("cpu")
 SAMPLERS = ("grid", "spheres")
@@ -55,29 +57,62 @@ def probe(kind: str, scene: Path, mode: str, labels: str) -> dict:
     }
 
 
-def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, points: int) -> tuple[list[dict], float]:
-    """Quality along one training run; also returns the sphere overhead's share of its training time."""
+class FallbackShare:
+    """Mean share of training rays that the sphere sampler hands to the grid sampler."""
+
+    def __init__(self, sampler) -> None:
+        self.total = 0.0
+        self.calls = 0
+        original = sampler.sample
+
+        def counted(rays, train, generator, beta):
+            out = original(rays, train, generator, beta)
+            if train:
+                self.total += sampler.last_miss_fraction
+                self.calls += 1
+            return out
+
+        sampler.sample = counted
+
+
+def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, points: int) -> tuple[list[dict], dict]:
+    """Quality along one training run, and the run's own cost figures over each segment between
+    evaluation points (seconds and network evaluations per iteration, sphere overhead share, share
+    of rays falling back to the grid sampler); rendering for the evaluations is not counted."""
     run = OUT / "runs" / f"spheres_{kind}_{mode}_{labels}"
     shutil.rmtree(run, ignore_errors=True)
     trainer = Trainer(make_config(kind, mode, labels, iterations), scene, run, CPU, progress=False)
+    counter = EvaluationCounter(trainer.renderer.field)
     overhead = Stopwatch()
+    fallback = None
     if trainer.spheres is not None:
         overhead.wrap(trainer.spheres, "step")
         overhead.wrap(trainer.renderer.spheres, "pixels")
         overhead.wrap(trainer.renderer.spheres, "intervals")
-    rows = []
+        fallback = FallbackShare(trainer.renderer.sphere_sampler)
+    rows, segments = [], []
     marks = [round(iterations * (i + 1) / points) for i in range(points)]
     for mark in marks:
+        start = (trainer.iteration, trainer.elapsed, counter.plain + counter.with_jacobian, overhead.seconds)
+        fallback_start = (fallback.total, fallback.calls) if fallback else (0.0, 0)
         trainer.train(iterations=mark - trainer.iteration)
-        in_training = overhead.seconds
+        steps, seconds = trainer.iteration - start[0], trainer.elapsed - start[1]
+        segments.append({
+            "iterations": [start[0], trainer.iteration],
+            "seconds_per_iteration": round(seconds / steps, 4),
+            "network_evaluations_per_iteration": round((counter.plain + counter.with_jacobian - start[2]) / steps),
+            "sphere_overhead_share": round((overhead.seconds - start[3]) / seconds, 4),
+            "fallback_ray_share": round((fallback.total - fallback_start[0]) / max(1, fallback.calls - fallback_start[1]), 4) if fallback else None,
+        })
+        saved = (counter.plain, counter.with_jacobian, overhead.seconds)
         scores = evaluate_run(run, CPU, scene=trainer.scene, renderer=trainer.renderer, progress=False, out_dir=run / f"eval_{mark}")
-        overhead.seconds = in_training  # interval unions while rendering are not training overhead
+        counter.plain, counter.with_jacobian, overhead.seconds = saved  # evaluation rendering is not training
         row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
         row.update({k: scores.get(k) for k in KEYS})
         row["render_seconds"] = scores.get("render_seconds")
         rows.append(row)
-        print(f"[{kind}] {json.dumps(row)}", file=sys.stderr, flush=True)
-    return rows, overhead.seconds / max(trainer.elapsed, 1e-9)
+        print(f"[{kind}] {json.dumps(row)} {json.dumps(segments[-1])}", file=sys.stderr, flush=True)
+    return rows, {"segments": segments, "sphere_overhead_share": round(overhead.seconds / max(trainer.elapsed, 1e-9), 4)}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -110,24 +145,28 @@ def main() -> None:
     parser.add_argument("--labels", default="gt")
     parser.add_argument("--noise", default="medium")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--probe-only", action="store_true", help="re-measure the probe and keep the stored curves")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scene = ensure_scene("room", 0, args.noise)
     path = OUT / "results" / "spheres.json"
     results: dict = {"scene": str(scene), "mode": args.mode, "labels": args.labels, "budget_seconds": args.budget, "probe": {}, "curves": {}}
-    if args.probe_only:
-        results = json.loads(path.read_text())
     for kind in SAMPLERS:
         results["probe"][kind] = probe(kind, scene, args.mode, args.labels)
         print(f"[{kind}] probe {json.dumps(results['probe'][kind])}", file=sys.stderr, flush=True)
-    for kind in SAMPLERS if not args.probe_only else ():
+    for kind in SAMPLERS:
         iterations = max(50, int(args.budget / results["probe"][kind]["seconds_per_iteration"]) // 10 * 10)
-        results["curves"][kind], share = curve(kind, scene, args.mode, args.labels, iterations, args.points)
-        if kind == "spheres":
-            results["run_overhead"] = {"share": round(share, 4)}
-    grid, spheres = results["probe"]["grid"], results["probe"]["spheres"]
-    results["evaluations_ratio_off_over_on"] = round(grid["network_evaluations_per_iteration"] / spheres["network_evaluations_per_iteration"], 2)
+        rows, cost = curve(kind, scene, args.mode, args.labels, iterations, args.points)
+        seconds = rows[-1]["train_seconds"]
+        if abs(seconds - args.budget) > 0.05 * args.budget:
+            # the probe starts from an untrained field and an unconverged cloud; plan again from
+            # this run's own pace so that both samplers really get the same training time
+            print(f"[{kind}] {seconds:.0f} s instead of {args.budget:.0f} s: training again", file=sys.stderr, flush=True)
+            iterations = max(50, int(args.budget * iterations / seconds) // 10 * 10)
+            rows, cost = curve(kind, scene, args.mode, args.labels, iterations, args.points)
+        results["curves"][kind], results.setdefault("run_cost", {})[kind] = rows, cost
+    # evaluations per iteration in the last segment of each real run (cloud on the surface, radius at r_min)
+    last = {kind: results["run_cost"][kind]["segments"][-1]["network_evaluations_per_iteration"] for kind in SAMPLERS}
+    results["evaluations_ratio_off_over_on"] = round(last["grid"] / last["spheres"], 2)
     final = {kind: results["curves"][kind][-1] for kind in SAMPLERS}
     results["spheres_at_least_as_good"] = {
         "pq": final["spheres"]["pq"] >= final["grid"]["pq"],
