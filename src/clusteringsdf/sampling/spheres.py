@@ -3,8 +3,8 @@ the surface, and the three things it guides.
 
 1. Pixels: training pixels are drawn where points inside the spheres project into the frame.
 2. Marching: samples are placed only inside the union of each ray's ray-sphere intervals; the
-   gaps between intervals get zero length (transparent); rays that hit no sphere fall back to the
-   renderer's default sampler.
+   gaps between intervals get zero length (transparent); rays that hit no sphere, or whose first
+   surface in the cached SDF volume is not inside their intervals, fall back to the grid sampler.
 3. Extraction: marching cubes can be restricted to the sphere union (keeps floaters out).
 
 Everything here is exact and vectorised, CPU friendly and without pytorch3d: candidate spheres of
@@ -236,7 +236,8 @@ class SphereCloud(nn.Module):
 
 
 class SphereSampler:
-    """Ray marching inside the sphere union, with a fallback sampler for rays that hit nothing.
+    """Ray marching inside the sphere union, with a fallback (grid) sampler for rays whose first
+    surface it does not cover.
 
     ``samples`` per ray are spread over the union intervals; the returned mask marks the sections
     between consecutive samples that lie inside one interval (sections across gaps are transparent).
@@ -247,6 +248,7 @@ class SphereSampler:
         self.samples = samples
         self.fallback = fallback
         self.use_at_eval = use_at_eval
+        self.last_miss_fraction = 0.0  # share of the last batch's rays that used the fallback
 
     @torch.no_grad()
     def sample(self, rays, train: bool, generator, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
