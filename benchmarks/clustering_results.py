@@ -1,7 +1,8 @@
 """ClusteringSDF results on the synthetic room (medium and high machine-label noise).
 
-Every trained row gets the same training wall-clock budget: a short probe measures the mode's
-seconds per iteration and the run is given ``budget / seconds_per_iteration`` iterations. Rows:
+Every trained row gets the same training wall-clock budget: a probe measures the mode's
+steady-state seconds per iteration and the run is given ``budget / seconds_per_iteration``
+iterations. Rows:
 
 * raw machine labels (the 2D baseline, no training);
 * ObjectSDF++ on view-consistent GT labels (the upper bound; identical for both noise levels);
@@ -13,18 +14,17 @@ seconds per iteration and the run is given ``budget / seconds_per_iteration`` it
   L_cross_view, each merged with the same semantic run (as in the paper's Table 2).
 
 Runs live in benchmarks/out/runs/ and are reused when their scores exist. Results are written to
-benchmarks/out/results/clustering.json; ``benchmarks/write_results.py`` turns them into docs.
+benchmarks/out/results/<name>.json (default ``clustering``; another name, e.g. for a longer budget,
+also prefixes its run folders); ``benchmarks/write_results.py`` turns them into docs.
 
-    python benchmarks/clustering_results.py [--budget 540] [--noise medium high] [--rows ...]
+    python benchmarks/clustering_results.py [--budget 300] [--noise medium high] [--rows ...] [--name clustering]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from clusteringsdf.inference.evaluate_run import evaluate_run
 from clusteringsdf.training.trainer import Trainer
 
 from _common import OUT, ensure_scene
+from train_speed import measure
 
 KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
 CPU = torch.device("cpu")
@@ -68,21 +69,8 @@ def make_config(mode: str, labels: str, ablations: tuple[str, ...], iterations: 
 
 
 def seconds_per_iteration(mode: str, labels: str, scene: Path) -> float:
-    """Probe: the best of three 10-step windows after 10 warm-up steps (the minimum is robust to
-    a transient load on the machine), in a throw-away folder."""
-    folder = OUT / "probe"
-    shutil.rmtree(folder, ignore_errors=True)
-    trainer = Trainer(make_config(mode, labels, (), 10**6), scene, folder, CPU, progress=False)
-    for _ in range(10):
-        trainer.step()
-    windows = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(10):
-            trainer.step()
-        windows.append((time.perf_counter() - start) / 10)
-    shutil.rmtree(folder, ignore_errors=True)
-    return min(windows)
+    """Steady-state probe (train_speed.measure: 50 steps half-way through a run)."""
+    return measure("cpu", scene, 50, 10, {"mode": mode, "data.labels": labels})["seconds_per_iteration"]
 
 
 def train(name: str, scene: Path, run: Path, iterations: int) -> dict:
@@ -128,13 +116,15 @@ def pair_separated(scene: Path, pred: Path, pair: list[int]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=540.0, help="training seconds per run")
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
     parser.add_argument("--noise", nargs="+", default=["medium", "high"])
     parser.add_argument("--rows", nargs="+", default=list(TRAINED))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default="clustering", help="results file and run-folder prefix")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results_path = OUT / "results" / "clustering.json"
+    results_path = OUT / "results" / f"{args.name}.json"
+    prefix = "" if args.name == "clustering" else f"{args.name}_"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results["budget_seconds"] = args.budget
     speeds = results.setdefault("seconds_per_iteration", {})
@@ -154,12 +144,12 @@ def main() -> None:
             if key not in speeds:
                 speeds[key] = round(seconds_per_iteration(mode, labels, scene), 4)
             iterations = max(100, int(args.budget / speeds[key]) // 50 * 50)
-            run = OUT / "runs" / f"{noise}_{name}"
+            run = OUT / "runs" / f"{prefix}{noise}_{name}"
             print(f"[{noise}] {name}: {iterations} iterations", file=sys.stderr, flush=True)
             meta = train(name, scene, run, iterations)
             row = dict(meta)
             if name in MERGED_WITH_SEMANTIC:
-                scores = score(run, scene, OUT / "runs" / f"{noise}_semantic", tag="eval_with_semantic_run")
+                scores = score(run, scene, OUT / "runs" / f"{prefix}{noise}_semantic", tag="eval_with_semantic_run")
             else:
                 scores = score(run, scene)
             row.update({k: scores.get(k) for k in KEYS})

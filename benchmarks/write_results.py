@@ -66,7 +66,7 @@ ROW_NAMES = {
 ABLATION_NAMES = {"two_run": "full instance mode", "no_diff": "without L_diff", "no_onehot": "without L_onehot", "no_reg": "without L_reg", "no_fgbg": "without L_fg-bg", "no_crossview": "without L_cross_view"}
 
 
-def clustering_section(data: dict) -> str:
+def clustering_section(data: dict, results_name: str = "clustering") -> str:
     out = [f"## Panoptic lifting on the synthetic room (equal training budget: {data['budget_seconds']:.0f} s per row, 2 CPU threads)\n"]
     out.append(
         "Every trained row gets the same training wall-clock: its iteration count is the budget divided by "
@@ -118,7 +118,9 @@ def clustering_section(data: dict) -> str:
     speeds = data.get("seconds_per_iteration", {})
     if speeds:
         out.append("Seconds per iteration (probe, `mode/labels`): " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(speeds.items())) + "\n")
-    out.append("`python benchmarks/clustering_results.py --budget 300` (runs in benchmarks/out/runs/)\n")
+    prefix = "" if results_name == "clustering" else f"{results_name}_"
+    command = f"python benchmarks/clustering_results.py --budget {data['budget_seconds']:.0f}" + ("" if results_name == "clustering" else f" --name {results_name} --rows ...")
+    out.append(f"`{command}` (runs in benchmarks/out/runs/{prefix}<noise>_<row>)\n")
     return "\n".join(out)
 
 
@@ -150,23 +152,33 @@ def spheres_section(data: dict) -> str:
     for kind, curve in data["curves"].items():
         for r in curve:
             curve_rows.append([kind, r["iteration"], r["train_seconds"], r["pq"], r["psnr"], r["depth_abs_rel"], r["miou"]])
-    overhead = data.get("run_overhead", {})
+    cost_rows = []
+    for kind, cost in data.get("run_cost", {}).items():
+        for seg in cost["segments"]:
+            cost_rows.append([kind, f"{seg['iterations'][0]}-{seg['iterations'][1]}", seg["seconds_per_iteration"], seg["network_evaluations_per_iteration"],
+                              seg["sphere_overhead_share"], "-" if seg["fallback_ray_share"] is None else seg["fallback_ray_share"]])
     text = (
         f"## Sphere-guided training: on vs off at equal wall-clock ({data['budget_seconds']:.0f} s, {data['mode']} on {data['labels']} labels)\n\n"
-        "Probe (steady state: half-way through a run, radius at r_min, volume refresh amortised):\n\n"
-        + table(["sampler", "s/iter", "net evals/iter", "rendering", "regularisers", "sphere overhead share"], rows)
-        + f"\n\nNetwork evaluations per iteration, off / on: **{data['evaluations_ratio_off_over_on']}x**.\n\n"
+        "Both samplers train for the same time: the iteration count is planned from a probe, and a run whose training time "
+        "misses the budget by more than 5% is planned again from its own pace. Quality on the 25 test views along each run:\n\n"
         + table(["sampler", "iter", "train s", "PQ", "PSNR", "AbsRel", "mIoU"], curve_rows)
-        + "\n\nThe iteration counts of the curves were planned from an early-run probe, so the spheres run "
-        "finished its iterations in less training time than the budget (see `train s`).\n"
-        + "\n![quality vs time](images/spheres_quality_vs_time.png)\n\n"
+        + "\n\n![quality vs time](images/spheres_quality_vs_time.png)\n\n"
         + "Spheres on at least as good at the end: "
         + ", ".join(f"{k} {fmt(v)}" for k, v in data["spheres_at_least_as_good"].items())
-        + ".\n"
+        + ".\n\nCost measured inside the two runs, per segment between evaluation points (evaluation rendering excluded; "
+        "the fallback share is the share of training rays whose first surface is not inside their sphere intervals and "
+        "which therefore use the grid sampler):\n\n"
+        + table(["sampler", "iterations", "s/iter", "net evals/iter", "sphere overhead share", "fallback rays"], cost_rows)
+        + f"\n\nNetwork evaluations per iteration in the last segment, off / on: **{data['evaluations_ratio_off_over_on']}x**.\n"
     )
-    if overhead:
-        text += f"\nSphere overhead over the whole guided run: {100 * overhead['share']:.1f}% of training time.\n"
-    return text + "\n`python benchmarks/spheres_comparison.py --budget 300 --points 2`, then `--probe-only` for the steady-state probe\n"
+    if "run_cost" in data and "spheres" in data["run_cost"]:
+        text += f"Sphere overhead over the whole guided run: {100 * data['run_cost']['spheres']['sphere_overhead_share']:.1f}% of training time.\n"
+    text += (
+        "\nStart-up probe (an untrained field and an unconverged cloud, so only indicative):\n\n"
+        + table(["sampler", "s/iter", "net evals/iter", "rendering", "regularisers", "sphere overhead share"], rows)
+        + "\n"
+    )
+    return text + "\n`python benchmarks/spheres_comparison.py --budget 300 --points 2`\n"
 
 
 def time_to_quality(spheres: dict) -> str | None:
@@ -251,6 +263,8 @@ def main() -> None:
     clustering = load("clustering.json")
     if clustering:
         parts.append(clustering_section(clustering))
+    for extra in sorted(RESULTS.glob("clustering_*.json")):
+        parts.append(clustering_section(json.loads(extra.read_text()), extra.stem))
     complexity = load("loss_complexity.json")
     if complexity:
         parts.append(complexity_section(complexity))
