@@ -79,8 +79,7 @@ def render_view(
     num_classes = renderer.field.num_classes
     stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
     stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
-    allowed = renderer.observed_classes()
-    stuff &= allowed
+    allowed = renderer.observed_classes()  # scores of other classes are masked below
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "embedding")}
     for start in range(0, len(rays), chunk):
         out = renderer(rays.select(slice(start, start + chunk)), request, train=False)
