@@ -168,6 +168,13 @@ class TrainConfig:
 
 
 @dataclass
+class InferenceConfig:
+    """Panoptic fusion at render time (changing it needs no retraining)."""
+
+    min_segment_fraction: float = 2e-4  # thing segments smaller than this share of all rendered pixels are fragments
+
+
+@dataclass
 class Config:
     preset: str = "cpu"
     mode: str = "panoptic"
@@ -178,6 +185,7 @@ class Config:
     clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
     spheres: SpheresConfig = dataclasses.field(default_factory=SpheresConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,6 +223,7 @@ _SECTIONS = {
     "clustering": ClusteringConfig,
     "spheres": SpheresConfig,
     "train": TrainConfig,
+    "inference": InferenceConfig,
 }
 
 

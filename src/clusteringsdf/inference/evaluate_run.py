@@ -51,7 +51,9 @@ def label_cameras(
         semantic_renderer.eval()
         semantic_views = render_views(semantic_renderer, poses, intrinsics, normals=False, classes_from_channels=True, desc="semantic run", **common)
     voted = renderer.channel_classes().cpu().numpy()
-    semantics, instances = panoptic_labels(views, config.mode, classes.thing_classes, voted, semantic_views)
+    semantics, instances = panoptic_labels(
+        views, config.mode, classes.thing_classes, voted, semantic_views, config.inference.min_segment_fraction
+    )
     return views, semantics, instances
 
 

@@ -23,7 +23,8 @@ from .panoptic import fuse_panoptic
 class ViewRender:
     """One rendered view at H x W: rgb (H, W, 3) in [0, 1]; depth (H, W) normalised z-depth;
     normal (H, W, 3) camera frame or None; semantic (H, W) arg-max class; semantic_stuff (H, W)
-    arg-max over stuff classes; channel (H, W) arg-max object channel; embedding (H, W, E) or None.
+    arg-max over stuff classes; channel / channel_second (H, W) best and second-best object channel;
+    embedding (H, W, E) or None.
 
     Class scores come from the semantic head, or, for a semantic-mode run, from the object
     opacities (channel u = class u, channel 0 = void excluded); classes absent from the training
@@ -36,6 +37,7 @@ class ViewRender:
     semantic: np.ndarray
     semantic_stuff: np.ndarray
     channel: np.ndarray
+    channel_second: np.ndarray
     embedding: np.ndarray | None = None
 
 
@@ -80,7 +82,7 @@ def render_view(
     stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
     stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
     allowed = renderer.observed_classes()  # scores of other classes are masked below
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "embedding")}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "channel_second", "embedding")}
     for start in range(0, len(rays), chunk):
         out = renderer(rays.select(slice(start, start + chunk)), request, train=False)
         parts["rgb"].append(out["rgb"].clamp(0, 1))
@@ -88,7 +90,9 @@ def render_view(
         if normals:
             parts["normal"].append(out["normal"])
         opacity = out["opacity"]
-        parts["channel"].append(opacity.argmax(-1))
+        ranked = opacity.topk(2, dim=-1).indices
+        parts["channel"].append(ranked[:, 0])
+        parts["channel_second"].append(ranked[:, 1])
         if classes_from_channels:
             scores = opacity[:, :num_classes].clone()
             scores[:, 0] = -1.0
@@ -113,6 +117,7 @@ def render_view(
         semantic=join("semantic"),
         semantic_stuff=join("semantic_stuff"),
         channel=join("channel"),
+        channel_second=join("channel_second"),
         embedding=join("embedding", -1),
     )
 
@@ -151,6 +156,7 @@ def panoptic_labels(
     thing_classes: tuple[int, ...],
     voted_classes: np.ndarray | None,
     semantic_views: list[ViewRender] | None = None,
+    min_segment_fraction: float = 0.0,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-view (semantic, instance) maps for a run's mode.
 
@@ -160,7 +166,9 @@ def panoptic_labels(
     * contrastive: thing pixels are clustered in embedding space (mean-shift), clusters act as
       channels;
     * ``semantic_views`` (a semantic-mode run, the paper's two-run panoptic path): classes come
-      from it and each instance channel takes the majority of its classes.
+      from it and each instance channel takes the majority of its classes;
+    * thing segments below ``min_segment_fraction`` of the rendered pixels are fragments (see
+      ``fuse_panoptic``).
     """
     source = semantic_views if semantic_views is not None else views
     semantics = [v.semantic for v in source]
@@ -169,9 +177,16 @@ def panoptic_labels(
         return semantics, [np.zeros_like(s) for s in semantics]
     if mode == "contrastive":
         channels = cluster_embeddings([v.embedding for v in views], [np.isin(s, thing_classes) for s in semantics])
-        return fuse_panoptic(semantics, channels, thing_classes, stuff)
-    channels = [v.channel for v in views]
-    return fuse_panoptic(semantics, channels, thing_classes, stuff, None if semantic_views is not None else voted_classes)
+        return fuse_panoptic(semantics, channels, thing_classes, stuff, min_segment_fraction=min_segment_fraction)
+    return fuse_panoptic(
+        semantics,
+        [v.channel for v in views],
+        thing_classes,
+        stuff,
+        None if semantic_views is not None else voted_classes,
+        [v.channel_second for v in views],
+        min_segment_fraction,
+    )
 
 
 def write_views(
