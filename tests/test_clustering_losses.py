@@ -112,6 +112,18 @@ def test_semantic_matching_value():
     assert math.isclose(float(value), expected, rel_tol=1e-5)
 
 
+def test_semantic_ray_value_and_direction():
+    o = torch.tensor([[0.1, 0.6, 0.3], [0.0, 0.2, 0.2], [0.5, 0.0, 0.0]], requires_grad=True)
+    labels = torch.tensor([2, 2, 0])  # the last ray has no class: left out
+    confidence = torch.tensor([1.0, 0.5, 1.0])
+    expected = -(1.0 * math.log(0.3) + 0.5 * math.log(0.5)) / 2
+    value = clustering.semantic_ray_loss(o, labels, confidence)
+    assert math.isclose(float(value), expected, rel_tol=1e-5)
+    value.backward()
+    assert o.grad[0, 2] < 0 and o.grad[0, 1] > 0  # the ray in channel 1 is pulled to channel 2
+    assert o.grad[2].abs().sum() == 0
+
+
 def test_cross_view_pulls_different_classes_of_different_frames_apart():
     logits = torch.tensor([[0.5, 0.5, 0.2], [0.52, 0.49, 0.2]], requires_grad=True)
     semantic = torch.tensor([5, 6])  # different classes
@@ -140,6 +152,7 @@ def test_degenerate_batches_are_finite():
             clustering.onehot_loss(logits, lab),
             clustering.foreground_background_loss(logits, lab, 0.2, 0.1),
             clustering.semantic_matching_loss(logits[g.keep], g, torch.ones(int(g.keep.sum()))),
+            clustering.semantic_ray_loss(p, lab, torch.ones(3)),
             clustering.cross_view_loss(p, lab, frames),
         ]
         total = sum(terms)

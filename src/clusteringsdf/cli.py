@@ -169,19 +169,24 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     semantic_run = Path(args.semantic_run) if args.semantic_run else None
+    fraction = args.min_segment_fraction
+    if fraction is not None and not 0.0 <= fraction < 1.0:
+        raise ClusteringSDFError(f"render: --min-segment-fraction must be in [0, 1), got {fraction}")
     if args.trajectory is None:
         if args.video or args.frames is not None:
             raise ClusteringSDFError("render: --frames and --video need --trajectory orbit|spiral|train")
         from .inference.evaluate_run import render_run
 
         out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None,
-                         progress=not args.quiet, semantic_run=semantic_run)
+                         progress=not args.quiet, semantic_run=semantic_run, min_segment_fraction=fraction)
         print(f"wrote {out}")
         return 0
     from .inference.loading import load_trained_run
     from .inference.trajectory import render_trajectory
 
     trained = load_trained_run(Path(args.run), device, components={"depth"})
+    if fraction is not None:
+        trained.config.inference.min_segment_fraction = fraction
     out = Path(args.out) if args.out else Path(args.run) / f"trajectory_{args.trajectory}"
     summary = render_trajectory(trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet)
     print(f"wrote {summary['frames']} frames to {summary['folder']}" + (f" and {summary['video']}" if "video" in summary else ""))
@@ -350,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default RUN/render_<split>)")
     p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")
     p.add_argument("--trajectory", choices=("orbit", "spiral", "train"), help="render a novel-view path instead of a split")
+    p.add_argument("--min-segment-fraction", type=float,
+                   help="thing segments under this share of the rendered pixels are fragments (default: the run's, 2e-4; 0 keeps all)")
     p.add_argument("--frames", type=int, help="frames along the trajectory (default 48)")
     p.add_argument("--video", action="store_true", help="also write an MP4 (GIF when no encoder is available)")
     p.add_argument("--device", default="auto")

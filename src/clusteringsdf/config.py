@@ -117,6 +117,7 @@ class ClusteringConfig:
     bg: float = 0.2  # lambda4
     fg: float = 0.1  # lambda5
     sem: float = 0.15
+    sem_ray: float = 0.0  # semantic mode, our addition: confidence-weighted cross entropy of each ray's channel shares
     cross_view: float = 3.0
     cross_view_frames: int = 4
     cross_view_rays: int = 64

@@ -77,10 +77,19 @@ def predict_split(
 
 
 def render_run(
-    run: Path, device: torch.device, split: str = "test", out_dir: Path | None = None, progress: bool = True, semantic_run: Path | None = None
+    run: Path,
+    device: torch.device,
+    split: str = "test",
+    out_dir: Path | None = None,
+    progress: bool = True,
+    semantic_run: Path | None = None,
+    min_segment_fraction: float | None = None,
 ) -> Path:
-    """Render a trained run's split into ``out_dir`` (default RUN/render_<split>)."""
+    """Render a trained run's split into ``out_dir`` (default RUN/render_<split>);
+    ``min_segment_fraction`` overrides the run's ``inference.min_segment_fraction``."""
     trained = load_trained_run(run, device)
+    if min_segment_fraction is not None:
+        trained.config.inference.min_segment_fraction = min_segment_fraction
     semantic = load_trained_run(semantic_run, device, scene=trained.scene).renderer if semantic_run else None
     out_dir = out_dir or run / f"render_{split}"
     return predict_split(trained.renderer, trained.config, trained.scene, split, out_dir, progress, semantic_renderer=semantic)

@@ -136,6 +136,23 @@ def semantic_matching_loss(opacity: torch.Tensor, groups: Groups, confidence: to
     return (mean_confidence * distance)[keep].mean()
 
 
+def semantic_ray_loss(opacity: torch.Tensor, labels: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """Our addition to semantic mode: ``mean_r conf_r * -log(O_{r,u_r} / sum_c O_rc)`` over rays with
+    a class label u_r > 0 (channel u = class u).
+
+    Eq. 8 matches only the centre of each class, so a minority of a class's rays can sit in another
+    class's channel (floor around a chair owned by the chair channel) while the centre stays close
+    to its one-hot; this per-ray term reaches exactly those rays, hardest where they are most wrong.
+    opacity (R, C); labels (R,); confidence (R,).
+    """
+    valid = (labels > 0) & (labels < opacity.shape[1])
+    if not bool(valid.any()):
+        return opacity.sum() * 0.0
+    o = opacity[valid]
+    share = o.gather(1, labels[valid].unsqueeze(-1)).squeeze(-1) / o.sum(-1).clamp_min(1e-6)
+    return -(confidence[valid] * torch.log(share.clamp_min(1e-6))).mean()
+
+
 def cross_view_loss(probabilities: torch.Tensor, semantic: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """Eq. 9 across the frames of a batch: ``exp(-mean ||mu_{f1,l1} - mu_{f2,l2}||)`` over pairs of
     (frame, semantic label) groups from different frames with different labels.

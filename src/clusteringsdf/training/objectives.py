@@ -94,6 +94,8 @@ def clustering_terms(out: dict[str, torch.Tensor], rays: RayBatch, config: Confi
         if c.use_fgbg:  # channel 0 (void) is suppressed on every ray, as in the published semantic mode
             terms["fgbg"] = c.fg * opacity[:, 0].abs().mean()
         terms["sem"] = clustering.semantic_matching_loss(opacity[groups.keep], groups, rays.confidence[groups.keep])
+        if c.sem_ray > 0:
+            terms["sem_ray"] = clustering.semantic_ray_loss(opacity, labels, rays.confidence)
     else:
         if c.use_fgbg:
             terms["fgbg"] = clustering.foreground_background_loss(opacity, labels, c.bg, c.fg)
@@ -142,6 +144,7 @@ WEIGHT_NAMES = {
     "reg": ("clustering", "reg"),
     "compact": ("clustering", "compact"),
     "sem": ("clustering", "sem"),
+    "sem_ray": ("clustering", "sem_ray"),
     "cross_view": ("clustering", "cross_view"),
     "fgbg": None,  # lambda4 / lambda5 are applied inside the term
     "concentration": None,
