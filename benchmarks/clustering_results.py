@@ -7,7 +7,8 @@ iterations. Rows:
 * raw machine labels (the 2D baseline, no training);
 * ObjectSDF++ on view-consistent GT labels (the upper bound; identical for both noise levels);
 * ObjectSDF++ on the raw machine labels (per-view random channel assignment);
-* ClusteringSDF instance (Eq. 11), semantic (Eq. 10), panoptic two-run (instance + semantic run
+* ClusteringSDF instance (Eq. 11), semantic (Eq. 10; ``semantic_ray``: plus our per-ray class
+  term ``clustering.sem_ray``), panoptic two-run (instance + semantic run
   merged at render time) and panoptic single-run (instance clustering + semantic head);
 * Contrastive Lift's slow-fast loss on the same backbone (mean-shift at inference);
 * ablations (medium noise): instance mode without L_diff / L_onehot / L_reg / L_fg-bg /
@@ -46,6 +47,7 @@ TRAINED = {
     "objectsdf_gt": ("objectsdf", "gt", ()),
     "objectsdf_m2f": ("objectsdf", "m2f", ()),
     "semantic": ("semantic", "m2f", ()),  # before the rows that take their classes from it
+    "semantic_ray": ("semantic", "m2f", ()),
     "instance": ("instance", "m2f", ()),
     "panoptic": ("panoptic", "m2f", ()),
     "contrastive": ("contrastive", "m2f", ()),
@@ -55,14 +57,17 @@ TRAINED = {
     "no_fgbg": ("instance", "m2f", ("fgbg",)),
     "no_crossview": ("instance", "m2f", ("crossview",)),
 }
+SEM_RAY = {"semantic_ray": 0.5}  # clustering.sem_ray of a row (0 for every other row: the paper's Eq. 10)
 MERGED_WITH_SEMANTIC = {"instance", "no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview"}
 ABLATIONS = ("no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview")
 
 
-def make_config(mode: str, labels: str, ablations: tuple[str, ...], iterations: int):
+def make_config(name: str, iterations: int):
+    mode, labels, ablations = TRAINED[name]
     config = preset("cpu")
     config.mode, config.data.labels = mode, labels
     config.train.iterations = iterations
+    config.clustering.sem_ray = SEM_RAY.get(name, 0.0)
     for flag in ablations:
         setattr(config.clustering, f"use_{flag}", False)
     return config
@@ -74,10 +79,9 @@ def seconds_per_iteration(mode: str, labels: str, scene: Path) -> float:
 
 
 def train(name: str, scene: Path, run: Path, iterations: int) -> dict:
-    mode, labels, ablations = TRAINED[name]
     if (run / "done.json").is_file():
         return json.loads((run / "done.json").read_text())
-    config = make_config(mode, labels, ablations, iterations)
+    config = make_config(name, iterations)
     trainer = Trainer(config, scene, run, CPU, resume=run.exists(), progress=False)
     result = trainer.train()
     info = {"iterations": result.iterations, "train_seconds": round(result.seconds, 1)}

@@ -59,6 +59,7 @@ ROW_NAMES = {
     "objectsdf_gt": "ObjectSDF++, GT labels (upper bound)",
     "objectsdf_m2f": "ObjectSDF++, raw machine labels",
     "semantic": "ClusteringSDF semantic (Eq. 10)",
+    "semantic_ray": "ClusteringSDF semantic (Eq. 10 + per-ray class term)",
     "two_run": "ClusteringSDF panoptic, two runs (instance Eq. 11 + semantic run)",
     "panoptic": "ClusteringSDF panoptic, single run (ours)",
     "contrastive": "Contrastive Lift slow-fast, same backbone",
@@ -73,7 +74,10 @@ def clustering_section(data: dict, results_name: str = "clustering", other_gt: d
     out.append(
         "Every trained row gets the same training wall-clock: its iteration count is the budget divided by "
         "its mode's probed seconds per iteration (`seconds_per_iteration` below). Scores on the 25 test views, "
-        "native protocol. Instance-only rows take their classes from the semantic run (the paper's two-run path).\n"
+        "native protocol. Instance-only rows take their classes from the semantic run (the paper's two-run path). "
+        "Panoptic fusion (every row alike): one class per object channel; thing channels covering less than "
+        "`inference.min_segment_fraction` = 2e-4 of the rendered pixels are fragments whose pixels go to their "
+        "second-best channel (see the fragment threshold section).\n"
     )
     gt_row = data.get("medium", {}).get("objectsdf_gt")
     bound = "the GT upper bound"
@@ -102,7 +106,7 @@ def clustering_section(data: dict, results_name: str = "clustering", other_gt: d
                     f"(target >= 90%), {entry['pq'] - objsdf_m2f['pq']:+.3f} vs ObjectSDF++ on machine labels (target >= +0.15); "
                     f"things only: PQ th {fmt(entry['pq_things'])} vs {fmt(objsdf_m2f['pq_things'])} ({entry['pq_things'] - objsdf_m2f['pq_things']:+.3f})."
                 )
-        for key in ("semantic", "panoptic"):
+        for key in ("semantic", "semantic_ray", "panoptic"):
             entry = rows_data.get(key)
             if entry and machine.get("miou") is not None:
                 checks.append(
@@ -129,6 +133,21 @@ def clustering_section(data: dict, results_name: str = "clustering", other_gt: d
     command = f"python benchmarks/clustering_results.py --budget {data['budget_seconds']:.0f}" + ("" if results_name == "clustering" else f" --name {results_name} --rows ...")
     out.append(f"`{command}` (runs in benchmarks/out/runs/{prefix}<noise>_<row>)\n")
     return "\n".join(out)
+
+
+def fragment_section(data: dict) -> str:
+    """Scores of trained runs against the fusion's minimum segment size."""
+    rows = []
+    for run, by_fraction in data.items():
+        for fraction, scores in by_fraction.items():
+            rows.append([run, fraction] + [scores[k] for k in ("pq", "pq_things", "rq_things", "pq_stuff", "miou")])
+    return (
+        "## Fragment threshold of the panoptic fusion (`inference.min_segment_fraction`)\n\n"
+        "Same renders, fused with each minimum segment size (share of all rendered test pixels; 0 keeps every "
+        "channel; 2e-4 is the default, about 15 pixels per 320x240 view).\n\n"
+        + table(["run", "fraction", "PQ", "PQ th", "RQ th", "PQ st", "mIoU"], rows)
+        + "\n\n`python benchmarks/fragment_threshold.py benchmarks/out/runs/<run> ...`\n"
+    )
 
 
 def complexity_section(data: dict) -> str:
@@ -272,6 +291,9 @@ def main() -> None:
         parts.append(clustering_section(clustering))
     for extra in sorted(RESULTS.glob("clustering_*.json")):
         parts.append(clustering_section(json.loads(extra.read_text()), extra.stem, (clustering or {}).get("medium", {}).get("objectsdf_gt")))
+    fragments = load("fragment_threshold.json")
+    if fragments:
+        parts.append(fragment_section(fragments))
     complexity = load("loss_complexity.json")
     if complexity:
         parts.append(complexity_section(complexity))
