@@ -121,6 +121,12 @@ def test_render_frames_need_a_trajectory(tiny_run, capsys):
     assert "--trajectory" in capsys.readouterr().err
 
 
+def test_render_rejects_a_bad_fragment_threshold(tiny_run, capsys):
+    assert main(["render", "--run", str(tiny_run), "--min-segment-fraction", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--min-segment-fraction" in err
+
+
 def test_mesh_preview_culls_back_faces():
     """A box seen from above: its outward top face is drawn; the same box turned inside out
     (a room) shows its floor, not its top."""
