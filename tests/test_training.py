@@ -148,3 +148,21 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_scene, tmp_path):
     finished = subprocess.run(resume, capture_output=True, env=env, timeout=120)
     assert finished.returncode == 0, finished.stderr.decode()
     assert load_checkpoint(latest_checkpoint(run), CPU)["iteration"] == stopped_at + 3
+
+
+def test_run_identity_ignores_render_settings_and_fills_keys_an_older_config_lacks(tmp_path):
+    from clusteringsdf.training.run_folder import run_identity, same_run
+
+    config = preset("tiny")
+    identity = run_identity(config, tmp_path)
+    older = json.loads(json.dumps(identity))
+    del older["config"]["inference"]  # written before the section existed
+    del older["config"]["clustering"]["compact"]  # a key added later: its default applies
+    config.clustering.compact = 0.0 if config.clustering.compact else 1.0
+    assert not same_run(older, run_identity(config, tmp_path))  # a changed objective is another run
+    config = preset("tiny")
+    config.inference.min_segment_fraction = 0.01
+    config.train.iterations += 100
+    assert same_run(older, run_identity(config, tmp_path))
+    older["config"]["clustering"]["unknown_key"] = 1
+    assert not same_run(older, run_identity(config, tmp_path))

@@ -117,7 +117,7 @@ class ClusteringConfig:
     bg: float = 0.2  # lambda4
     fg: float = 0.1  # lambda5
     sem: float = 0.15
-    sem_ray: float = 0.0  # semantic mode, our addition: confidence-weighted cross entropy of each ray's channel shares
+    sem_ray: float = 0.0  # semantic mode, our addition (cpu/tiny presets: 0.5): confidence-weighted cross entropy of each ray's channel shares
     cross_view: float = 3.0
     cross_view_frames: int = 4
     cross_view_rays: int = 64
@@ -231,7 +231,7 @@ _SECTIONS = {
 def preset(name: str) -> Config:
     """A named preset: ``tiny``, ``cpu`` or ``paper``."""
     if name == "cpu":
-        return Config(preset="cpu")
+        return Config(preset="cpu", clustering=ClusteringConfig(sem_ray=0.5))
     if name == "tiny":
         return Config(
             preset="tiny",
@@ -250,7 +250,7 @@ def preset(name: str) -> Config:
                 eval_fine_samples=16, eval_uniform_samples=8,
             ),
             loss=LossConfig(eikonal_points=128),
-            clustering=ClusteringConfig(label_rays=64, cross_view_frames=2, cross_view_rays=16, contrastive_rays=128),
+            clustering=ClusteringConfig(label_rays=64, cross_view_frames=2, cross_view_rays=16, contrastive_rays=128, sem_ray=0.5),
             spheres=SpheresConfig(count=256, resample_every=20, attraction_points=128),
             train=TrainConfig(iterations=60, rays=128, frames_per_batch=2, checkpoint_every=20, log_every=10, render_chunk=2048),
         )

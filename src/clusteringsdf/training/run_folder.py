@@ -38,14 +38,20 @@ def run_identity(config: Config, scene: Path) -> dict[str, Any]:
 
 def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two identities describe the same run if they differ at most in the run length (a run may be
-    extended with ``--resume --iters N``)."""
+    extended with ``--resume --iters N``) and the render-time ``inference`` settings. A key that
+    an older config.json lacks takes its default, which is always the behaviour from before the
+    key existed."""
 
     def strip(identity: dict[str, Any]) -> dict[str, Any]:
-        config = json.loads(json.dumps(identity.get("config", {})))
-        config.get("train", {}).pop("iterations", None)
+        config = Config.from_dict(identity.get("config", {})).to_dict()
+        config["train"].pop("iterations")
+        config.pop("inference")
         return {**identity, "config": config}
 
-    return strip(a) == strip(b)
+    try:
+        return strip(a) == strip(b)
+    except (TypeError, ValueError):  # a config.json this version cannot read
+        return False
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
