@@ -1,8 +1,8 @@
 """ClusteringSDF results on the synthetic room (medium and high machine-label noise).
 
-Every trained row gets the same training wall-clock budget: a probe measures the mode's
+Every trained row is planned for the same training wall-clock budget: a probe measures the mode's
 steady-state seconds per iteration and the run is given ``budget / seconds_per_iteration``
-iterations. Rows:
+iterations (``train_seconds`` records what it took). Rows:
 
 * raw machine labels (the 2D baseline, no training);
 * ObjectSDF++ on view-consistent GT labels (the upper bound; identical for both noise levels);

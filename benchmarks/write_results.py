@@ -80,8 +80,8 @@ def clustering_section(data: dict, results_name: str = "clustering", other_gt: d
         "`inference.min_segment_fraction` = 2e-4 of the rendered pixels are fragments whose pixels go to their "
         "second-best channel (see the fragment threshold section).\n"
     )
-    gt_row = data.get("medium", {}).get("objectsdf_gt")
-    bound = "the GT upper bound"
+    medium_gt = data.get("medium", {}).get("objectsdf_gt")  # GT labels do not depend on the noise
+    gt_row, bound = medium_gt, "the GT upper bound"
     if gt_row is None and other_gt is not None:
         gt_row, bound = other_gt, f"the GT upper bound of the {other_gt['train_seconds']:.0f} s run"
     for noise in ("medium", "high"):
@@ -90,7 +90,7 @@ def clustering_section(data: dict, results_name: str = "clustering", other_gt: d
             continue
         rows = []
         for key, name in ROW_NAMES.items():
-            entry = rows_data.get(key) or (data.get("medium", {}).get("objectsdf_gt") if key == "objectsdf_gt" else None)
+            entry = rows_data.get(key) or (medium_gt if key == "objectsdf_gt" else None)
             if entry:
                 rows.append([name, entry.get("iterations", "-"), entry.get("train_seconds", "-")] + [entry.get(k) for k in PANOPTIC])
         out.append(f"### {noise} noise\n\n" + table(["", "iters", "train s"] + list(PANOPTIC_HEAD), rows) + "\n")

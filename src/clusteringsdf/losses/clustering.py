@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .segmentation import semantic_cross_entropy
+
 
 @dataclass
 class Groups:
@@ -145,12 +147,8 @@ def semantic_ray_loss(opacity: torch.Tensor, labels: torch.Tensor, confidence: t
     to its one-hot; this per-ray term reaches exactly those rays, hardest where they are most wrong.
     opacity (R, C); labels (R,); confidence (R,).
     """
-    valid = (labels > 0) & (labels < opacity.shape[1])
-    if not bool(valid.any()):
-        return opacity.sum() * 0.0
-    o = opacity[valid]
-    share = o.gather(1, labels[valid].unsqueeze(-1)).squeeze(-1) / o.sum(-1).clamp_min(1e-6)
-    return -(confidence[valid] * torch.log(share.clamp_min(1e-6))).mean()
+    shares = opacity / opacity.sum(-1, keepdim=True).clamp_min(1e-6)
+    return semantic_cross_entropy(shares, labels, confidence)
 
 
 def cross_view_loss(probabilities: torch.Tensor, semantic: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
