@@ -61,3 +61,33 @@ def test_stratified_covers_the_interval():
     near, far = torch.tensor([0.5]), torch.tensor([2.5])
     z = stratified(near, far, 8, jitter=False, generator=None)
     assert torch.allclose(z, 0.5 + (torch.arange(8) + 0.5) / 8 * 2.0)
+
+
+def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
+    """Render-time channels must be the opacities the segmentation losses shaped: with "share", the
+    channels split the accumulated weight exactly; with "occlusion", a channel whose surface lies
+    just behind another's also collects opacity, so the channels sum to more."""
+    from clusteringsdf.config import preset
+    from clusteringsdf.inference.render import camera_rays
+    from clusteringsdf.model.renderer import RenderRequest, build_renderer
+
+    torch.manual_seed(0)
+    bbox = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    pose = torch.eye(4)
+    pose[2, 3] = -0.9  # inside the box, looking along +z at the initial object spheres
+    intrinsics = torch.tensor([[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]])
+    sums = {}
+    for kind in ("share", "occlusion"):
+        config = preset("tiny")
+        config.loss.segmentation_opacity = kind
+        torch.manual_seed(0)
+        renderer = build_renderer(config, bbox, num_classes=4).eval()
+        assert renderer.opacity_kind == kind
+        rays = camera_rays(pose, intrinsics, (8, 8), bbox, config.sampler.near)
+        with torch.no_grad():
+            out = renderer(rays, RenderRequest(opacity=True, semantics=False), train=False)
+        sums[kind] = (out["opacity"].sum(-1), out["weights"].sum(-1))
+    opacity_sum, weight_sum = sums["share"]
+    assert torch.allclose(opacity_sum, weight_sum, atol=1e-4)
+    opacity_sum, weight_sum = sums["occlusion"]
+    assert bool((opacity_sum > weight_sum + 1e-3).any())

@@ -99,10 +99,11 @@ class LossConfig:
     opacity_bce: float = 1.0  # weight of ObjectSDF++'s segmentation loss (mode objectsdf)
     segmentation_loss: str = "bce"  # bce (ObjectSDF++) | nll (cross entropy over channels)
     semantic: float = 0.5  # semantic head, confidence-weighted cross entropy
-    # Opacities seen by the segmentation losses: "share" = each channel's share of the density where
-    # the ray terminates (scene weights detached: segmentation decides who owns a surface, not where
-    # it is; no reward for density in free space); "occlusion" = ObjectSDF++'s occlusion-aware
-    # opacity with gradients through the transmittance, as published.
+    # Object opacities, in the segmentation losses and in rendered channels alike: "share" = each
+    # channel's share of the density where the ray terminates (scene weights detached: segmentation
+    # decides who owns a surface, not where it is; no reward for density in free space);
+    # "occlusion" = ObjectSDF++'s occlusion-aware opacity with gradients through the
+    # transmittance, as published.
     segmentation_opacity: str = "share"
     vote_decay: float = 0.999  # per-step decay of the channel -> class votes of the training labels
 

@@ -30,7 +30,6 @@ class RenderRequest:
 
     normals: bool = False  # camera-frame normal map (needs the SDF gradient at every sample)
     opacity: bool = True  # (R, C) object opacities
-    opacity_kind: str = "occlusion"  # occlusion (ObjectSDF++) | share (rendering.density_share_opacity, weights detached)
     semantics: bool = True  # (R, K) rendered class probabilities
     embedding: bool = False  # (R, E) rendered instance embedding
     surface_points: bool = False  # one random sample per ray, for the eikonal term
@@ -57,12 +56,22 @@ class Renderer(nn.Module):
         bbox: (2, 3) normalised scene box.
         num_classes: semantic classes.
         object_radius: initial object sphere radius (see :class:`SDFField`).
+        opacity_kind: how object opacities are defined, in training and at inference alike:
+            "share" (:func:`density_share_opacity`, scene weights detached) or "occlusion"
+            (ObjectSDF++'s :func:`object_opacity`).
     """
 
     def __init__(
-        self, field_config: FieldConfig, sampler_config: SamplerConfig, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None
+        self,
+        field_config: FieldConfig,
+        sampler_config: SamplerConfig,
+        bbox: torch.Tensor,
+        num_classes: int,
+        object_radius: float | None = None,
+        opacity_kind: str = "share",
     ) -> None:
         super().__init__()
+        self.opacity_kind = opacity_kind
         self.field = SDFField(field_config, bbox, num_classes, object_radius)
         self.density = LaplaceDensity(field_config.beta_init, field_config.beta_min)
         self.sampler_config = sampler_config
@@ -192,7 +201,7 @@ class Renderer(nn.Module):
             normal_world = composite(weights, unit.view(r, s, 3))
             out["normal"] = torch.einsum("rji,rj->ri", rays.cam_to_world, normal_world)
             out["surface_crossing"] = ((scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1))
-        if request.opacity and request.opacity_kind == "share":
+        if request.opacity and self.opacity_kind == "share":
             out["opacity"] = density_share_opacity(channel_sdf, beta, weights.detach())
         elif request.opacity:
             # The infinite last interval lets a ray that hits nothing inside the box end on its last
@@ -218,7 +227,7 @@ class Renderer(nn.Module):
 
 def build_renderer(config, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None) -> Renderer:
     """The renderer a run's config describes (with its sphere cloud when sphere-guided)."""
-    renderer = Renderer(config.field, config.sampler, bbox, num_classes, object_radius)
+    renderer = Renderer(config.field, config.sampler, bbox, num_classes, object_radius, config.loss.segmentation_opacity)
     if config.sampler.kind == "spheres":
         from ..sampling.spheres import SphereCloud
 

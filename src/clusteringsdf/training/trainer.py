@@ -136,7 +136,6 @@ class Trainer:
         self.request = RenderRequest(
             normals=self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0),
             opacity=config.mode != "contrastive",
-            opacity_kind=config.loss.segmentation_opacity,
             semantics=config.mode in ("objectsdf", "panoptic", "contrastive"),
             embedding=config.mode == "contrastive",
             surface_points=True,
