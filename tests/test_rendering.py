@@ -71,7 +71,6 @@ def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
     from clusteringsdf.inference.render import camera_rays
     from clusteringsdf.model.renderer import RenderRequest, build_renderer
 
-    torch.manual_seed(0)
     bbox = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
     pose = torch.eye(4)
     pose[2, 3] = -0.9  # inside the box, looking along +z at the initial object spheres
