@@ -150,12 +150,9 @@ def main() -> None:
                 continue  # GT labels do not depend on the noise level
             mode, labels, _ = TRAINED[name]
             key = f"{mode}/{labels}"
-            if args.iterations:
-                iterations = args.iterations
-            else:
-                if key not in speeds:
-                    speeds[key] = round(seconds_per_iteration(mode, labels, scene), 4)
-                iterations = max(100, int(args.budget / speeds[key]) // 50 * 50)
+            if not args.iterations and key not in speeds:
+                speeds[key] = round(seconds_per_iteration(mode, labels, scene), 4)
+            iterations = args.iterations or max(100, int(args.budget / speeds[key]) // 50 * 50)
             run = OUT / "runs" / f"{prefix}{noise}_{name}"
             print(f"[{noise}] {name}: {iterations} iterations", file=sys.stderr, flush=True)
             meta = train(name, scene, run, iterations)

@@ -58,7 +58,8 @@ class Renderer(nn.Module):
         object_radius: initial object sphere radius (see :class:`SDFField`).
         opacity_kind: how object opacities are defined, in training and at inference alike:
             "share" (:func:`density_share_opacity`, scene weights detached) or "occlusion"
-            (ObjectSDF++'s :func:`object_opacity`).
+            (ObjectSDF++'s :func:`object_opacity`). Always the run's ``loss.segmentation_opacity``
+            (see :func:`build_renderer`), never a second default.
     """
 
     def __init__(
@@ -68,7 +69,8 @@ class Renderer(nn.Module):
         bbox: torch.Tensor,
         num_classes: int,
         object_radius: float | None = None,
-        opacity_kind: str = "share",
+        *,
+        opacity_kind: str,
     ) -> None:
         super().__init__()
         self.opacity_kind = opacity_kind
@@ -227,7 +229,7 @@ class Renderer(nn.Module):
 
 def build_renderer(config, bbox: torch.Tensor, num_classes: int, object_radius: float | None = None) -> Renderer:
     """The renderer a run's config describes (with its sphere cloud when sphere-guided)."""
-    renderer = Renderer(config.field, config.sampler, bbox, num_classes, object_radius, config.loss.segmentation_opacity)
+    renderer = Renderer(config.field, config.sampler, bbox, num_classes, object_radius, opacity_kind=config.loss.segmentation_opacity)
     if config.sampler.kind == "spheres":
         from ..sampling.spheres import SphereCloud
 
