@@ -13,12 +13,13 @@ import torch
 import trimesh
 
 from clusteringsdf.cli import main
+from clusteringsdf.data.mesh_io import read_labelled_mesh, write_mesh
 from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
-from clusteringsdf.inference.loading import load_trained_run
-from clusteringsdf.inference.mesh import extract_meshes, owned_channels, write_ply
+from clusteringsdf.inference.mesh import extract_meshes, owned_channels
 from clusteringsdf.inference.mesh_preview import preview_mesh
 from clusteringsdf.inference.report import build_report
 from clusteringsdf.inference.trajectory import render_trajectory, trajectory_poses
+from clusteringsdf.runs import load_trained_run
 
 CPU = torch.device("cpu")
 
@@ -33,13 +34,13 @@ def tiny_run(tiny_scene_source, tmp_path_factory) -> Path:
 
 def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
     trained = load_trained_run(tiny_run, CPU)
-    index = extract_meshes(trained.renderer, trained.scene, tmp_path / "meshes", resolution=40)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=40)
     scene_mesh = trimesh.load(tmp_path / "meshes" / "scene_instance.ply", process=False)
     assert len(scene_mesh.faces) == index["scene"]["faces"] > 0
     assert np.asarray(scene_mesh.visual.vertex_colors).shape[0] == len(scene_mesh.vertices)
     # one object per channel that owns pixels (unless its surface is empty), each a valid mesh
     ids = [o["id"] for o in index["objects"]]
-    assert set(ids) <= set(owned_channels(trained.renderer))
+    assert set(ids) <= set(owned_channels(trained.method.votes.shares().numpy()))
     for entry in index["objects"]:
         mesh = trimesh.load(tmp_path / "meshes" / entry["file"], process=False)
         assert len(mesh.vertices) == entry["vertices"]
@@ -66,15 +67,14 @@ def test_surface_distances_by_hand():
 
 def test_ground_truth_mesh_scores_perfectly_against_itself(tiny_scene, tmp_path):
     """A mesh folder made of the GT mesh and its instances: scene F-score 1, every object matched."""
-    gt = trimesh.load(tiny_scene / "gt_mesh.ply", process=False)
-    faces = np.asarray(gt.faces)
-    instance = np.asarray(gt.metadata["_ply_raw"]["face"]["data"]["instance"]).reshape(-1)
+    gt = read_labelled_mesh(tiny_scene / "gt_mesh.ply")
+    faces, instance = gt.faces, gt.instance
     colors = np.zeros((len(gt.vertices), 3), np.uint8)
     out = tmp_path / "meshes"
-    write_ply(out / "scene_instance.ply", np.asarray(gt.vertices), faces, colors)
+    write_mesh(out / "scene_instance.ply", gt.vertices, faces, colors)
     objects = []
     for gt_id in np.unique(instance[instance > 0]):
-        write_ply(out / "objects" / f"{gt_id}.ply", np.asarray(gt.vertices), faces[instance == gt_id], colors)
+        write_mesh(out / "objects" / f"{gt_id}.ply", gt.vertices, faces[instance == gt_id], colors)
         objects.append({"id": int(gt_id) + 100, "thing": True, "file": f"objects/{gt_id}.ply"})
     (out / "index.json").write_text(json.dumps({"objects": objects}))
     scores = evaluate_meshes(tiny_scene, out)
@@ -173,16 +173,16 @@ def test_sphere_masked_mesh_stays_inside_the_sphere_union(tiny_scene_source, tmp
     assert main(["train", "--data", str(tiny_scene_source), "--out", str(run), "--preset", "tiny", "--labels", "gt", "--iters", "30", "--spheres", "on", "--quiet"]) == 0
     assert json.loads((run / "config.json").read_text())["config"]["sampler"]["kind"] == "spheres"
     trained = load_trained_run(run, CPU)
-    full = extract_meshes(trained.renderer, trained.scene, tmp_path / "full", resolution=32)
+    full = extract_meshes(trained, tmp_path / "full", resolution=32)
     # put the spheres on part of the extracted surface: the masked mesh must be non-empty and inside
     vertices = np.asarray(trimesh.load(tmp_path / "full" / "scene_instance.ply", process=False).vertices)
     normalised = torch.as_tensor(trained.scene.normalization.apply(vertices), dtype=torch.float32)
-    cloud = trained.renderer.spheres
+    cloud = trained.model.spheres
     half = normalised[normalised[:, 0] < normalised[:, 0].median()]
     pick = torch.randint(0, len(half), (cloud.centres.shape[0],), generator=torch.Generator().manual_seed(0))
     cloud.centres.data.copy_(half[pick])
     cloud.radius.fill_(0.1)
-    masked = extract_meshes(trained.renderer, trained.scene, tmp_path / "masked", resolution=32, mask_spheres=True)
+    masked = extract_meshes(trained, tmp_path / "masked", resolution=32, mask_spheres=True)
     assert 0 < masked["scene"]["faces"] < full["scene"]["faces"]
     inside = np.asarray(trimesh.load(tmp_path / "masked" / "scene_instance.ply", process=False).vertices)
     points = torch.as_tensor(trained.scene.normalization.apply(inside), dtype=torch.float32)
@@ -194,12 +194,12 @@ def test_classes_absent_from_the_training_labels_are_never_predicted(tiny_run):
     from clusteringsdf.inference.render import render_view
 
     trained = load_trained_run(tiny_run, CPU)
-    renderer, scene = trained.renderer, trained.scene
-    seen = renderer.observed_classes()
+    votes, scene = trained.method.votes, trained.scene
+    seen = votes.observed_classes()
     assert seen.any() and not seen.all()
-    renderer.channel_votes.zero_()
-    renderer.channel_votes[1, 2] = 1.0  # as if class 2 were the only class in the labels
+    votes.votes.zero_()
+    votes.votes[1, 2] = 1.0  # as if class 2 were the only class in the labels
     frame = int(scene.split("test")[0])
-    view = render_view(renderer, torch.as_tensor(scene.poses[frame]).float(), torch.as_tensor(scene.intrinsics[frame]).float(),
+    view = render_view(trained.model, trained.method, torch.as_tensor(scene.poses[frame]).float(), torch.as_tensor(scene.intrinsics[frame]).float(),
                        (24, 32), 4096, trained.config.sampler.near, scene.classes.stuff_classes, normals=False)
     assert set(np.unique(view.semantic).tolist()) == {2}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from clusteringsdf.inference.panoptic import fuse_panoptic
+from clusteringsdf.methods.fusion import fuse_panoptic
 
 THINGS = (5, 6)  # 1, 2 = stuff
 

@@ -3,7 +3,8 @@
 import torch
 
 from clusteringsdf.config import SamplerConfig
-from clusteringsdf.model.ray_samplers import ErrorBoundedSampler, sample_pdf, stratified
+from clusteringsdf.model.samplers import ErrorBoundedSampler, sample_pdf, stratified
+from clusteringsdf.sampling.rays import RayBatch
 from clusteringsdf.model.rendering import interval_lengths, laplace_density, object_opacity, render_weights
 
 
@@ -47,10 +48,12 @@ def test_sample_pdf_follows_the_weights_and_stays_in_range():
 def test_error_bounded_sampler_concentrates_samples_at_the_surface():
     config = SamplerConfig(eb_samples_eval=64, eb_samples=32, eb_extra=8, eb_max_iters=3)
     sampler = ErrorBoundedSampler(config, lambda p: 1.0 - p[:, 2])  # plane z = 1
-    origins = torch.zeros(4, 3)
-    directions = torch.tensor([[0.0, 0.0, 1.0]]).expand(4, 3)
-    near, far = torch.full((4,), 0.01), torch.full((4,), 3.0)
-    z = sampler.sample(origins, directions, near, far, beta=0.01, train=False)
+    rays = RayBatch(
+        origins=torch.zeros(4, 3), directions=torch.tensor([[0.0, 0.0, 1.0]]).expand(4, 3), cam_to_world=torch.eye(3).expand(4, 3, 3),
+        dz=torch.ones(4), near=torch.full((4,), 0.01), far=torch.full((4,), 3.0), frame=torch.zeros(4, dtype=torch.int64),
+        pixel=torch.zeros(4, 2, dtype=torch.int64),
+    )
+    z = sampler.sample(rays, beta=0.01, train=False).z
     assert z.shape == (4, 32 + 8 + 2)
     assert torch.all(z[:, 1:] >= z[:, :-1])
     close = ((z - 1.0).abs() < 0.1).float().sum(-1)
@@ -69,7 +72,7 @@ def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
     just behind another's also collects opacity, so the channels sum to more."""
     from clusteringsdf.config import preset
     from clusteringsdf.inference.render import camera_rays
-    from clusteringsdf.model.renderer import RenderRequest, build_renderer
+    from clusteringsdf.model import Model, RenderRequest
 
     bbox = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
     pose = torch.eye(4)
@@ -77,15 +80,14 @@ def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
     intrinsics = torch.tensor([[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]])
     sums = {}
     for kind in ("share", "occlusion"):
-        config = preset("tiny")
-        config.loss.segmentation_opacity = kind
+        config = preset("tiny").with_values({"loss.segmentation_opacity": kind})
         torch.manual_seed(0)
-        renderer = build_renderer(config, bbox, num_classes=4).eval()
-        assert renderer.opacity_kind == kind
+        model = Model(config, bbox, num_classes=4, channels=config.field.channels).eval()
+        assert model.opacity_kind == kind
         rays = camera_rays(pose, intrinsics, (8, 8), bbox, config.sampler.near)
         with torch.no_grad():
-            out = renderer(rays, RenderRequest(opacity=True, semantics=False), train=False)
-        sums[kind] = (out["opacity"].sum(-1), out["weights"].sum(-1))
+            out = model(rays, RenderRequest(opacity=True, semantics=False), train=False)
+        sums[kind] = (out.opacity.sum(-1), out.weights.sum(-1))
     opacity_sum, weight_sum = sums["share"]
     assert torch.allclose(opacity_sum, weight_sum, atol=1e-4)
     opacity_sum, weight_sum = sums["occlusion"]

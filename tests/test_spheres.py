@@ -144,10 +144,20 @@ def test_pixels_project_into_the_frame():
     assert (u >= 0).all() and (u <= 63).all() and (v >= 0).all() and (v <= 47).all()
 
 
+def _rays(origins: torch.Tensor, directions: torch.Tensor, near: torch.Tensor, far: torch.Tensor):
+    from clusteringsdf.sampling.rays import RayBatch
+
+    count = origins.shape[0]
+    return RayBatch(
+        origins=origins, directions=directions, cam_to_world=torch.eye(3).expand(count, 3, 3), dz=torch.ones(count),
+        near=near, far=far, frame=torch.zeros(count, dtype=torch.int64), pixel=torch.zeros(count, 2, dtype=torch.int64),
+    )
+
+
 def _plane_volume(height: float):
     """Cached SDF volume of the plane z = height over the box [-1, 1]^3 (positive above)."""
     from clusteringsdf.config import SamplerConfig
-    from clusteringsdf.model.ray_samplers import GridSampler, SdfVolume
+    from clusteringsdf.model.samplers import GridSampler, SdfVolume
 
     volume = SdfVolume(torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), 33)
     volume.update(lambda p: p[:, 2] - height)
@@ -158,16 +168,14 @@ def test_first_surface_of_the_cached_volume():
     grid = _plane_volume(-0.25)
     origins = torch.tensor([[0.0, 0.0, 0.75], [0.3, -0.2, 0.5], [0.0, 0.0, 0.75]])
     directions = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.6, -0.8], [0.0, 0.0, 1.0]])  # the last looks away
-    near, far = torch.zeros(3), torch.full((3,), 1.5)
-    t = grid.first_surface(origins, directions, near, far)
+    t = grid.first_surface(_rays(origins, directions, torch.zeros(3), torch.full((3,), 1.5)))
     assert torch.allclose(t[:2], torch.tensor([1.0, 0.75 / 0.8]), atol=1e-3)
     assert torch.isinf(t[2])
 
 
 def test_rays_whose_surface_lies_outside_their_spheres_use_the_fallback():
     """A ray through a sphere in free space only must not render from that sphere (a hole)."""
-    from clusteringsdf.sampling.rays import RayBatch
-    from clusteringsdf.sampling.spheres import SphereSampler
+    from clusteringsdf.model.samplers import SphereSampler
 
     grid = _plane_volume(-0.25)
     cloud = SphereCloud(SpheresConfig(count=2, radius_max=0.1, radius_min=0.1), torch.tensor([[-1.0] * 3, [1.0] * 3]), 10)
@@ -175,14 +183,10 @@ def test_rays_whose_surface_lies_outside_their_spheres_use_the_fallback():
         cloud.centres.copy_(torch.tensor([[0.0, 0.0, 0.3], [0.5, 0.0, -0.25]]))  # free space; on the plane
     origins = torch.tensor([[0.0, 0.0, 0.75], [0.5, 0.0, 0.75]])
     directions = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
-    count = 2
-    rays = RayBatch(
-        origins=origins, directions=directions, cam_to_world=torch.eye(3).expand(count, 3, 3), dz=torch.ones(count),
-        near=torch.zeros(count), far=torch.full((count,), 1.5), frame=torch.zeros(count, dtype=torch.int64),
-        pixel=torch.zeros(count, 2, dtype=torch.int64),
-    )
+    rays = _rays(origins, directions, torch.zeros(2), torch.full((2,), 1.5))
     sampler = SphereSampler(cloud, 8, grid)
-    z, valid = sampler.sample(rays, train=False, generator=None, beta=0.01)
+    samples = sampler.sample(rays, beta=0.01, train=False, generator=None)
+    z, valid = samples.z, samples.valid
     assert sampler.last_miss_fraction == 0.5
     assert ((z[1] >= 0.9 - 1e-5) & (z[1] <= 1.1 + 1e-5)).all()  # covered: all samples in its sphere
     assert valid[0].all() and (z[0] - 1.0).abs().min() < 0.1  # fallback: samples reach the plane at t = 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,14 @@ def _frames(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, object, float]:
+def tiny(tmp_path_factory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("synth") / "tiny"
-    start = time.perf_counter()
     info = generate_scene(out, preset="tiny", seed=0)
-    return out, info, time.perf_counter() - start
+    return out, info
 
 
-def test_generation_is_fast_and_complete(tiny):
-    out, info, seconds = tiny
-    assert seconds < 10.0
+def test_generation_is_complete(tiny):
+    out, info = tiny
     assert (info.width, info.height) == (64, 48) and info.resolution == (64, 48)
     assert info.num_frames == PRESETS["tiny"].num_frames == len(_frames(out))
     assert _frames(out)[:3] == ["0000", "0001", "0002"]
@@ -53,7 +50,7 @@ def test_generation_is_fast_and_complete(tiny):
 
 
 def test_load_scene_reads_everything(tiny):
-    out, info, _ = tiny
+    out, info = tiny
     scene = load_scene(out)
     assert scene.num_frames == info.num_frames and scene.hw == (48, 64)
     for name in ("colors", "depths", "normals", "m2f_semantics", "m2f_instance", "confidence", "gt_semantics", "gt_instance"):
@@ -71,7 +68,7 @@ def test_load_scene_reads_everything(tiny):
 
 
 def test_output_is_deterministic(tiny, tmp_path):
-    out, _, _ = tiny
+    out, _ = tiny
     again = tmp_path / "again"
     generate_scene(again, preset="tiny", seed=0)
     files = [
@@ -102,7 +99,7 @@ def _backproject(depth: np.ndarray, k: np.ndarray, pose: np.ndarray, v: np.ndarr
 
 
 def test_gt_instances_are_view_consistent(tiny):
-    out, info, _ = tiny
+    out, info = tiny
     k = np.loadtxt(out / "intrinsic" / "intrinsic_color.txt")[:3, :3]
     frames = _frames(out)
     depth = {f: np.asarray(Image.open(out / "depth" / f"{f}.png")).astype(np.float64) / 1000.0 for f in frames}
@@ -138,7 +135,7 @@ def test_gt_instances_are_view_consistent(tiny):
 
 
 def test_machine_ids_are_never_reused_across_frames(tiny):
-    out, _, _ = tiny
+    out, _ = tiny
     data = pickle.loads((out / "segmentation_data.pkl").read_bytes())
     seen_instances: set[int] = set()
     seen_segments: set[int] = set()
@@ -168,7 +165,7 @@ def test_machine_ids_are_never_reused_across_frames(tiny):
 
 
 def test_never_covisible_pair(tiny):
-    out, info, _ = tiny
+    out, info = tiny
     a, b = info.never_covisible_pair
     classes = {o.instance_id: o.class_id for o in info.objects if o.is_thing}
     assert classes[a] != classes[b]
@@ -186,7 +183,7 @@ def test_never_covisible_pair(tiny):
 def test_gt_mesh_has_labels_and_matches_depth(tiny):
     import trimesh
 
-    out, info, _ = tiny
+    out, info = tiny
     mesh = trimesh.load(out / "gt_mesh.ply", process=False)
     faces = mesh.metadata["_ply_raw"]["face"]["data"]
     assert len(mesh.faces) == len(faces)
@@ -214,7 +211,7 @@ def test_gt_mesh_has_labels_and_matches_depth(tiny):
 
 
 def test_normals_face_the_camera(tiny):
-    out, _, _ = tiny
+    out, _ = tiny
     k = np.loadtxt(out / "intrinsic" / "intrinsic_color.txt")[:3, :3]
     v, u = np.mgrid[0:48, 0:64]
     rays = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u, dtype=float)], -1)
@@ -229,7 +226,7 @@ def test_normals_face_the_camera(tiny):
 
 
 def test_splits(tiny):
-    out, _, _ = tiny
+    out, _ = tiny
     splits = json.loads((out / "splits.json").read_text())
     frames = _frames(out)
     assert splits["test"] == frames[::4]
@@ -237,7 +234,7 @@ def test_splits(tiny):
 
 
 def test_poses_are_handheld_like(tiny):
-    out, _, _ = tiny
+    out, _ = tiny
     for f in _frames(out):
         pose = np.loadtxt(out / "pose" / f"{f}.txt")
         assert 1.3 <= pose[2, 3] <= 1.7

@@ -100,40 +100,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_config(args: argparse.Namespace):
-    """Preset + command-line overrides."""
-    from .config import preset
+    """Preset, then a config file, then ``--set`` assignments, then the named flags (validated).
+    Without a mode from any of them, GT labels train ObjectSDF++ and machine labels ClusteringSDF."""
+    from .config import Config, preset
+    from .methods import method_class
 
     config = preset(args.preset)
-    if args.labels is not None:
-        config.data.labels = args.labels
-    if args.mode is not None:
-        config.mode = args.mode
-    else:  # view-consistent labels need no clustering: supervised ObjectSDF++; raw machine labels: ClusteringSDF
-        config.mode = "objectsdf" if config.data.labels == "gt" else "panoptic"
-    if args.downscale is not None:
-        config.data.downscale = args.downscale
-    if args.iters is not None:
-        config.train.iterations = args.iters
-    if args.seed is not None:
-        config.train.seed = args.seed
-    if args.sampler is not None:
-        config.sampler.kind = args.sampler
+    file_values = _read_config_file(Path(args.config)) if getattr(args, "config", None) else {}
+    config = Config.from_dict(file_values, base=config)
+    assignments = getattr(args, "set", None) or []
+    config = config.with_text_values(assignments)
+    values: dict = {}
+    for flag, key in (("labels", "data.labels"), ("mode", "mode"), ("downscale", "data.downscale"), ("iters", "train.iterations"),
+                      ("seed", "train.seed"), ("sampler", "sampler.kind"), ("threads", "train.threads"), ("lr", "train.lr")):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    mode_given = "mode" in values or "mode" in file_values or any(a.split("=", 1)[0].strip() == "mode" for a in assignments)
+    if not mode_given:  # view-consistent labels need no clustering: supervised ObjectSDF++; raw machine labels: ClusteringSDF
+        values["mode"] = "objectsdf" if values.get("data.labels", config.data.labels) == "gt" else "panoptic"
     spheres = getattr(args, "spheres", None)
     if spheres == "on":
-        config.sampler.kind = "spheres"
-    elif spheres == "off" and config.sampler.kind == "spheres":
-        config.sampler.kind = "grid"
-    if args.threads is not None:
-        config.train.threads = args.threads
+        values["sampler.kind"] = "spheres"
+    elif spheres == "off" and values.get("sampler.kind", config.sampler.kind) == "spheres":
+        values["sampler.kind"] = "grid"
     for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):
-        if getattr(args, f"no_{flag}"):
-            setattr(config.clustering, f"use_{flag}", False)
+        if getattr(args, f"no_{flag}", False):
+            values[f"clustering.use_{flag}"] = False
+    config = config.with_values(values)
+    method_class(config.mode)
     return config
 
 
+def _read_config_file(path: Path) -> dict:
+    from .config import ConfigError
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    return data.get("config", data) if isinstance(data, dict) else data  # a run's config.json works too
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.run_folder import CONFIG_FILE, load_run_config
-    from .training.trainer import Trainer, resolve_device
+    from .runs import CONFIG_FILE, load_run_config, resolve_device
+    from .training.trainer import Trainer
 
     run = Path(args.out)
     device = resolve_device(args.device)
@@ -141,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and (run / CONFIG_FILE).is_file():
         config = load_run_config(run)
         if args.iters is not None:
-            config.train.iterations = args.iters
+            config = config.with_values({"train.iterations": args.iters})
     trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:
@@ -151,9 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .inference.evaluate_run import evaluate_run
 
         semantic_run = Path(args.semantic_run) if args.semantic_run else None
-        scores = evaluate_run(
-            run, device, split="test", scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet, semantic_run=semantic_run
-        )
+        scores = evaluate_run(run, device, split="test", trained=trainer.trained_run(), progress=not args.quiet, semantic_run=semantic_run)
         print(json.dumps(scores, indent=2, sort_keys=True))
         from .inference.report import build_report
 
@@ -165,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .training.trainer import resolve_device
+    from .runs import load_trained_run, resolve_device
 
     device = resolve_device(args.device)
     semantic_run = Path(args.semantic_run) if args.semantic_run else None
@@ -181,14 +189,13 @@ def cmd_render(args: argparse.Namespace) -> int:
                          progress=not args.quiet, semantic_run=semantic_run, min_segment_fraction=fraction)
         print(f"wrote {out}")
         return 0
-    from .inference.loading import load_trained_run
     from .inference.trajectory import render_trajectory
 
     trained = load_trained_run(Path(args.run), device, components={"depth"})
-    if fraction is not None:
-        trained.config.inference.min_segment_fraction = fraction
     out = Path(args.out) if args.out else Path(args.run) / f"trajectory_{args.trajectory}"
-    summary = render_trajectory(trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet)
+    summary = render_trajectory(
+        trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet, min_segment_fraction=fraction
+    )
     print(f"wrote {summary['frames']} frames to {summary['folder']}" + (f" and {summary['video']}" if "video" in summary else ""))
     return 0
 
@@ -197,9 +204,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_mesh(args: argparse.Namespace) -> int:
-    from .inference.loading import load_trained_run
     from .inference.mesh import extract_meshes
-    from .training.trainer import resolve_device
+    from .runs import load_trained_run, resolve_device
 
     objects = None
     if args.objects != "all":
@@ -210,7 +216,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     trained = load_trained_run(Path(args.run), resolve_device(args.device), components={"depth"})
     out = Path(args.out) if args.out else Path(args.run) / "meshes"
     start = time.perf_counter()
-    index = extract_meshes(trained.renderer, trained.scene, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
+    index = extract_meshes(trained, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
     print(f"wrote {out}: scene mesh and {len(index['objects'])} object meshes at {args.resolution}^3 ({time.perf_counter() - start:.0f} s)")
     return 0
 
@@ -220,7 +226,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .inference.report import build_report
-    from .training.trainer import resolve_device
+    from .runs import resolve_device
 
     page = build_report(
         Path(args.run), resolve_device(args.device), baselines=[Path(b) for b in args.baseline], mesh_resolution=args.mesh_resolution,
@@ -238,23 +244,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .data.synthetic import generate_scene
     from .evaluation import evaluate_predictions
     from .inference.evaluate_run import evaluate_run
-    from .training.trainer import Trainer, resolve_device
+    from .runs import resolve_device
+    from .training.trainer import Trainer
 
     scene = Path(args.scene)
     if not (scene / "splits.json").is_file():
         print(f"writing a synthetic room to {scene} ...")
         generate_scene(scene, preset="room", seed=0, noise="medium")
-    config = build_config(argparse.Namespace(
-        preset="cpu", mode="panoptic", labels="m2f", downscale=args.downscale, iters=args.iters, seed=None, sampler=None,
-        threads=None, no_diff=False, no_onehot=False, no_reg=False, no_fgbg=False, no_crossview=False,
-    ))
+    from .config import preset
+
+    config = preset("cpu").with_values({"mode": "panoptic", "data.labels": "m2f", "data.downscale": args.downscale, "train.iterations": args.iters})
     run = Path(args.out)
     device = resolve_device(args.device)
     trainer = Trainer(config, scene, run, device, resume=run.exists(), progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:
         return 130
-    scores = evaluate_run(run, device, scene=trainer.scene, renderer=trainer.renderer, progress=not args.quiet)
+    scores = evaluate_run(run, device, trained=trainer.trained_run(), progress=not args.quiet)
     machine = evaluate_predictions(scene, scene, use_machine_labels=True)
     keys = ("pq", "sq", "rq", "miou", "psnr", "depth_abs_rel")
     print(f"\n{'':28s}" + "".join(f"{k:>14s}" for k in keys))
@@ -273,7 +279,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .config import LABEL_SOURCES, MODES, PRESETS, SAMPLERS
+    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
+    from .methods import METHODS
 
     parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
@@ -331,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="scene folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--preset", choices=PRESETS, default="cpu")
-    p.add_argument("--mode", choices=MODES, help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
+    p.add_argument("--mode", choices=list(METHODS), help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
     p.add_argument("--labels", choices=LABEL_SOURCES, help="m2f: raw machine labels (default); gt: view-consistent ground truth")
     p.add_argument("--iters", type=int)
     p.add_argument("--seed", type=int)
@@ -339,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")
     p.add_argument("--spheres", choices=("on", "off"), help="sphere-guided training: on = --sampler spheres, off = the preset's non-sphere sampler")
     p.add_argument("--threads", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's; the hash grid uses train.grid_lr_factor times it)")
+    p.add_argument("--config", help="a JSON file of config values applied over the preset (a run's config.json works too)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="set any config value, e.g. --set loss.eikonal=0.05 (repeatable; see clusteringsdf/config.py)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")

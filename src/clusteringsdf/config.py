@@ -1,34 +1,156 @@
-"""Dataclass configs and named presets.
+"""Dataclass configs, named presets and their validation.
 
 One :class:`Config` holds everything a run needs; it is written to ``RUN/config.json`` and read back
 on ``--resume``. Presets: ``tiny`` (unit tests: seconds on a laptop CPU), ``cpu`` (the default: a
 synthetic room in minutes on 2 cores), ``paper`` (the published ClusteringSDF/ObjectSDF++ settings,
 meant for a GPU).
+
+Configs are frozen: nothing changes a config after it is built. :meth:`Config.with_values` returns a
+new, validated config with some values replaced (``{"train.iterations": 500, "mode": "instance"}``).
+Every value is checked when a config is built: an option outside its allowed values, a wrong type or
+an out-of-range number raises :class:`ConfigError` naming the key (``sampler.kind: 'foo' is not one
+of grid, error_bounded, depth, spheres``). Settings that follow from the data (the number of
+channels a semantic-mode run needs, say) are computed where they are used, never written back.
+
+``mode`` names a training method of :data:`clusteringsdf.methods.METHODS`, the one registry of
+methods; it is checked there (configs sit below the methods in the layering).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-MODES = ("objectsdf", "instance", "semantic", "panoptic", "contrastive")
-LABEL_SOURCES = ("gt", "m2f")
-SAMPLERS = ("grid", "error_bounded", "depth", "spheres")
+from .errors import ClusteringSDFError
+
+LabelSource = Literal["gt", "m2f"]
+SamplerKind = Literal["grid", "error_bounded", "depth", "spheres"]
+DepthMode = Literal["metric", "ssi"]
+SegmentationLoss = Literal["bce", "nll"]
+OpacityKind = Literal["share", "occlusion"]
+RegAxis = Literal["channels", "rays"]
+ObjectInit = Literal["background", "sphere"]
+PresetName = Literal["tiny", "cpu", "paper"]
+
+LABEL_SOURCES: tuple[str, ...] = typing.get_args(LabelSource)
+SAMPLERS: tuple[str, ...] = typing.get_args(SamplerKind)
+PRESETS: tuple[str, ...] = typing.get_args(PresetName)
 
 
-@dataclass
-class DataConfig:
+class ConfigError(ClusteringSDFError):
+    """A configuration value is invalid: the message names the key and what is allowed."""
+
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def _type_error(key: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    """The value if it fits the annotation (ints are accepted for floats), else a ConfigError."""
+    if typing.get_origin(annotation) is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise _type_error(key, value, "true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(key, value, "an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(key, value, "a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise _type_error(key, value, "a string")
+        return value
+    return value
+
+
+def parse_value(key: str, text: str, annotation: Any) -> Any:
+    """A command-line string converted to the type of a config field (``--set key=value``)."""
+    if annotation is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise _type_error(key, text, "true or false")
+    if annotation in (int, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise _type_error(key, text, "a number") from None
+        if annotation is int:
+            if not number.is_integer():
+                raise _type_error(key, text, "an integer")
+            return int(number)
+        return number
+    return text
+
+
+class _Section:
+    """Validation shared by every config section: types and allowed values of every field, then the
+    section's own range checks (:meth:`_check_ranges`)."""
+
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            checked = _check_value(f"{self.section}.{f.name}", getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, checked)
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        pass
+
+    def _require(self, condition: bool, name: str, what: str) -> None:
+        if not condition:
+            raise ConfigError(f"{self.section}.{name}: must be {what}, got {getattr(self, name)!r}")
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            self._require(getattr(self, name) > 0, name, "positive")
+
+    def _non_negative(self, *names: str) -> None:
+        for name in names:
+            self._require(getattr(self, name) >= 0, name, ">= 0")
+
+    def _fraction(self, *names: str) -> None:
+        for name in names:
+            self._require(0.0 <= getattr(self, name) <= 1.0, name, "in [0, 1]")
+
+
+# -------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    section: ClassVar[str] = "data"
     downscale: float = 1.0  # working resolution = native / downscale
-    labels: str = "m2f"  # "gt" (view-consistent rs_*) or "m2f" (raw per-view machine labels)
+    labels: LabelSource = "m2f"  # "gt" (view-consistent rs_*) or "m2f" (raw per-view machine labels)
+
+    def _check_ranges(self) -> None:
+        self._positive("downscale")
 
 
-@dataclass
-class FieldConfig:
+@dataclass(frozen=True)
+class FieldConfig(_Section):
     """Geometry, colour and semantic networks (see model/field.py)."""
 
+    section: ClassVar[str] = "field"
     channels: int = 32  # C SDF channels; channel 0 is the background (inside-out room shell)
     grid_levels: int = 8
     grid_features: int = 2
@@ -44,7 +166,7 @@ class FieldConfig:
     view_frequencies: int = 4
     color_uses_normal: bool = False  # IDR-style colour input (needs the SDF gradient at every sample: ~1.8x slower)
     init_radius: float = 0.9  # geometric init: background ~ r - |x|
-    object_init: str = "background"  # background: s_k = s_0 + offset | sphere: s_k ~ |x| - r_obj (ObjectSDF++)
+    object_init: ObjectInit = "background"  # background: s_k = s_0 + offset | sphere: s_k ~ |x| - r_obj (ObjectSDF++)
     object_init_offset: float = 0.05
     weight_norm: bool = True
     softplus_beta: float = 100.0
@@ -53,12 +175,22 @@ class FieldConfig:
     semantic_hidden_dim: int = 64
     embedding_dim: int = 3  # contrastive baseline only
 
+    def _check_ranges(self) -> None:
+        self._require(self.channels >= 2, "channels", "at least 2 (background + one object)")
+        self._positive("grid_levels", "grid_features", "grid_base_resolution", "hidden_dim", "hidden_layers", "feature_dim")
+        self._positive("color_hidden_dim", "color_hidden_layers", "semantic_hidden_dim", "embedding_dim", "softplus_beta")
+        self._positive("init_radius", "beta_init", "beta_min")
+        self._non_negative("pe_frequencies", "view_frequencies", "object_init_offset")
+        self._require(10 <= self.grid_log2_size <= 26, "grid_log2_size", "in [10, 26]")
+        self._require(self.grid_finest_resolution >= self.grid_base_resolution, "grid_finest_resolution", ">= grid_base_resolution")
 
-@dataclass
-class SamplerConfig:
-    """Ray sampling (see model/ray_samplers.py). Costs are network evaluations per ray."""
 
-    kind: str = "grid"  # grid | error_bounded | depth | spheres
+@dataclass(frozen=True)
+class SamplerConfig(_Section):
+    """Ray sampling (see model/samplers/). Costs are network evaluations per ray."""
+
+    section: ClassVar[str] = "sampler"
+    kind: SamplerKind = "grid"
     near: float = 0.01  # normalised units
     # grid: a cached SDF volume (no network) locates the surface, then importance + uniform samples.
     grid_resolution: int = 64
@@ -76,18 +208,26 @@ class SamplerConfig:
     # depth: samples around the sensor depth (training only; falls back to grid without depth).
     depth_samples: int = 16
     depth_sigma: float = 0.02  # normalised units
-    # spheres: samples per ray inside the union of the sphere intervals (sampling/spheres.py).
+    # spheres: samples per ray inside the union of the sphere intervals (model/samplers/spheres.py).
     sphere_samples: int = 16
     # evaluation: samples for rendering test views.
     eval_fine_samples: int = 12
     eval_uniform_samples: int = 4
 
+    def _check_ranges(self) -> None:
+        self._positive("near", "coarse_steps", "fine_samples", "uniform_samples", "eb_samples_eval", "eb_samples", "eb_eps")
+        self._positive("eb_beta_iters", "eb_max_iters", "depth_samples", "depth_sigma", "sphere_samples", "eval_fine_samples")
+        self._positive("eval_uniform_samples", "grid_update_every")
+        self._require(self.grid_resolution >= 2, "grid_resolution", "at least 2")
+        self._non_negative("eb_extra")
 
-@dataclass
-class LossConfig:
+
+@dataclass(frozen=True)
+class LossConfig(_Section):
+    section: ClassVar[str] = "loss"
     rgb: float = 1.0
     depth: float = 1.0  # metric depth L1 in normalised units (ObjectSDF++ uses 0.1 for monocular depth)
-    depth_mode: str = "metric"  # metric | ssi (scale-and-shift invariant, for monocular depth)
+    depth_mode: DepthMode = "metric"  # metric | ssi (scale-and-shift invariant, for monocular depth)
     normal_l1: float = 0.0  # normal terms need the SDF gradient at every sample (paper: 0.05 / 0.05)
     normal_cos: float = 0.0
     eikonal: float = 0.1
@@ -97,21 +237,27 @@ class LossConfig:
     collision: float = 0.5
     collision_start: float = 0.5  # fraction of the run after which the collision term is on
     opacity_bce: float = 1.0  # weight of ObjectSDF++'s segmentation loss (mode objectsdf)
-    segmentation_loss: str = "bce"  # bce (ObjectSDF++) | nll (cross entropy over channels)
+    segmentation_loss: SegmentationLoss = "bce"  # bce (ObjectSDF++) | nll (cross entropy over channels)
     semantic: float = 0.5  # semantic head, confidence-weighted cross entropy
     # Object opacities, in the segmentation losses and in rendered channels alike: "share" = each
     # channel's share of the density where the ray terminates (scene weights detached: segmentation
     # decides who owns a surface, not where it is; no reward for density in free space);
     # "occlusion" = ObjectSDF++'s occlusion-aware opacity with gradients through the
     # transmittance, as published.
-    segmentation_opacity: str = "share"
+    segmentation_opacity: OpacityKind = "share"
     vote_decay: float = 0.999  # per-step decay of the channel -> class votes of the training labels
 
+    def _check_ranges(self) -> None:
+        self._non_negative("rgb", "depth", "normal_l1", "normal_cos", "eikonal", "smooth", "collision", "opacity_bce", "semantic")
+        self._positive("eikonal_points", "smooth_epsilon")
+        self._fraction("collision_start", "vote_decay")
 
-@dataclass
-class ClusteringConfig:
+
+@dataclass(frozen=True)
+class ClusteringConfig(_Section):
     """ClusteringSDF losses (paper Eq. 3-9; defaults = paper appendix)."""
 
+    section: ClassVar[str] = "clustering"
     diff: float = 20.0  # lambda1
     onehot: float = 0.5  # lambda2
     reg: float = 1e4  # lambda3
@@ -127,18 +273,24 @@ class ClusteringConfig:
     use_reg: bool = True
     use_fgbg: bool = True
     use_crossview: bool = True
-    reg_axis: str = "channels"  # channels (code/appendix) | rays (intra-cluster variance)
+    reg_axis: RegAxis = "channels"  # channels (code/appendix) | rays (intra-cluster variance)
     compact: float = 1000.0  # our addition: intra-cluster compactness mean ||P_r - mu_g||^2 (fights fragmentation)
     keyframe_fraction: float = 0.1
     keyframe_probability: float = 0.2
     label_rays: int = 512  # label-comprehensive share of the batch
     contrastive_rays: int = 1024
 
+    def _check_ranges(self) -> None:
+        self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact")
+        self._positive("cross_view_frames", "cross_view_rays", "label_rays", "contrastive_rays")
+        self._fraction("keyframe_fraction", "keyframe_probability")
 
-@dataclass
-class SpheresConfig:
+
+@dataclass(frozen=True)
+class SpheresConfig(_Section):
     """Sphere-guided training (sampling/spheres.py, training/spheres.py); lengths in normalised units."""
 
+    section: ClassVar[str] = "spheres"
     count: int = 4096
     radius_max: float = 0.2
     radius_min: float = 0.03
@@ -153,9 +305,16 @@ class SpheresConfig:
     repulsion: float = 1e-4
     repulsion_radius_factor: float = 2.0
 
+    def _check_ranges(self) -> None:
+        self._positive("count", "radius_max", "radius_min", "lr", "resample_every", "attraction_points", "neighbors", "neighbours_every")
+        self._require(self.radius_min <= self.radius_max, "radius_min", "<= radius_max")
+        self._fraction("radius_end", "warmup", "guided_fraction")
+        self._non_negative("repulsion", "repulsion_radius_factor")
 
-@dataclass
-class TrainConfig:
+
+@dataclass(frozen=True)
+class TrainConfig(_Section):
+    section: ClassVar[str] = "train"
     iterations: int = 4000
     rays: int = 1024
     frames_per_batch: int = 4
@@ -168,56 +327,24 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
     render_chunk: int = 4096
 
+    def _check_ranges(self) -> None:
+        self._positive("iterations", "rays", "frames_per_batch", "lr", "grid_lr_factor", "lr_final_factor")
+        self._positive("checkpoint_every", "log_every", "render_chunk")
+        self._non_negative("threads", "seed")
 
-@dataclass
-class InferenceConfig:
+
+@dataclass(frozen=True)
+class InferenceConfig(_Section):
     """Panoptic fusion at render time (changing it needs no retraining)."""
 
+    section: ClassVar[str] = "inference"
     min_segment_fraction: float = 2e-4  # thing segments smaller than this share of all rendered pixels are fragments
 
-
-@dataclass
-class Config:
-    preset: str = "cpu"
-    mode: str = "panoptic"
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
-    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
-    clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
-    spheres: SpheresConfig = dataclasses.field(default_factory=SpheresConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            sub = _SECTIONS.get(f.name)
-            if sub is not None:
-                known = {g.name for g in dataclasses.fields(sub)}
-                unknown = set(value) - known
-                if unknown:
-                    raise ValueError(f"unknown config keys in '{f.name}': {sorted(unknown)}")
-                value = sub(**value)
-            kwargs[f.name] = value
-        return cls(**kwargs)
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        return cls.from_dict(json.loads(path.read_text()))
+    def _check_ranges(self) -> None:
+        self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
 
 
-_SECTIONS = {
+_SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "field": FieldConfig,
     "sampler": SamplerConfig,
@@ -227,6 +354,92 @@ _SECTIONS = {
     "train": TrainConfig,
     "inference": InferenceConfig,
 }
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "cpu"  # the preset it started from (informative)
+    mode: str = "panoptic"  # a method name of clusteringsdf.methods.METHODS
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
+    spheres: SpheresConfig = dataclasses.field(default_factory=SpheresConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("preset", "mode"):
+            _check_value(name, getattr(self, name), str)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: "Config | None" = None) -> "Config":
+        """A config from nested values (a config.json); keys it lacks keep ``base``'s (default:
+        the dataclass defaults). Unknown keys and bad values raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a JSON object of config sections, got {type(data).__name__}")
+        flat: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in _SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{name}: expected a section (an object of keys), got {value!r}")
+                flat.update({f"{name}.{key}": item for key, item in value.items()})
+            else:
+                flat[name] = value
+        return (base or cls()).with_values(flat)
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def with_values(self, values: dict[str, Any]) -> "Config":
+        """A new config with ``{"section.key": value, "mode": value}`` replaced (validated)."""
+        top: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            section, _, name = key.partition(".")
+            if name and section in _SECTIONS:
+                known = {f.name for f in dataclasses.fields(_SECTIONS[section])}
+                if name not in known:
+                    raise ConfigError(f"{key}: unknown key (section '{section}' has {', '.join(sorted(known))})")
+                sections.setdefault(section, {})[name] = value
+            elif not name and key in ("preset", "mode"):
+                top[key] = value
+            else:
+                raise ConfigError(f"{key}: unknown key (sections: {', '.join(_SECTIONS)}; top level: preset, mode)")
+        for section, changes in sections.items():
+            top[section] = dataclasses.replace(getattr(self, section), **changes)
+        return dataclasses.replace(self, **top)
+
+    def with_text_values(self, assignments: list[str]) -> "Config":
+        """``--set section.key=value`` strings parsed to each field's type, then :meth:`with_values`."""
+        values: dict[str, Any] = {}
+        for assignment in assignments:
+            key, sep, text = assignment.partition("=")
+            key = key.strip()
+            if not sep:
+                raise ConfigError(f"--set {assignment}: expected section.key=value")
+            section, _, name = key.partition(".")
+            if section in _SECTIONS and name:
+                hints = typing.get_type_hints(_SECTIONS[section])
+                values[key] = parse_value(key, text, hints.get(name, str)) if name in hints else text
+            else:
+                values[key] = text
+        return self.with_values(values)
 
 
 def preset(name: str) -> Config:
@@ -273,7 +486,4 @@ def preset(name: str) -> Config:
             loss=LossConfig(depth=0.0, normal_l1=0.05, normal_cos=0.05, collision_start=0.5),
             train=TrainConfig(iterations=120_000, rays=1024, frames_per_batch=1, checkpoint_every=5000, log_every=100),
         )
-    raise ValueError(f"unknown preset '{name}' (choose tiny, cpu or paper)")
-
-
-PRESETS = ("tiny", "cpu", "paper")
+    raise ConfigError(f"preset: '{name}' is not one of {', '.join(PRESETS)}")

@@ -10,7 +10,6 @@ Folder names of the layout (relative to the scene root) are collected in :data:`
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from ..files import atomic_write
 from .safe_pickle import load_safe_pickle
 
 FOLDERS = {
@@ -253,18 +253,11 @@ def find_frame_file(folder: Path, name: str, suffixes: tuple[str, ...] = (".png"
 # ----------------------------------------------------------------------------------------- writers
 
 
-def _atomic_save(path: Path, save) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    save(tmp)
-    os.replace(tmp, path)
-
-
 def write_color(path: Path, rgb: np.ndarray) -> None:
     """uint8 (H, W, 3) colour; JPEG or PNG by suffix."""
     image = Image.fromarray(np.asarray(rgb, dtype=np.uint8), mode="RGB")
     quality = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
-    _atomic_save(path, lambda p: image.save(p, format="JPEG" if quality else "PNG", **quality))
+    atomic_write(path, lambda p: image.save(p, format="JPEG" if quality else "PNG", **quality))
 
 
 def write_label(path: Path, labels: np.ndarray) -> None:
@@ -279,13 +272,13 @@ def write_label(path: Path, labels: np.ndarray) -> None:
         image = Image.fromarray(labels.astype(np.uint16))
     else:
         raise ValueError(f"{path}: label {top} does not fit a 16-bit PNG")
-    _atomic_save(path, lambda p: image.save(p, format="PNG"))
+    atomic_write(path, lambda p: image.save(p, format="PNG"))
 
 
 def write_depth(path: Path, depth_m: np.ndarray) -> None:
     """Depth in metres (H, W) as uint16 millimetres (0 = missing)."""
     mm = np.clip(np.round(np.nan_to_num(depth_m) * 1000.0), 0, 65535).astype(np.uint16)
-    _atomic_save(path, lambda p: Image.fromarray(mm).save(p, format="PNG"))
+    atomic_write(path, lambda p: Image.fromarray(mm).save(p, format="PNG"))
 
 
 def write_normal(path: Path, normals: np.ndarray) -> None:
@@ -294,12 +287,12 @@ def write_normal(path: Path, normals: np.ndarray) -> None:
     missing = np.linalg.norm(normals, axis=-1) < 1e-3
     encoded = np.clip(np.round((normals + 1.0) * 127.5), 1, 255).astype(np.uint8)
     encoded[missing] = 0
-    _atomic_save(path, lambda p: Image.fromarray(encoded, mode="RGB").save(p, format="PNG"))
+    atomic_write(path, lambda p: Image.fromarray(encoded, mode="RGB").save(p, format="PNG"))
 
 
 def write_matrix(path: Path, matrix: np.ndarray) -> None:
     text = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in np.asarray(matrix, dtype=np.float64)) + "\n"
-    _atomic_save(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def write_intrinsics(path: Path, k: np.ndarray) -> None:
@@ -314,13 +307,13 @@ def write_probabilities(path: Path, probability: np.ndarray | None, confidence: 
     arrays = {"confidence": np.asarray(confidence, dtype=np.float16)}
     if probability is not None:
         arrays["probability"] = np.asarray(probability, dtype=np.float16)
-    _atomic_save(path, lambda p: np.savez_compressed(p, **arrays))
+    atomic_write(path, lambda p: np.savez_compressed(p, **arrays))
 
 
 def write_splits(path: Path, splits: dict[str, list[str]]) -> None:
-    _atomic_save(path, lambda p: p.write_text(json.dumps(splits, indent=1) + "\n"))
+    atomic_write(path, lambda p: p.write_text(json.dumps(splits, indent=1) + "\n"))
 
 
 def write_segmentation_data(path: Path, data: dict[str, Any]) -> None:
     """Pickle of plain containers and ints (readable by the restricted unpickler and by PL's loader)."""
-    _atomic_save(path, lambda p: p.write_bytes(pickle.dumps(data, protocol=4)))
+    atomic_write(path, lambda p: p.write_bytes(pickle.dumps(data, protocol=4)))

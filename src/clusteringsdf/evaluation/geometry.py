@@ -20,21 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.mesh_io import read_labelled_mesh, read_mesh
 from ..data.scene import load_scene
 from ..errors import DataError
 
 THRESHOLD = 0.05
-
-
-def _load(path: Path):
-    import trimesh
-
-    if not path.is_file():
-        raise DataError(path, "mesh file not found")
-    try:
-        return trimesh.load(path, process=False, force="mesh")
-    except Exception as exc:  # noqa: BLE001 - any parser error is a bad file
-        raise DataError(path, f"unreadable mesh ({exc})") from None
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -104,15 +94,6 @@ def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRES
     }
 
 
-def _instance_faces(gt_mesh) -> np.ndarray | None:
-    """Per-face ``instance`` property of the GT PLY, if present."""
-    data = getattr(gt_mesh, "metadata", {}).get("_ply_raw", {})
-    face = data.get("face", {}).get("data") if isinstance(data, dict) else None
-    if face is not None and "instance" in face.dtype.names:
-        return np.asarray(face["instance"]).reshape(-1)
-    return None
-
-
 def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, threshold: float = THRESHOLD, seed: int = 0) -> dict:
     """Scene and per-object geometry scores of ``clusteringsdf mesh`` output against gt_mesh.ply."""
     from scipy.optimize import linear_sum_assignment
@@ -128,17 +109,19 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
     poses = scene.normalization.pose_to_world(scene.poses.astype(np.float64))
     cull = VisibilityCuller(poses, scene.intrinsics.astype(np.float64), scene.depths)
 
-    gt_mesh = _load(gt_path)
-    gt_vertices, gt_faces = np.asarray(gt_mesh.vertices), np.asarray(gt_mesh.faces)
+    gt_mesh = read_labelled_mesh(gt_path)
+    gt_vertices, gt_faces = gt_mesh.vertices, gt_mesh.faces
     gt_points = sample_surface(gt_vertices, gt_faces, points, seed)
     gt_points = gt_points[cull(gt_points)]
-    pred_mesh = _load(mesh_dir / "scene_instance.ply")
+    pred_mesh = read_mesh(mesh_dir / "scene_instance.ply")
     pred_points = sample_surface(np.asarray(pred_mesh.vertices), np.asarray(pred_mesh.faces), points, seed + 1)
     pred_points = pred_points[cull(pred_points)]
     result = {"threshold_m": threshold, "culled_to_observed": scene.depths is not None, "scene": surface_distances(pred_points, gt_points, threshold)}
 
-    instances = _instance_faces(gt_mesh)
+    instances = gt_mesh.instance
+    result["gt_instances_from"] = gt_mesh.instance_source
     if instances is None:
+        result["note"] = f"{gt_path}: no per-face or per-vertex instance ids (instance, instance_id, object_id): scene scores only"
         return result
     gt_ids = [int(i) for i in np.unique(instances) if i > 0]
     object_points = {}
@@ -149,7 +132,7 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
     for entry in index.get("objects", []):
         if not entry.get("thing", True):
             continue
-        mesh = _load(mesh_dir / entry["file"])
+        mesh = read_mesh(mesh_dir / entry["file"])
         sampled = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 20_000, seed + 1000 + entry["id"])
         predicted.append((entry["id"], sampled[cull(sampled)]))
     scores = np.zeros((len(predicted), len(gt_ids)))

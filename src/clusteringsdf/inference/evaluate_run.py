@@ -8,69 +8,63 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config
-from ..data.scene import Scene
-from ..model.renderer import Renderer
-from ..training.run_folder import load_run_config, load_run_identity, write_json_atomic
-from .loading import load_trained_run
-from .render import ViewRender, panoptic_labels, render_views, write_views
+from ..errors import RunError
+from ..files import write_json_atomic
+from ..runs import TrainedRun, load_trained_run
+from .render import ViewRender, render_views, write_views
+
+
+def load_class_run(run: Path, device: torch.device, scene) -> TrainedRun:
+    """A run whose classes are merged into another run's instances (the paper's two-run panoptic
+    path): it must be a run whose channels are classes (semantic mode)."""
+    trained = load_trained_run(run, device, scene=scene)
+    if not trained.method.classes_in_channels:
+        raise RunError(f"{run}: --semantic-run needs a semantic-mode run, this one was trained with --mode {trained.config.mode}")
+    return trained
 
 
 def label_cameras(
-    renderer: Renderer,
-    config: Config,
-    scene: Scene,
+    trained: TrainedRun,
     poses: np.ndarray,
     intrinsics: np.ndarray,
     progress: bool = True,
     normals: bool = True,
-    semantic_renderer: Renderer | None = None,
+    class_run: TrainedRun | None = None,
+    min_segment_fraction: float | None = None,
 ) -> tuple[list[ViewRender], list[np.ndarray], list[np.ndarray]]:
     """Render cameras (poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3)) at the
     scene's working size and fuse their panoptic labels: (views, semantic maps, instance maps).
 
-    ``semantic_renderer``: a semantic-mode run whose classes are merged with this run's instance
-    channels (the paper's two-run panoptic prediction).
+    ``class_run``: a semantic-mode run whose classes are merged with this run's instance channels
+    (the paper's two-run panoptic prediction). ``min_segment_fraction`` overrides the run's
+    ``inference.min_segment_fraction``.
     """
+    config, scene = trained.config, trained.scene
     classes = scene.classes
     common = dict(hw=scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
-    was_training = renderer.training
-    renderer.eval()
-    views = render_views(
-        renderer,
-        poses,
-        intrinsics,
-        normals=normals,
-        embedding=config.mode == "contrastive",
-        classes_from_channels=config.mode == "semantic",
-        **common,
-    )
-    renderer.train(was_training)
-    semantic_views = None
-    if semantic_renderer is not None:
-        semantic_renderer.eval()
-        semantic_views = render_views(semantic_renderer, poses, intrinsics, normals=False, classes_from_channels=True, desc="semantic run", **common)
-    voted = renderer.channel_classes().cpu().numpy()
-    semantics, instances = panoptic_labels(
-        views, config.mode, classes.thing_classes, voted, semantic_views, config.inference.min_segment_fraction
-    )
+    views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
+    class_views = None
+    if class_run is not None:
+        class_views = render_views(class_run.model, class_run.method, poses, intrinsics, normals=False, desc="semantic run", **common)
+    fraction = config.inference.min_segment_fraction if min_segment_fraction is None else min_segment_fraction
+    semantics, instances = trained.method.fuse_labels(views, classes.thing_classes, fraction, class_views)
     return views, semantics, instances
 
 
 def predict_split(
-    renderer: Renderer,
-    config: Config,
-    scene: Scene,
+    trained: TrainedRun,
     split: str,
     out_dir: Path,
     progress: bool = True,
     normals: bool = True,
-    semantic_renderer: Renderer | None = None,
+    class_run: TrainedRun | None = None,
+    min_segment_fraction: float | None = None,
 ) -> Path:
-    """Render ``split`` of ``scene`` and write images + panoptic label maps into ``out_dir``."""
+    """Render ``split`` of the run's scene and write images + panoptic label maps into ``out_dir``."""
+    scene = trained.scene
     frames = scene.split(split)
     views, semantics, instances = label_cameras(
-        renderer, config, scene, scene.poses[frames], scene.intrinsics[frames], progress, normals, semantic_renderer
+        trained, scene.poses[frames], scene.intrinsics[frames], progress, normals, class_run, min_segment_fraction
     )
     write_views(out_dir, [scene.frame_names[i] for i in frames], views, semantics, instances, scene.normalization.scale)
     return out_dir
@@ -88,37 +82,31 @@ def render_run(
     """Render a trained run's split into ``out_dir`` (default RUN/render_<split>);
     ``min_segment_fraction`` overrides the run's ``inference.min_segment_fraction``."""
     trained = load_trained_run(run, device)
-    if min_segment_fraction is not None:
-        trained.config.inference.min_segment_fraction = min_segment_fraction
-    semantic = load_trained_run(semantic_run, device, scene=trained.scene).renderer if semantic_run else None
+    class_run = load_class_run(semantic_run, device, trained.scene) if semantic_run else None
     out_dir = out_dir or run / f"render_{split}"
-    return predict_split(trained.renderer, trained.config, trained.scene, split, out_dir, progress, semantic_renderer=semantic)
+    return predict_split(trained, split, out_dir, progress, class_run=class_run, min_segment_fraction=min_segment_fraction)
 
 
 def evaluate_run(
     run: Path,
     device: torch.device,
     split: str = "test",
-    scene: Scene | None = None,
-    renderer: Renderer | None = None,
+    trained: TrainedRun | None = None,
     progress: bool = True,
     semantic_run: Path | None = None,
     out_dir: Path | None = None,
 ) -> dict:
-    """Render the split into RUN/eval/ (or ``out_dir``) and score it; scores go to <out>/metrics.json."""
+    """Render the split into RUN/eval/ (or ``out_dir``) and score it; scores go to <out>/metrics.json.
+    ``trained``: the run already in memory (e.g. right after training)."""
     from ..evaluation import evaluate_predictions
 
-    identity = load_run_identity(run)
-    config = load_run_config(run)
-    if renderer is None or scene is None:
-        trained = load_trained_run(run, device, scene=scene)
-        renderer, scene = trained.renderer, trained.scene
-    semantic = load_trained_run(semantic_run, device, scene=scene).renderer if semantic_run else None
+    trained = trained or load_trained_run(run, device)
+    class_run = load_class_run(semantic_run, device, trained.scene) if semantic_run else None
     out_dir = out_dir or run / "eval"
     start = time.perf_counter()
-    predict_split(renderer, config, scene, split, out_dir, progress, normals=False, semantic_renderer=semantic)
+    predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run)
     seconds = time.perf_counter() - start
-    scores = evaluate_predictions(Path(identity["scene"]), out_dir, protocol="native", split=split)
+    scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
     scores["render_seconds"] = round(seconds, 1)
     if semantic_run:
         scores["semantic_run"] = str(semantic_run)

@@ -14,15 +14,16 @@ coordinates (metres) as PLY with vertex colours:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.scene import Scene
-from ..model.renderer import Renderer
+from ..data.mesh_io import write_mesh
+from ..files import write_json_atomic
+from ..model import Model
+from ..runs import TrainedRun
 from .palette import class_color, instance_color
 
 
@@ -49,13 +50,13 @@ class Grid:
 
 
 @torch.no_grad()
-def _evaluate(renderer: Renderer, points: np.ndarray, chunk: int, channel: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _evaluate(model: Model, points: np.ndarray, chunk: int, channel: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Scene SDF and arg-min channel at points (n, 3), or one channel's SDF; chunked."""
-    device = renderer.bbox.device
+    device = model.bbox.device
     values, owners = [], []
     for start in range(0, points.shape[0], chunk):
         p = torch.as_tensor(points[start : start + chunk], dtype=torch.float32, device=device)
-        sdf = renderer.field.geometry(p).sdf
+        sdf = model.field.geometry(p).sdf
         if channel is None:
             minimum, argmin = sdf.min(dim=-1)
             values.append(minimum.cpu().numpy())
@@ -80,39 +81,14 @@ def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], ma
     return verts, faces
 
 
-def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> None:
-    """Binary little-endian PLY with uint8 vertex colours."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = (
-        "ply\nformat binary_little_endian 1.0\n"
-        f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
-    )
-    vertex = np.zeros(len(vertices), dtype=[("p", "<f4", 3), ("c", "u1", 3)])
-    vertex["p"], vertex["c"] = vertices, colors
-    face = np.zeros(len(faces), dtype=[("n", "u1"), ("i", "<i4", 3)])
-    face["n"], face["i"] = 3, faces
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(header.encode("ascii"))
-        handle.write(vertex.tobytes())
-        handle.write(face.tobytes())
-    tmp.replace(path)
-
-
-def owned_channels(renderer: Renderer, minimum_share: float = 0.002) -> list[int]:
-    """Object channels (>= 1) that own a share of the training rays' votes (i.e. own pixels)."""
-    votes = renderer.channel_votes.sum(-1).cpu().numpy()
-    total = votes.sum()
-    if total <= 0:
-        return []
-    return [int(c) for c in np.nonzero(votes / total >= minimum_share)[0] if c > 0]
+def owned_channels(shares: np.ndarray, minimum_share: float = 0.002) -> list[int]:
+    """Object channels (>= 1) that own at least ``minimum_share`` of the training rays' votes
+    (i.e. own pixels); ``shares`` (C,) from :meth:`ChannelVotes.shares`."""
+    return [int(c) for c in np.nonzero(shares >= minimum_share)[0] if c > 0]
 
 
 def extract_meshes(
-    renderer: Renderer,
-    scene: Scene,
+    trained: TrainedRun,
     out_dir: Path,
     resolution: int = 256,
     objects: list[int] | None = None,
@@ -125,23 +101,24 @@ def extract_meshes(
     objects: channel ids to extract (default: every object channel that owns pixels).
     mask_spheres: only mesh cells inside the union of the run's sphere cloud (sphere-guided runs).
     """
-    renderer.eval()
-    bbox = renderer.bbox.cpu().numpy().astype(np.float64)
+    model, scene = trained.model, trained.scene
+    model.eval()
+    bbox = model.bbox.cpu().numpy().astype(np.float64)
     grid = Grid.over(bbox, resolution)
     nx, ny, nz = grid.shape
     scene_sdf = np.empty(grid.shape, dtype=np.float32)
     owner = np.empty(grid.shape, dtype=np.int16)
     for i in range(0, nx, max(1, chunk // (ny * nz))):  # x-slabs keep memory bounded
         hi = min(nx, i + max(1, chunk // (ny * nz)))
-        values, owners = _evaluate(renderer, grid.points((i, 0, 0), (hi, ny, nz)), chunk)
+        values, owners = _evaluate(model, grid.points((i, 0, 0), (hi, ny, nz)), chunk)
         scene_sdf[i:hi] = values.reshape(hi - i, ny, nz)
         owner[i:hi] = owners.reshape(hi - i, ny, nz)
     mask = None
-    if mask_spheres and renderer.spheres is not None:
-        mask = _sphere_mask(renderer, grid)
+    if mask_spheres and model.spheres is not None:
+        mask = _sphere_mask(model, grid)
 
     to_world = scene.normalization.invert
-    classes = renderer.channel_classes().cpu().numpy()
+    classes = trained.method.votes.classes().cpu().numpy()
     names = class_names or scene.classes.names
     index: dict = {"resolution": resolution, "grid_shape": list(grid.shape), "objects": []}
     surface = _marching_cubes(scene_sdf, grid, (0, 0, 0), mask)
@@ -150,11 +127,12 @@ def extract_meshes(
         cell = np.clip(np.round((verts - grid.origin) / grid.step).astype(int), 0, np.array(grid.shape) - 1)
         vertex_owner = owner[cell[:, 0], cell[:, 1], cell[:, 2]].astype(int)
         world = to_world(verts)
-        write_ply(out_dir / "scene_instance.ply", world, faces, instance_color(vertex_owner))
-        write_ply(out_dir / "scene_class.ply", world, faces, class_color(np.where(vertex_owner > 0, classes[vertex_owner], -1)))
+        write_mesh(out_dir / "scene_instance.ply", world, faces, instance_color(vertex_owner))
+        write_mesh(out_dir / "scene_class.ply", world, faces, class_color(np.where(vertex_owner > 0, classes[vertex_owner], -1)))
         index["scene"] = {"vertices": int(len(verts)), "faces": int(len(faces))}
 
-    wanted = owned_channels(renderer) if objects is None else [c for c in objects if 0 < c < renderer.field.channels]
+    shares = trained.method.votes.shares().cpu().numpy()
+    wanted = owned_channels(shares) if objects is None else [c for c in objects if 0 < c < model.field.channels]
     pad = 3
     for channel in wanted:
         cells = np.argwhere((owner == channel) & (np.abs(scene_sdf) < 2 * grid.step))
@@ -162,7 +140,7 @@ def extract_meshes(
             continue
         lo = tuple(int(v) for v in np.maximum(cells.min(0) - pad, 0))
         hi = tuple(int(v) for v in np.minimum(cells.max(0) + pad + 1, grid.shape))
-        values, _ = _evaluate(renderer, grid.points(lo, hi), chunk, channel)
+        values, _ = _evaluate(model, grid.points(lo, hi), chunk, channel)
         volume = values.reshape(tuple(h - l for l, h in zip(lo, hi)))
         sub_mask = None if mask is None else mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         surface = _marching_cubes(volume, grid, lo, sub_mask)
@@ -173,8 +151,8 @@ def extract_meshes(
         class_id = int(classes[channel])
         name = names.get(class_id, f"class{class_id}") if class_id >= 0 else "unknown"
         stem = f"{channel:02d}_{name}"
-        write_ply(out_dir / "objects" / f"{stem}.ply", world, faces, instance_color(np.full(len(verts), channel)))
-        write_ply(out_dir / "objects" / f"{stem}_class.ply", world, faces, class_color(np.full(len(verts), class_id)))
+        write_mesh(out_dir / "objects" / f"{stem}.ply", world, faces, instance_color(np.full(len(verts), channel)))
+        write_mesh(out_dir / "objects" / f"{stem}_class.ply", world, faces, class_color(np.full(len(verts), class_id)))
         index["objects"].append(
             {
                 "id": channel,
@@ -188,19 +166,18 @@ def extract_meshes(
                 "bbox_max": np.round(world.max(0), 4).tolist(),
             }
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_json_atomic(out_dir / "index.json", index)
     return index
 
 
-def _sphere_mask(renderer: Renderer, grid: Grid) -> np.ndarray:
+def _sphere_mask(model: Model, grid: Grid) -> np.ndarray:
     """Grid vertices inside the sphere union, eroded by one cell so only full cells are meshed."""
     from scipy.ndimage import binary_erosion
 
     nx, ny, nz = grid.shape
     mask = np.empty(grid.shape, dtype=bool)
-    device = renderer.bbox.device
+    device = model.bbox.device
     for i in range(nx):
         points = torch.as_tensor(grid.points((i, 0, 0), (i + 1, ny, nz)), dtype=torch.float32, device=device)
-        mask[i] = renderer.spheres.contains(points).cpu().numpy().reshape(ny, nz)
+        mask[i] = model.spheres.contains(points).cpu().numpy().reshape(ny, nz)
     return binary_erosion(mask, iterations=1, border_value=0)

@@ -13,10 +13,9 @@ import numpy as np
 import torch
 
 from ..data import layout
-from ..model.renderer import Renderer, RenderRequest
+from ..methods import Method
+from ..model import Model
 from ..sampling.rays import RayBatch, pixel_rays, ray_box_bounds
-from .clustering import cluster_embeddings
-from .panoptic import fuse_panoptic
 
 
 @dataclass
@@ -26,9 +25,9 @@ class ViewRender:
     arg-max over stuff classes; channel / channel_second (H, W) best and second-best object channel;
     embedding (H, W, E) or None.
 
-    Class scores come from the semantic head, or, for a semantic-mode run, from the object
-    opacities (channel u = class u, channel 0 = void excluded); classes absent from the training
-    labels are never predicted.
+    Class scores are the method's (:meth:`Method.class_scores`: the semantic head, or for a
+    semantic-mode run the object opacities); classes absent from the training labels are never
+    predicted.
     """
 
     rgb: np.ndarray
@@ -64,7 +63,8 @@ def camera_rays(pose: torch.Tensor, intrinsics: torch.Tensor, hw: tuple[int, int
 
 @torch.no_grad()
 def render_view(
-    renderer: Renderer,
+    model: Model,
+    method: Method,
     pose: torch.Tensor,
     intrinsics: torch.Tensor,
     hw: tuple[int, int],
@@ -72,37 +72,29 @@ def render_view(
     near: float,
     stuff_classes: tuple[int, ...],
     normals: bool = True,
-    embedding: bool = False,
-    classes_from_channels: bool = False,
 ) -> ViewRender:
     """Render one camera (pose (4, 4) normalised camera-to-world, intrinsics (3, 3)) at hw."""
-    rays = camera_rays(pose, intrinsics, hw, renderer.bbox, near)
-    request = RenderRequest(normals=normals, opacity=True, semantics=not classes_from_channels, embedding=embedding)
-    num_classes = renderer.field.num_classes
+    rays = camera_rays(pose, intrinsics, hw, model.bbox, near)
+    request = method.render_request(normals)
+    num_classes = model.field.num_classes
     stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
     stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
-    allowed = renderer.observed_classes()  # scores of other classes are masked below
+    allowed = method.votes.observed_classes()  # scores of other classes are masked below
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "channel_second", "embedding")}
     for start in range(0, len(rays), chunk):
-        out = renderer(rays.select(slice(start, start + chunk)), request, train=False)
-        parts["rgb"].append(out["rgb"].clamp(0, 1))
-        parts["depth"].append(out["depth"])
+        out = model(rays.select(slice(start, start + chunk)), request, train=False)
+        parts["rgb"].append(out.rgb.clamp(0, 1))
+        parts["depth"].append(out.depth)
         if normals:
-            parts["normal"].append(out["normal"])
-        opacity = out["opacity"]
-        ranked = opacity.topk(2, dim=-1).indices
+            parts["normal"].append(out.normal)
+        ranked = out.opacity.topk(2, dim=-1).indices
         parts["channel"].append(ranked[:, 0])
         parts["channel_second"].append(ranked[:, 1])
-        if classes_from_channels:
-            scores = opacity[:, :num_classes].clone()
-            scores[:, 0] = -1.0
-        else:
-            scores = out["semantics"]
-        scores = scores.masked_fill(~allowed, -2.0)
+        scores = method.class_scores(out).masked_fill(~allowed, -2.0)
         parts["semantic"].append(scores.argmax(-1))
         parts["semantic_stuff"].append(scores.masked_fill(~stuff, -2.0).argmax(-1))
-        if embedding:
-            parts["embedding"].append(out["embedding"])
+        if request.embedding:
+            parts["embedding"].append(out.embedding)
     height, width = hw
 
     def join(name: str, *shape: int) -> np.ndarray | None:
@@ -123,7 +115,8 @@ def render_view(
 
 
 def render_views(
-    renderer: Renderer,
+    model: Model,
+    method: Method,
     poses: np.ndarray,
     intrinsics: np.ndarray,
     hw: tuple[int, int],
@@ -131,62 +124,19 @@ def render_views(
     chunk: int,
     near: float,
     normals: bool = True,
-    embedding: bool = False,
-    classes_from_channels: bool = False,
     progress: bool = True,
     desc: str = "render",
 ) -> list[ViewRender]:
     """Render cameras: poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3)."""
     from tqdm import tqdm
 
-    device = renderer.bbox.device
+    device = model.bbox.device
     views = []
     for i in tqdm(range(len(poses)), desc=desc, disable=not progress, unit="view"):
         pose = torch.as_tensor(poses[i], dtype=torch.float32, device=device)
         k = torch.as_tensor(intrinsics[i], dtype=torch.float32, device=device)
-        views.append(
-            render_view(renderer, pose, k, hw, chunk, near, stuff_classes, normals, embedding, classes_from_channels)
-        )
+        views.append(render_view(model, method, pose, k, hw, chunk, near, stuff_classes, normals))
     return views
-
-
-def panoptic_labels(
-    views: list[ViewRender],
-    mode: str,
-    thing_classes: tuple[int, ...],
-    voted_classes: np.ndarray | None,
-    semantic_views: list[ViewRender] | None = None,
-    min_segment_fraction: float = 0.0,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per-view (semantic, instance) maps for a run's mode.
-
-    * objectsdf / panoptic / instance: instance = object channel, one class per channel (training
-      votes, else render-time votes), background pixels get their stuff class;
-    * semantic: classes only (instance 0 everywhere);
-    * contrastive: thing pixels are clustered in embedding space (mean-shift), clusters act as
-      channels;
-    * ``semantic_views`` (a semantic-mode run, the paper's two-run panoptic path): classes come
-      from it and each instance channel takes the majority of its classes;
-    * thing segments below ``min_segment_fraction`` of the rendered pixels are fragments (see
-      ``fuse_panoptic``).
-    """
-    source = semantic_views if semantic_views is not None else views
-    semantics = [v.semantic for v in source]
-    stuff = [v.semantic_stuff for v in source]
-    if mode == "semantic" and semantic_views is None:
-        return semantics, [np.zeros_like(s) for s in semantics]
-    if mode == "contrastive":
-        channels = cluster_embeddings([v.embedding for v in views], [np.isin(s, thing_classes) for s in semantics])
-        return fuse_panoptic(semantics, channels, thing_classes, stuff, min_segment_fraction=min_segment_fraction)
-    return fuse_panoptic(
-        semantics,
-        [v.channel for v in views],
-        thing_classes,
-        stuff,
-        None if semantic_views is not None else voted_classes,
-        [v.channel_second for v in views],
-        min_segment_fraction,
-    )
 
 
 def write_views(

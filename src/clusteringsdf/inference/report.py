@@ -25,7 +25,8 @@ import torch
 from ..data import layout
 from ..data.scene import load_scene
 from ..errors import ClusteringSDFError
-from ..training.run_folder import METRICS_FILE, load_run_config, load_run_identity
+from ..files import write_text_atomic
+from ..runs import METRICS_FILE, load_run_config, load_run_identity
 from .visualize import color_image, instance_image, semantic_image, tile
 
 COLUMNS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
@@ -128,12 +129,11 @@ def view_pictures(scene, eval_dir: Path, out_dir: Path, count: int) -> list[tupl
 
 def mesh_pictures(mesh_dir: Path, out_dir: Path, up: np.ndarray) -> list[tuple[str, str]]:
     """Dollhouse previews of the scene mesh (by instance) and of the thing objects alone."""
-    import trimesh
-
+    from ..data.mesh_io import read_mesh
     from .mesh_preview import preview_mesh
 
     def load(path: Path):
-        mesh = trimesh.load(path, process=False)
+        mesh = read_mesh(path)
         return np.asarray(mesh.vertices), np.asarray(mesh.faces), np.asarray(mesh.visual.vertex_colors)[:, :3]
 
     pictures = []
@@ -182,8 +182,8 @@ def build_report(
 ) -> Path:
     """Write RUN/report.html (and RUN/report/*.png); returns the page's path."""
     from ..evaluation import evaluate_predictions
+    from ..runs import load_trained_run
     from .evaluate_run import evaluate_run
-    from .loading import load_trained_run
     from .mesh import extract_meshes
 
     run = Path(run)
@@ -193,10 +193,10 @@ def build_report(
     trained = None
     if not (run / "eval" / "metrics.json").is_file():
         trained = load_trained_run(run, device)
-        evaluate_run(run, device, scene=trained.scene, renderer=trained.renderer, progress=progress)
+        evaluate_run(run, device, trained=trained, progress=progress)
     if not (run / "meshes" / "index.json").is_file():
         trained = trained or load_trained_run(run, device)
-        extract_meshes(trained.renderer, trained.scene, run / "meshes", resolution=mesh_resolution)
+        extract_meshes(trained, run / "meshes", resolution=mesh_resolution)
     scores = _scores(run)
     rows = [(f"{run.name} ({config.mode}, {config.data.labels} labels)", scores)]
     if (scene_root / "rs_instance").is_dir():
@@ -229,7 +229,5 @@ def build_report(
     )
     page = PAGE.format(title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, table=metrics_table(rows), curves=curves, views=view_html, meshes=mesh_html)
     path = run / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_text_atomic(path, page)
     return path

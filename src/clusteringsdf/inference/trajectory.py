@@ -21,8 +21,8 @@ import numpy as np
 
 from ..data.layout import write_color
 from ..errors import ClusteringSDFError
+from ..runs import TrainedRun
 from .evaluate_run import label_cameras
-from .loading import TrainedRun
 from .visualize import color_image, depth_image, instance_image, normal_image, semantic_image, tile
 
 TRAJECTORIES = ("orbit", "spiral", "train")
@@ -99,13 +99,16 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
         return gif
 
 
-def render_trajectory(trained: TrainedRun, kind: str, frames: int, out_dir: Path, video: bool = False, progress: bool = True) -> dict:
+def render_trajectory(
+    trained: TrainedRun, kind: str, frames: int, out_dir: Path, video: bool = False, progress: bool = True,
+    min_segment_fraction: float | None = None,
+) -> dict:
     """Render a trajectory into ``out_dir/frames/NNNN.png`` (+ ``out_dir/<kind>.mp4``); returns a summary."""
     scene = trained.scene
     train = scene.split("train")
     poses = trajectory_poses(scene.poses[train], scene.bbox, kind, frames)
     intrinsics = np.repeat(scene.intrinsics[train[:1]], len(poses), axis=0)
-    views, semantics, instances = label_cameras(trained.renderer, trained.config, scene, poses, intrinsics, progress)
+    views, semantics, instances = label_cameras(trained, poses, intrinsics, progress, min_segment_fraction=min_segment_fraction)
     depths = np.concatenate([np.zeros(0)] + [v.depth[v.depth > 0] for v in views])
     far = float(np.percentile(depths, 99)) if depths.size else 1.0  # one depth scale for every frame
     pictures = []

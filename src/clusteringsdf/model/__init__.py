@@ -1,6 +1,7 @@
 """The field (hash grid + SDF/colour/semantic heads), density, ray samplers and volume rendering."""
 
 from .field import GeometryOutput, SDFField
-from .renderer import RenderRequest, Renderer
+from .model import Model
+from .outputs import RenderOutput, RenderRequest
 
-__all__ = ["GeometryOutput", "SDFField", "RenderRequest", "Renderer"]
+__all__ = ["GeometryOutput", "Model", "RenderOutput", "RenderRequest", "SDFField"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -50,30 +52,48 @@ def scene_channels(instance: np.ndarray, channels: int, path) -> np.ndarray:
     return lookup[instance]
 
 
+@dataclass
+class LabelMaps:
+    """Per-pixel training labels of every frame, (F, H, W) arrays at the working resolution.
+
+    semantic: class ids (0 = void); instance: segment ids as the labels give them (0 = none);
+    confidence: float weights in [0, 1]; segment: what the method's segmentation losses use
+    (an object channel, a class, or a per-frame segment label; -1 = ignored), see
+    :meth:`clusteringsdf.methods.Method.segment_targets`.
+    """
+
+    semantic: np.ndarray
+    instance: np.ndarray
+    confidence: np.ndarray
+    segment: np.ndarray
+
+
+def training_labels(scene: Scene, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(semantic, instance, confidence) maps of a label source: "gt" (rs_*, confidence 1) or "m2f"
+    (the machine labels and their confidence)."""
+    if source == "gt":
+        if scene.gt_semantics is None:
+            raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
+        return scene.gt_semantics, scene.gt_instance, np.ones(scene.gt_semantics.shape, dtype=np.float32)
+    if scene.m2f_semantics is None:
+        raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
+    return scene.m2f_semantics, scene.m2f_instance, scene.confidence
+
+
 class FrameStore:
     """All frames of a scene on a device, with per-pixel training targets.
 
     Args:
         scene: the loaded scene.
         device: torch device.
-        labels: "gt" (rs_semantics / rs_instance), "m2f" (machine labels and confidence), or None
-            (cameras and images only, for rendering).
-        channels: SDF channels C (object channels are 1..C-1).
-        seed: seed of the per-frame random relabelling of machine instance ids.
-        mode: what ``segment`` (the per-pixel label of the segmentation losses) holds:
-            ``objectsdf``: the target channel of ObjectSDF++'s loss (one scene-wide table for
-            view-consistent GT ids, a random per-frame table for machine ids);
-            ``semantic``: the semantic class (= its channel; 0 / out of range -> -1 ignored);
-            clustering modes: per-frame instance labels (randomly relabelled, 0 = background).
+        labels: training labels, or None (cameras and images only, for rendering).
 
     Tensors (F frames, H x W): colors uint8 (F, H, W, 3); depth (F, H, W) normalised z-depth or
-    None; normals (F, H, W, 3) or None; semantic, instance (raw ids), channel (object channel
-    target of ObjectSDF++'s loss) int64 (F, H, W) or None; confidence (F, H, W).
+    None; normals (F, H, W, 3) or None; semantic, instance (raw ids), segment (the method's
+    per-pixel target) int64 (F, H, W) or None; confidence (F, H, W).
     """
 
-    def __init__(
-        self, scene: Scene, device: torch.device, labels: str | None, channels: int, seed: int = 0, mode: str = "objectsdf"
-    ) -> None:
+    def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None) -> None:
         self.scene = scene
         self.device = device
         self.height, self.width = scene.hw
@@ -86,37 +106,13 @@ class FrameStore:
         if scene.depths is not None:
             self.depth = torch.as_tensor(scene.depths * scene.normalization.scale, dtype=torch.float32, device=device)
         self.normals = torch.as_tensor(scene.normals, device=device) if scene.normals is not None else None
-        self.semantic = self.instance = self.channel = None
-        self.confidence = None
+        self.semantic = self.instance = self.segment = self.confidence = None
         if labels is None:
             return
-        if labels == "gt":
-            if scene.gt_semantics is None:
-                raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
-            semantic, instance = scene.gt_semantics, scene.gt_instance
-            confidence = np.ones(semantic.shape, dtype=np.float32)
-        elif labels == "m2f":
-            if scene.m2f_semantics is None:
-                raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
-            semantic, instance = scene.m2f_semantics, scene.m2f_instance
-            confidence = scene.confidence
-        else:
-            raise ValueError(f"unknown label source '{labels}'")
-        if mode == "semantic":
-            if scene.classes.num_classes > channels:
-                raise DataError(
-                    scene.root / "segmentation_data.pkl",
-                    f"semantic mode needs one channel per class: {scene.classes.num_classes} classes but {channels} channels",
-                )
-            channel = np.where(semantic > 0, semantic, -1).astype(np.int64)
-        elif mode == "objectsdf" and labels == "gt":
-            channel = scene_channels(instance, channels, scene.root / "rs_instance")
-        else:
-            channel = per_frame_channels(instance, channels, np.random.default_rng(seed))
-        self.semantic = torch.as_tensor(semantic, dtype=torch.int64, device=device)
-        self.instance = torch.as_tensor(instance, dtype=torch.int64, device=device)
-        self.channel = torch.as_tensor(channel, dtype=torch.int64, device=device)
-        self.confidence = torch.as_tensor(confidence, dtype=torch.float32, device=device)
+        self.semantic = torch.as_tensor(labels.semantic, dtype=torch.int64, device=device)
+        self.instance = torch.as_tensor(labels.instance, dtype=torch.int64, device=device)
+        self.segment = torch.as_tensor(labels.segment, dtype=torch.int64, device=device)
+        self.confidence = torch.as_tensor(labels.confidence, dtype=torch.float32, device=device)
 
     def rays(self, frame: torch.Tensor, v: torch.Tensor, u: torch.Tensor, near: float) -> RayBatch:
         """Rays and targets at integer pixels (v, u) of frames, all (R,) int64."""
@@ -141,6 +137,6 @@ class FrameStore:
         if self.semantic is not None:
             batch.semantic = self.semantic[frame, v, u]
             batch.instance = self.instance[frame, v, u]
-            batch.segment = self.channel[frame, v, u]
+            batch.segment = self.segment[frame, v, u]
             batch.confidence = self.confidence[frame, v, u]
         return batch

@@ -2,9 +2,8 @@
 the surface, and the three things it guides.
 
 1. Pixels: training pixels are drawn where points inside the spheres project into the frame.
-2. Marching: samples are placed only inside the union of each ray's ray-sphere intervals; the
-   gaps between intervals get zero length (transparent); rays that hit no sphere, or whose first
-   surface in the cached SDF volume is not inside their intervals, fall back to the grid sampler.
+2. Marching: samples are placed only inside the union of each ray's ray-sphere intervals
+   (:class:`clusteringsdf.model.samplers.SphereSampler`, built on :func:`samples_in_intervals`).
 3. Extraction: marching cubes can be restricted to the sphere union (keeps floaters out).
 
 Everything here is exact and vectorised, CPU friendly and without pytorch3d: candidate spheres of
@@ -233,44 +232,3 @@ class SphereCloud(nn.Module):
         visible = (z > 1e-3) & (u >= 0) & (u <= hw[1] - 1) & (v >= 0) & (v <= hw[0] - 1)
         v, u = v[visible][:count].long(), u[visible][:count].long()
         return v, u
-
-
-class SphereSampler:
-    """Ray marching inside the sphere union, with a fallback (grid) sampler for rays whose first
-    surface it does not cover.
-
-    ``samples`` per ray are spread over the union intervals; the returned mask marks the sections
-    between consecutive samples that lie inside one interval (sections across gaps are transparent).
-    """
-
-    def __init__(self, cloud: SphereCloud, samples: int, fallback, use_at_eval: bool = True) -> None:
-        self.cloud = cloud
-        self.samples = samples
-        self.fallback = fallback
-        self.use_at_eval = use_at_eval
-        self.last_miss_fraction = 0.0  # share of the last batch's rays that used the fallback
-
-    @torch.no_grad()
-    def sample(self, rays, train: bool, generator, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-        intervals = self.cloud.intervals(rays.origins, rays.directions, rays.near, rays.far)
-        z, index = samples_in_intervals(intervals, self.samples, train, generator)
-        valid = index[:, 1:] == index[:, :-1]
-        # A ray is covered when its first surface in the cached SDF volume lies inside one of its
-        # intervals; otherwise (no sphere hit, or only spheres in free space) it uses the fallback.
-        surface = self.fallback.first_surface(rays.origins, rays.directions, rays.near, rays.far)
-        inside = intervals.valid & (intervals.start <= surface.unsqueeze(-1)) & (surface.unsqueeze(-1) <= intervals.end)
-        miss = ~(inside.any(-1) | (intervals.hit & torch.isinf(surface)))
-        self.last_miss_fraction = float(miss.float().mean())
-        if bool(miss.any()):
-            rows = miss.nonzero().squeeze(-1)
-            sub = rays.select(rows)
-            fallback = self.fallback.sample(sub.origins, sub.directions, sub.near, sub.far, beta, train, generator)
-            z[rows] = fallback if fallback.shape[1] == self.samples else _resample(fallback, self.samples)
-            valid[rows] = True
-        return z, valid
-
-
-def _resample(z: torch.Tensor, count: int) -> torch.Tensor:
-    """Pick ``count`` evenly spaced samples of each row of z (R, S)."""
-    index = torch.linspace(0, z.shape[1] - 1, count, device=z.device).round().long()
-    return z[:, index]

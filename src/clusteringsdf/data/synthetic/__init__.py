@@ -4,7 +4,7 @@ Mask2Former-like, view-inconsistent machine labels.
     from clusteringsdf.data.synthetic import generate_scene
     info = generate_scene(Path("scenes/synth_room"), preset="room", seed=0, noise="medium")
 
-Modules: :mod:`.geometry` (primitives, exact ray casting), :mod:`.ply` (mesh writer), :mod:`.shading`
+Modules: :mod:`.geometry` (primitives, exact ray casting), :mod:`.shading`
 (procedural textures, lights), :mod:`.room` (procedural layout, world frame), :mod:`.camera_path`
 (handheld-like trajectory), :mod:`.machine_labels` (the documented noise model) and
 :mod:`.generator` (orchestration and writing).

@@ -18,10 +18,10 @@ import numpy as np
 
 from ..classes import NUM_CLASSES, REDUCED_SCANNET_CLASSES, STUFF_CLASSES, THING_CLASSES
 from .. import layout
+from ..mesh_io import write_mesh
 from .camera_path import CameraPathConfig, camera_path, plan_loop
 from .geometry import Cylinder, RayCaster, RayGrid
 from .machine_labels import NOISE_LEVELS, IdCounters, synthesize_frame
-from .ply import write_labelled_mesh_ply
 from .room import Room, RoomConfig, build_room
 from .shading import albedo
 
@@ -440,7 +440,7 @@ def generate_scene(
         },
     )
     vertices, faces, props = scene_mesh(room)
-    write_labelled_mesh_ply(out_dir / layout.GT_MESH_FILE, vertices, faces, props, comment=f"clusteringsdf synthetic scene {preset} seed {seed}; world metres, +z up")
+    write_mesh(out_dir / layout.GT_MESH_FILE, vertices, faces, face_attributes=props)  # world metres, +z up
 
     counts = plan.visible.sum(axis=0)
     objects_info = [

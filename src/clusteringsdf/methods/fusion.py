@@ -1,7 +1,7 @@
 """Panoptic label maps from rendered semantics and object channels.
 
 Each object channel is a 3D entity, so it gets ONE class for the whole scene: the class its training
-labels voted for (accumulated during training, see ``Renderer.vote``), or, for a channel without
+labels voted for (accumulated during training, see ``methods.ChannelVotes``), or, for a channel without
 votes, the majority of the per-pixel semantic arg-max over all its pixels in all rendered views.
 
 A pixel is a thing pixel when its object channel's class is a thing AND the semantic prediction

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import os
 import shutil
 import time
 from pathlib import Path
@@ -22,8 +21,10 @@ from typing import Any
 
 import torch
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..errors import RunError
+from ..files import atomic_write, write_json_atomic, write_text_atomic
+from ..methods import method_class
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -50,14 +51,8 @@ def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
     try:
         return strip(a) == strip(b)
-    except (TypeError, ValueError):  # a config.json this version cannot read
+    except (TypeError, ValueError, ConfigError):  # a config.json this version cannot read
         return False
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force: bool) -> bool:
@@ -113,23 +108,19 @@ def load_run_config(run: Path) -> Config:
     """The run's stored configuration; a config this version cannot read is a one-line RunError."""
     identity = load_run_identity(run)
     try:
-        return Config.from_dict(identity["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+        config = Config.from_dict(identity["config"])
+        method_class(config.mode)
+        return config
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise RunError(f"{run / CONFIG_FILE}: cannot read the run's configuration ({exc})") from None
 
 
 def save_checkpoint(run: Path, iteration: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``ckpt_<iteration>.pt`` atomically, point latest.txt at it, keep the newest ``keep``."""
     folder = run / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"ckpt_{iteration:07d}.pt"
-    tmp = folder / f".{path.name}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    latest = folder / LATEST_FILE
-    tmp_latest = folder / f".{LATEST_FILE}.tmp"
-    tmp_latest.write_text(path.name + "\n")
-    os.replace(tmp_latest, latest)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    write_text_atomic(folder / LATEST_FILE, path.name + "\n")
     for old in sorted(folder.glob("ckpt_*.pt"))[:-keep]:
         old.unlink()
     return path

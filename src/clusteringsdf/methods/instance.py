@@ -1,0 +1,27 @@
+"""ClusteringSDF's instance mode (paper Eq. 11): clustering of the per-view instance labels with the
+foreground/background and cross-view terms. Classes come from the channel votes, or from a
+semantic-mode run merged at render time (the paper's two-run panoptic path)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import clustering
+from ..model import RenderOutput
+from ..sampling.rays import RayBatch
+from .clustering import ClusteringSDF
+from .terms import Term, Terms
+
+
+class Instance(ClusteringSDF):
+    name = "instance"
+
+    def mode_terms(self, out: RenderOutput, rays: RayBatch, probabilities: torch.Tensor, groups: clustering.Groups) -> Terms:
+        c = self.config.clustering
+        terms: Terms = {}
+        if c.use_fgbg:  # lambda4 / lambda5 are applied inside the term
+            terms["fgbg"] = Term(clustering.foreground_background_loss(out.opacity, rays.segment, c.bg, c.fg), 1.0)
+        if c.use_crossview:
+            thing_semantic = torch.where(rays.instance > 0, rays.semantic, torch.full_like(rays.semantic, -1))
+            terms["cross_view"] = Term(clustering.cross_view_loss(probabilities, thing_semantic, rays.frame), c.cross_view)
+        return terms
