@@ -67,13 +67,9 @@ ABLATIONS = ("no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview")
 
 def make_config(name: str, iterations: int):
     mode, labels, ablations = TRAINED[name]
-    config = preset("cpu")
-    config.mode, config.data.labels = mode, labels
-    config.train.iterations = iterations
-    config.clustering.sem_ray = SEM_RAY.get(name, 0.0)
-    for flag in ablations:
-        setattr(config.clustering, f"use_{flag}", False)
-    return config
+    values = {"mode": mode, "data.labels": labels, "train.iterations": iterations, "clustering.sem_ray": SEM_RAY.get(name, 0.0)}
+    values.update({f"clustering.use_{flag}": False for flag in ablations})
+    return preset("cpu").with_values(values)
 
 
 def seconds_per_iteration(mode: str, labels: str, scene: Path) -> float:

@@ -20,9 +20,8 @@ import torch
 from _common import OUT
 from clusteringsdf.evaluation import evaluate_predictions
 from clusteringsdf.inference.evaluate_run import label_cameras
-from clusteringsdf.inference.loading import load_trained_run
-from clusteringsdf.inference.render import panoptic_labels, write_views
-from clusteringsdf.training.run_folder import load_run_identity
+from clusteringsdf.inference.render import write_views
+from clusteringsdf.runs import load_run_identity, load_trained_run
 
 KEYS = ("pq", "pq_things", "pq_stuff", "rq_things", "miou")
 
@@ -37,15 +36,14 @@ def main() -> None:
     results = {}
     for run in args.runs:
         trained = load_trained_run(run, torch.device("cpu"))
-        scene, config = trained.scene, trained.config
+        scene = trained.scene
         frames = scene.split("test")
-        views, _, _ = label_cameras(trained.renderer, config, scene, scene.poses[frames], scene.intrinsics[frames], progress=False, normals=False)
-        voted = trained.renderer.channel_classes().cpu().numpy()
+        views, _, _ = label_cameras(trained, scene.poses[frames], scene.intrinsics[frames], progress=False, normals=False)
         names = [scene.frame_names[i] for i in frames]
         scene_dir = Path(load_run_identity(run)["scene"])
         rows = {}
         for fraction in args.fractions:
-            semantics, instances = panoptic_labels(views, config.mode, scene.classes.thing_classes, voted, None, fraction)
+            semantics, instances = trained.method.fuse_labels(views, scene.classes.thing_classes, fraction)
             with tempfile.TemporaryDirectory() as tmp:
                 write_views(Path(tmp), names, views, semantics, instances, scene.normalization.scale)
                 scores = evaluate_predictions(scene_dir, Path(tmp), protocol="native", split="test")

@@ -38,11 +38,7 @@ PLOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "spheres_qua
 
 
 def make_config(kind: str, mode: str, labels: str, iterations: int):
-    config = preset("cpu")
-    config.mode, config.data.labels = mode, labels
-    config.sampler.kind = kind
-    config.train.iterations = iterations
-    return config
+    return preset("cpu").with_values({"mode": mode, "data.labels": labels, "sampler.kind": kind, "train.iterations": iterations})
 
 
 def probe(kind: str, scene: Path, mode: str, labels: str) -> dict:
@@ -65,8 +61,8 @@ class FallbackShare:
         self.calls = 0
         original = sampler.sample
 
-        def counted(rays, train, generator, beta):
-            out = original(rays, train, generator, beta)
+        def counted(rays, beta, train, generator):
+            out = original(rays, beta, train, generator)
             if train:
                 self.total += sampler.last_miss_fraction
                 self.calls += 1
@@ -82,14 +78,14 @@ def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, point
     run = OUT / "runs" / f"spheres_{kind}_{mode}_{labels}"
     shutil.rmtree(run, ignore_errors=True)
     trainer = Trainer(make_config(kind, mode, labels, iterations), scene, run, CPU, progress=False)
-    counter = EvaluationCounter(trainer.renderer.field)
+    counter = EvaluationCounter(trainer.model.field)
     overhead = Stopwatch()
     fallback = None
     if trainer.spheres is not None:
         overhead.wrap(trainer.spheres, "step")
-        overhead.wrap(trainer.renderer.spheres, "pixels")
-        overhead.wrap(trainer.renderer.spheres, "intervals")
-        fallback = FallbackShare(trainer.renderer.sphere_sampler)
+        overhead.wrap(trainer.model.spheres, "pixels")
+        overhead.wrap(trainer.model.spheres, "intervals")
+        fallback = FallbackShare(trainer.model.train_sampler)
     rows, segments = [], []
     marks = [round(iterations * (i + 1) / points) for i in range(points)]
     for mark in marks:
@@ -105,7 +101,7 @@ def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, point
             "fallback_ray_share": round((fallback.total - fallback_start[0]) / max(1, fallback.calls - fallback_start[1]), 4) if fallback else None,
         })
         saved = (counter.plain, counter.with_jacobian, overhead.seconds)
-        scores = evaluate_run(run, CPU, scene=trainer.scene, renderer=trainer.renderer, progress=False, out_dir=run / f"eval_{mark}")
+        scores = evaluate_run(run, CPU, trained=trainer.trained_run(), progress=False, out_dir=run / f"eval_{mark}")
         counter.plain, counter.with_jacobian, overhead.seconds = saved  # evaluation rendering is not training
         row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
         row.update({k: scores.get(k) for k in KEYS})

@@ -30,25 +30,6 @@ from _common import ensure_scene
 TARGETS = {"depth_abs_rel": ("<=", 0.05), "psnr": (">=", 24.0), "pq": (">=", 0.80)}
 
 
-def parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def apply(config, assignments: list[str]) -> None:
-    for item in assignments:
-        key, value = item.split("=", 1)
-        if "." in key:
-            section, name = key.split(".")
-            setattr(getattr(config, section), name, parse_value(value))
-        else:
-            setattr(config, key, parse_value(value))
-
-
 def meets(scores: dict) -> bool:
     for key, (op, bound) in TARGETS.items():
         value = scores.get(key)
@@ -58,11 +39,8 @@ def meets(scores: dict) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict:
-    config = preset(args.preset)
-    config.mode = args.mode
-    config.data.labels = args.labels
-    config.train.iterations = args.iterations
-    apply(config, args.set)
+    config = preset(args.preset).with_values({"mode": args.mode, "data.labels": args.labels, "train.iterations": args.iterations})
+    config = config.with_text_values(args.set)
     scene = args.scene or ensure_scene("room", args.seed, args.noise)
     folder = Path(tempfile.mkdtemp(prefix="quality_"))
     curve = []
@@ -70,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
         trainer = Trainer(config, scene, folder / "run", torch.device("cpu"), progress=False)
         while trainer.iteration < config.train.iterations:
             trainer.train(iterations=args.eval_every)
-            scores = evaluate_run(folder / "run", torch.device("cpu"), scene=trainer.scene, renderer=trainer.renderer, progress=False)
+            scores = evaluate_run(folder / "run", torch.device("cpu"), trained=trainer.trained_run(), progress=False)
             row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
             row.update({k: scores.get(k) for k in ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "psnr", "depth_abs_rel")})
             row["render_seconds"] = scores.get("render_seconds")

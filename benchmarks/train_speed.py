@@ -70,28 +70,21 @@ class Stopwatch:
 def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrides: dict) -> dict:
     """Steady-state cost of one training iteration (plus, when sphere-guided, the share of it spent
     in sphere optimisation, guided pixels and ray-sphere interval unions)."""
-    config = preset(preset_name)
-    config.data.labels = "gt"
-    config.train.iterations = 10**6
-    config.train.checkpoint_every = 10**6
-    for key, value in overrides.items():
-        if "." in key:
-            section, name = key.split(".")
-            setattr(getattr(config, section), name, value)
-        else:
-            setattr(config, key, value)
+    config = preset(preset_name).with_values(
+        {"data.labels": "gt", "train.iterations": 10**6, "train.checkpoint_every": 10**6, **overrides}
+    )
     folder = Path(tempfile.mkdtemp(prefix="speed_"))
     try:
         trainer = Trainer(config, scene, folder / "run", torch.device("cpu"), progress=False)
         # steady state: half-way through a long run (sphere radius at r_min, volume refreshed every
         # grid_update_every steps, so 100 measured steps hold exactly one refresh)
         trainer.iteration = config.train.iterations // 2
-        counter = EvaluationCounter(trainer.renderer.field)
+        counter = EvaluationCounter(trainer.model.field)
         overhead = Stopwatch()
         if trainer.spheres is not None:
             overhead.wrap(trainer.spheres, "step")
-            overhead.wrap(trainer.renderer.spheres, "pixels")
-            overhead.wrap(trainer.renderer.spheres, "intervals")
+            overhead.wrap(trainer.model.spheres, "pixels")
+            overhead.wrap(trainer.model.spheres, "intervals")
         for _ in range(warmup):
             trainer.step()
         counter.reset()

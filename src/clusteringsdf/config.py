@@ -91,7 +91,7 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
         try:
             number = float(text)
         except ValueError:
-            raise _type_error(key, text, "a number") from None
+            raise _type_error(key, text, "an integer" if annotation is int else "a number") from None
         if annotation is int:
             if not number.is_integer():
                 raise _type_error(key, text, "an integer")

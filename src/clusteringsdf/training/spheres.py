@@ -32,7 +32,7 @@ class SphereTrainer:
     """Adam on the sphere centres, the radius schedule and the resampling.
 
     Args:
-        cloud: the sphere cloud (owned by the renderer, so it is checkpointed with it).
+        cloud: the sphere cloud (a module of the model, so it is checkpointed with it).
         field: the SDF field (frozen for the attraction term).
         config: sphere settings.
         iterations: run length (warm-up is a fraction of it).

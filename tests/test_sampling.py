@@ -1,0 +1,151 @@
+"""Pixel batches (label index, key frames, label-comprehensive pixels), per-frame channel targets,
+the frame store's rays and targets, and the training batch builder."""
+
+import numpy as np
+import pytest
+import torch
+
+from clusteringsdf.config import ClusteringConfig, TrainConfig
+from clusteringsdf.data.scene import load_scene
+from clusteringsdf.errors import DataError
+from clusteringsdf.sampling import pixels
+from clusteringsdf.sampling.batches import BatchBuilder
+from clusteringsdf.sampling.frames import FrameStore, LabelMaps, per_frame_channels, scene_channels, training_labels
+
+
+def label_maps() -> torch.Tensor:
+    """Three 4x5 frames: frame 0 has labels 0, 1, 2 and ignored pixels; frame 1 only background;
+    frame 2 labels 0 and 7."""
+    labels = torch.zeros(3, 4, 5, dtype=torch.int64)
+    labels[0, :2, :2] = 1
+    labels[0, 2:, 3:] = 2
+    labels[0, 3, 0] = -1
+    labels[2, :, 4] = 7
+    return labels
+
+
+def test_label_index_groups_every_pixel_by_label():
+    labels = label_maps()
+    index = pixels.index_labels(labels)
+    assert index.num_labels.tolist() == [3, 1, 2]
+    assert index.foreground_labels.tolist() == [2, 0, 1]
+    flat = labels.reshape(3, -1)
+    for f in range(3):
+        for slot in range(int(index.num_labels[f])):
+            value = int(index.label_values[f, slot])
+            start, count = int(index.starts[f, slot]), int(index.counts[f, slot])
+            members = index.order[f, start : start + count]
+            assert (flat[f, members] == value).all()
+            assert count == int((flat[f] == value).sum())
+    assert (index.counts[1, 1:] == 0).all() and (index.label_values[1, 1:] == -2).all()  # padding
+
+
+def test_label_comprehensive_pixels_cover_every_label_in_proportion():
+    labels = label_maps()
+    index = pixels.index_labels(labels)
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.tensor([0, 2, 0])
+    frame, pixel = pixels.label_comprehensive_pixels(index, frames, 10, generator)
+    flat = labels.reshape(3, -1)
+    drawn = flat[frame, pixel]
+    assert (drawn >= 0).all()  # ignored pixels are never drawn
+    assert set(drawn[frame == 0].tolist()) == {0, 1, 2}
+    assert set(drawn[frame == 2].tolist()) == {0, 7}
+    # quota per label: ceil(budget * area / pixels) for each batch slot; frame 0 appears twice
+    assert int((drawn[frame == 0] == 1).sum()) == 2 * 2  # ceil(10 * 4 / 20) = 2
+    assert int((drawn[frame == 0] == 0).sum()) == 2 * 6  # ceil(10 * 11 / 20) = 6
+    assert int((drawn[frame == 2] == 7).sum()) == 2  # ceil(10 * 4 / 20)
+
+
+def test_keyframes_come_from_the_train_split_and_empty_frames_are_replaced():
+    labels = label_maps()
+    index = pixels.index_labels(labels)
+    train = torch.tensor([1, 2])
+    key = pixels.keyframes(index, train, fraction=0.5)
+    assert key.tolist() == [2]  # frame 0 has the most labels but is not a train frame
+    generator = torch.Generator().manual_seed(0)
+    chosen = pixels.choose_frames(index, train, key, 200, substitute_probability=0.0, generator=generator)
+    assert set(chosen.tolist()) == {2}  # frame 1 has no foreground label: always replaced by a key frame
+    everything = pixels.choose_frames(index, torch.tensor([0, 2]), key, 200, 1.0, generator)
+    assert set(everything.tolist()) == {2}
+
+
+def test_random_pixels_stay_in_their_frame():
+    frame, pixel = pixels.random_pixels(torch.tensor([4, 9]), 50, 12, torch.Generator().manual_seed(1))
+    assert frame.tolist() == [4] * 50 + [9] * 50
+    assert pixel.min() >= 0 and pixel.max() < 12
+
+
+def test_per_frame_channels_are_distinct_random_and_overflow_is_ignored():
+    instance = np.zeros((2, 3, 4), dtype=np.int64)
+    instance[0, 0, :] = 5  # 4 px
+    instance[0, 1, :3] = 9  # 3 px
+    instance[0, 2, 0] = 11  # 1 px (smallest)
+    instance[1, :, :2] = 5
+    out = per_frame_channels(instance, channels=3, rng=np.random.default_rng(0))  # object channels 1 and 2
+    assert (out[instance == 0] == 0).all()
+    first = {int(out[0][instance[0] == i][0]) for i in (5, 9)}
+    assert first == {1, 2}  # the two largest segments get the two channels
+    assert (out[0][instance[0] == 11] == -1).all()  # more segments than channels: the smallest is ignored
+    for i in (5, 9):
+        assert len(np.unique(out[0][instance[0] == i])) == 1
+    assert out[1][instance[1] == 5][0] in (1, 2)
+    again = per_frame_channels(instance, channels=3, rng=np.random.default_rng(0))
+    assert np.array_equal(out, again)
+
+
+def test_scene_channels_are_one_table_for_all_frames():
+    instance = np.array([[[0, 4], [9, 9]], [[4, 0], [0, 9]]])
+    out = scene_channels(instance, channels=4, path="x")
+    assert out.tolist() == [[[0, 1], [2, 2]], [[1, 0], [0, 2]]]
+    with pytest.raises(DataError, match="2 instances but the field has only 1 object channels"):
+        scene_channels(instance, channels=2, path="x")
+
+
+def test_frame_store_rays_pass_through_their_pixels_with_their_targets(tiny_scene_source):
+    scene = load_scene(tiny_scene_source)
+    semantic, instance, confidence = training_labels(scene, "m2f")
+    segment = per_frame_channels(instance, 8, np.random.default_rng(0))
+    store = FrameStore(scene, torch.device("cpu"), LabelMaps(semantic, instance, confidence, segment))
+    frame = torch.tensor([0, 3, 5])
+    v, u = torch.tensor([1, 20, 47]), torch.tensor([2, 33, 63])
+    rays = store.rays(frame, v, u, near=0.01)
+    assert torch.equal(rays.semantic, torch.as_tensor(semantic[frame, v, u], dtype=torch.int64))
+    assert torch.equal(rays.segment, torch.as_tensor(segment[frame, v, u]))
+    assert torch.allclose(rays.rgb, torch.as_tensor(scene.colors[frame, v, u]).float() / 255)
+    # a point along each ray projects back onto its pixel centre
+    points = rays.origins + 0.5 * rays.directions
+    poses, k = store.poses[frame], store.intrinsics[frame]
+    camera = torch.einsum("rji,rj->ri", poses[:, :3, :3], points - poses[:, :3, 3])
+    projected_u = k[:, 0, 0] * camera[:, 0] / camera[:, 2] + k[:, 0, 2]
+    projected_v = k[:, 1, 1] * camera[:, 1] / camera[:, 2] + k[:, 1, 2]
+    assert torch.allclose(projected_u, u.float(), atol=1e-3) and torch.allclose(projected_v, v.float(), atol=1e-3)
+    assert torch.allclose(rays.directions.norm(dim=-1), torch.ones(3))
+    assert (rays.near < rays.far).all()
+
+
+def test_missing_label_source_is_a_data_error(tiny_scene):
+    import shutil
+
+    shutil.rmtree(tiny_scene / "rs_semantics")
+    shutil.rmtree(tiny_scene / "rs_instance")
+    scene = load_scene(tiny_scene)
+    with pytest.raises(DataError, match="rs_semantics"):
+        training_labels(scene, "gt")
+
+
+def test_batches_hold_the_requested_rays_and_cover_every_label(tiny_scene_source):
+    scene = load_scene(tiny_scene_source)
+    semantic, instance, confidence = training_labels(scene, "m2f")
+    segment = per_frame_channels(instance, 8, np.random.default_rng(0))
+    store = FrameStore(scene, torch.device("cpu"), LabelMaps(semantic, instance, confidence, segment))
+    generator = torch.Generator().manual_seed(0)
+    uniform = BatchBuilder(store, TrainConfig(rays=64, frames_per_batch=2), 0.01, generator)
+    batch = uniform.next()
+    assert len(batch) == 64 and len(torch.unique(batch.frame)) <= 2
+    assert set(batch.frame.tolist()) <= set(store.train_frames.tolist())
+    clustered = BatchBuilder(store, TrainConfig(rays=64, frames_per_batch=2), 0.01, generator, clustering=ClusteringConfig())
+    batch = clustered.next()
+    for f in torch.unique(batch.frame).tolist():
+        present = set(np.unique(segment[f][segment[f] >= 0]).tolist())
+        assert present <= set(batch.segment[batch.frame == f].tolist())  # every label of the frame has rays
