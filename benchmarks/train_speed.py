@@ -67,15 +67,17 @@ class Stopwatch:
         setattr(owner, name, timed)
 
 
-def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrides: dict) -> dict:
+def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrides: dict, device: str = "cpu") -> dict:
     """Steady-state cost of one training iteration (plus, when sphere-guided, the share of it spent
-    in sphere optimisation, guided pixels and ray-sphere interval unions)."""
+    in sphere optimisation, guided pixels and ray-sphere interval unions; on CUDA the peak GPU
+    memory of the measured steps)."""
     config = preset(preset_name).with_values(
         {"data.labels": "gt", "train.iterations": 10**6, "train.checkpoint_every": 10**6, **overrides}
     )
     folder = Path(tempfile.mkdtemp(prefix="speed_"))
+    cuda = device == "cuda"
     try:
-        trainer = Trainer(config, scene, folder / "run", torch.device("cpu"), progress=False)
+        trainer = Trainer(config, scene, folder / "run", torch.device(device), progress=False)
         # steady state: half-way through a long run (sphere radius at r_min, volume refreshed every
         # grid_update_every steps, so 100 measured steps hold exactly one refresh)
         trainer.iteration = config.train.iterations // 2
@@ -89,16 +91,23 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
             trainer.step()
         counter.reset()
         overhead.seconds = 0.0
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         for _ in range(iterations):
             trainer.step()
+        if cuda:
+            torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / iterations
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     rays = config.train.rays
     evaluations = (counter.plain + counter.with_jacobian) / iterations
     return {
         "preset": preset_name,
+        "device": device,
         "overrides": overrides,
         "mode": config.mode,
         "sampler": config.sampler.kind,
@@ -110,6 +119,7 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
         "of_which_with_jacobian": round(counter.with_jacobian / iterations),
         "network_evaluations_per_second": round(evaluations / seconds),
         "sphere_overhead_share": round(overhead.seconds / iterations / seconds, 4),
+        "peak_gpu_memory_gib": None if peak is None else round(peak, 3),
     }
 
 

@@ -26,3 +26,16 @@ def tiny_scene(tiny_scene_source: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "scene"
     shutil.copytree(tiny_scene_source, copy)
     return copy
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each device-parametrised test runs on the CPU and, when PyTorch sees one, on CUDA (skipped,
+    not passed, without it)."""
+    return torch.device(request.param)

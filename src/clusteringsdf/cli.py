@@ -111,6 +111,9 @@ def build_config(args: argparse.Namespace):
     assignments = getattr(args, "set", None) or []
     config = config.with_text_values(assignments)
     values: dict = {}
+    channels = getattr(args, "channels", None)
+    if channels is not None and channels != "auto":
+        values["field.channels"] = _channel_count(channels)
     for flag, key in (("labels", "data.labels"), ("mode", "mode"), ("downscale", "data.downscale"), ("iters", "train.iterations"),
                       ("seed", "train.seed"), ("sampler", "sampler.kind"), ("threads", "train.threads"), ("lr", "train.lr")):
         if getattr(args, flag, None) is not None:
@@ -131,6 +134,33 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def _channel_count(text: str) -> int:
+    from .config import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--channels: expected a number or 'auto', got '{text}'") from None
+
+
+def auto_channels(config, scene_path: Path):
+    """``--channels auto``: the scene's label statistics choose the channel count (see
+    :func:`auto_channel_count`); returns the config with it and the loaded scene."""
+    from .data.scene import load_scene
+    from .sampling.frames import auto_channel_count, segment_statistics, training_labels
+    from .training.trainer import training_components
+
+    scene = load_scene(scene_path, downscale=config.data.downscale, components=training_components(config))
+    _, instance, _ = training_labels(scene, config.data.labels)
+    stats = segment_statistics(instance)
+    channels = auto_channel_count(stats, view_consistent=config.data.labels == "gt")
+    print(
+        f"channels auto: {channels} (up to {stats.max_per_frame} segments in one frame, {stats.distinct} distinct ids over "
+        f"{scene.num_frames} frames, {config.data.labels} labels)"
+    )
+    return config.with_values({"field.channels": channels}), scene
+
+
 def _read_config_file(path: Path) -> dict:
     from .config import ConfigError
 
@@ -148,11 +178,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Path(args.out)
     device = resolve_device(args.device)
     config = build_config(args)
+    scene = None
     if args.resume and (run / CONFIG_FILE).is_file():
         config = load_run_config(run)
         if args.iters is not None:
             config = config.with_values({"train.iterations": args.iters})
-    trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, progress=not args.quiet)
+    elif args.channels == "auto":
+        config, scene = auto_channels(config, Path(args.data))
+    trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, scene=scene, progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:
         return 130 if trainer.stop_signal == 2 else 143
@@ -191,7 +224,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 0
     from .inference.trajectory import render_trajectory
 
-    trained = load_trained_run(Path(args.run), device, components={"depth"})
+    trained = load_trained_run(Path(args.run), device)
     out = Path(args.out) if args.out else Path(args.run) / f"trajectory_{args.trajectory}"
     summary = render_trajectory(
         trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet, min_segment_fraction=fraction
@@ -213,7 +246,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
             objects = [int(v) for v in args.objects.split(",") if v]
         except ValueError:
             raise ClusteringSDFError(f"--objects: expected 'all' or comma-separated channel ids, got '{args.objects}'") from None
-    trained = load_trained_run(Path(args.run), resolve_device(args.device), components={"depth"})
+    trained = load_trained_run(Path(args.run), resolve_device(args.device))
     out = Path(args.out) if args.out else Path(args.run) / "meshes"
     start = time.perf_counter()
     index = extract_meshes(trained, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
@@ -346,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")
     p.add_argument("--spheres", choices=("on", "off"), help="sphere-guided training: on = --sampler spheres, off = the preset's non-sphere sampler")
     p.add_argument("--threads", type=int)
+    p.add_argument("--channels", help="SDF channels (background + objects), or 'auto' to choose from the labels (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's; the hash grid uses train.grid_lr_factor times it)")
     p.add_argument("--config", help="a JSON file of config values applied over the preset (a run's config.json works too)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -34,7 +34,7 @@ SegmentationLoss = Literal["bce", "nll"]
 OpacityKind = Literal["share", "occlusion"]
 RegAxis = Literal["channels", "rays"]
 ObjectInit = Literal["background", "sphere"]
-PresetName = Literal["tiny", "cpu", "paper"]
+PresetName = Literal["tiny", "cpu", "gpu", "paper"]
 
 LABEL_SOURCES: tuple[str, ...] = typing.get_args(LabelSource)
 SAMPLERS: tuple[str, ...] = typing.get_args(SamplerKind)
@@ -266,8 +266,6 @@ class ClusteringConfig(_Section):
     sem: float = 0.15
     sem_ray: float = 0.0  # semantic mode, our addition (cpu/tiny presets: 0.5): confidence-weighted cross entropy of each ray's channel shares
     cross_view: float = 3.0
-    cross_view_frames: int = 4
-    cross_view_rays: int = 64
     use_diff: bool = True
     use_onehot: bool = True
     use_reg: bool = True
@@ -277,12 +275,9 @@ class ClusteringConfig(_Section):
     compact: float = 1000.0  # our addition: intra-cluster compactness mean ||P_r - mu_g||^2 (fights fragmentation)
     keyframe_fraction: float = 0.1
     keyframe_probability: float = 0.2
-    label_rays: int = 512  # label-comprehensive share of the batch
-    contrastive_rays: int = 1024
 
     def _check_ranges(self) -> None:
         self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact")
-        self._positive("cross_view_frames", "cross_view_rays", "label_rays", "contrastive_rays")
         self._fraction("keyframe_fraction", "keyframe_probability")
 
 
@@ -344,6 +339,10 @@ class InferenceConfig(_Section):
         self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
 
 
+# Keys older versions wrote that no longer mean anything (they were never read): accepted and dropped
+# when an old config.json is loaded.
+RETIRED_KEYS = frozenset({"clustering.label_rays", "clustering.contrastive_rays", "clustering.cross_view_frames", "clustering.cross_view_rays"})
+
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "field": FieldConfig,
@@ -390,7 +389,7 @@ class Config:
             if name in _SECTIONS:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{name}: expected a section (an object of keys), got {value!r}")
-                flat.update({f"{name}.{key}": item for key, item in value.items()})
+                flat.update({f"{name}.{key}": item for key, item in value.items() if f"{name}.{key}" not in RETIRED_KEYS})
             else:
                 flat[name] = value
         return (base or cls()).with_values(flat)
@@ -443,7 +442,9 @@ class Config:
 
 
 def preset(name: str) -> Config:
-    """A named preset: ``tiny``, ``cpu`` or ``paper``."""
+    """A named preset: ``tiny`` (tests), ``cpu`` (the default), ``gpu`` (where a GPU user should
+    start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
+    settings)."""
     if name == "cpu":
         return Config(preset="cpu", clustering=ClusteringConfig(sem_ray=0.5))
     if name == "tiny":
@@ -464,9 +465,30 @@ def preset(name: str) -> Config:
                 eval_fine_samples=16, eval_uniform_samples=8,
             ),
             loss=LossConfig(eikonal_points=128),
-            clustering=ClusteringConfig(label_rays=64, cross_view_frames=2, cross_view_rays=16, contrastive_rays=128, sem_ray=0.5),
+            clustering=ClusteringConfig(sem_ray=0.5),
             spheres=SpheresConfig(count=256, resample_every=20, attraction_points=128),
             train=TrainConfig(iterations=60, rays=128, frames_per_batch=2, checkpoint_every=20, log_every=10, render_chunk=2048),
+        )
+    if name == "gpu":
+        return Config(
+            preset="gpu",
+            field=FieldConfig(
+                channels=64,
+                grid_levels=16,
+                grid_log2_size=19,
+                grid_finest_resolution=2048,
+                hidden_dim=128,
+                feature_dim=64,
+                color_hidden_dim=128,
+                semantic_hidden_dim=128,
+            ),
+            sampler=SamplerConfig(
+                grid_resolution=128, grid_update_every=200, coarse_steps=256, fine_samples=48, uniform_samples=16,
+                eval_fine_samples=24, eval_uniform_samples=8,
+            ),
+            loss=LossConfig(eikonal_points=4096),
+            clustering=ClusteringConfig(sem_ray=0.5),
+            train=TrainConfig(iterations=20_000, rays=4096, frames_per_batch=8, checkpoint_every=2000, log_every=100, render_chunk=65_536),
         )
     if name == "paper":
         return Config(

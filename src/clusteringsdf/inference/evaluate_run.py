@@ -108,6 +108,7 @@ def evaluate_run(
     seconds = time.perf_counter() - start
     scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
     scores["render_seconds"] = round(seconds, 1)
+    scores["channels"] = trained.method.votes.usage()
     if semantic_run:
         scores["semantic_run"] = str(semantic_run)
     write_json_atomic(out_dir / "metrics.json", scores)

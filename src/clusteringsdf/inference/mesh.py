@@ -81,12 +81,6 @@ def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], ma
     return verts, faces
 
 
-def owned_channels(shares: np.ndarray, minimum_share: float = 0.002) -> list[int]:
-    """Object channels (>= 1) that own at least ``minimum_share`` of the training rays' votes
-    (i.e. own pixels); ``shares`` (C,) from :meth:`ChannelVotes.shares`."""
-    return [int(c) for c in np.nonzero(shares >= minimum_share)[0] if c > 0]
-
-
 def extract_meshes(
     trained: TrainedRun,
     out_dir: Path,
@@ -131,8 +125,7 @@ def extract_meshes(
         write_mesh(out_dir / "scene_class.ply", world, faces, class_color(np.where(vertex_owner > 0, classes[vertex_owner], -1)))
         index["scene"] = {"vertices": int(len(verts)), "faces": int(len(faces))}
 
-    shares = trained.method.votes.shares().cpu().numpy()
-    wanted = owned_channels(shares) if objects is None else [c for c in objects if 0 < c < model.field.channels]
+    wanted = trained.method.votes.owned() if objects is None else [c for c in objects if 0 < c < model.field.channels]
     pad = 3
     for channel in wanted:
         cells = np.argwhere((owner == channel) & (np.abs(scene_sdf) < 2 * grid.step))

@@ -26,6 +26,7 @@ from ..data import layout
 from ..data.scene import load_scene
 from ..errors import ClusteringSDFError
 from ..files import write_text_atomic
+from ..methods import channel_sharing_note
 from ..runs import METRICS_FILE, load_run_config, load_run_identity
 from .visualize import color_image, instance_image, semantic_image, tile
 
@@ -162,9 +163,11 @@ td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; margin: 4px 0; }}
 figure {{ display: inline-block; margin: 8px; }}
 .meta {{ color: #555; }}
+.note {{ background: #fff4d6; border-left: 4px solid #e0a800; padding: 6px 10px; }}
 </style></head><body>
 <h1>{title}</h1>
 <p class="meta">{meta}</p>
+{notes}
 <h2>Scores on the test views</h2>
 {table}
 <h2>Training curves</h2>
@@ -227,7 +230,12 @@ def build_report(
         f"{last.get('iteration', 0)} iterations in {last.get('seconds', 0):.0f} s &middot; sampler {config.sampler.kind} &middot; "
         f"{scene.hw[1]}x{scene.hw[0]} working resolution"
     )
-    page = PAGE.format(title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, table=metrics_table(rows), curves=curves, views=view_html, meshes=mesh_html)
+    note = channel_sharing_note(scores.get("channels"))
+    notes = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    page = PAGE.format(
+        title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, notes=notes, table=metrics_table(rows), curves=curves, views=view_html,
+        meshes=mesh_html,
+    )
     path = run / "report.html"
     write_text_atomic(path, page)
     return path

@@ -9,7 +9,7 @@ method").
 from __future__ import annotations
 
 from ..config import ConfigError
-from .base import ChannelVotes, LabelView, Method
+from .base import ChannelVotes, LabelView, Method, channel_sharing_note
 from .contrastive import Contrastive
 from .instance import Instance
 from .objectsdf import ObjectSDF
@@ -34,6 +34,6 @@ def method_class(mode: str) -> type[Method]:
 
 
 __all__ = [
-    "METHODS", "ChannelVotes", "Contrastive", "Instance", "LabelView", "Method", "ObjectSDF", "Panoptic", "Semantic", "Term",
+    "METHODS", "ChannelVotes", "channel_sharing_note", "Contrastive", "Instance", "LabelView", "Method", "ObjectSDF", "Panoptic", "Semantic", "Term",
     "Terms", "method_class", "weighted_total",
 ]

@@ -35,6 +35,19 @@ from .fusion import fuse_panoptic
 from .terms import Term, Terms, weighted_total  # noqa: F401 - re-exported
 
 
+OWNED_SHARE = 0.002  # a channel with this share of the training votes owns pixels (an object)
+
+
+def channel_sharing_note(usage: dict | None) -> str | None:
+    """One line for the log and the report when every object channel is owned, else None."""
+    if usage is None or not usage["all_owned"]:
+        return None
+    return (
+        f"every one of the {usage['object_channels']} object channels owns pixels: objects may have had to share a channel; "
+        "train with more channels (--channels auto or a larger number)"
+    )
+
+
 class ChannelVotes(nn.Module):
     """Votes of the training labels for the class of each channel: buffer ``votes`` (C, K).
 
@@ -70,6 +83,20 @@ class ChannelVotes(nn.Module):
         per_channel = self.votes.sum(-1)
         total = per_channel.sum()
         return per_channel / total if bool(total > 0) else torch.zeros_like(per_channel)
+
+    def owned(self, minimum_share: float = OWNED_SHARE) -> list[int]:
+        """Object channels (>= 1) that own at least ``minimum_share`` of the votes (own pixels)."""
+        shares = self.shares().cpu().numpy()
+        return [int(c) for c in np.nonzero(shares >= minimum_share)[0] if c > 0]
+
+    def usage(self) -> dict | None:
+        """How many object channels own pixels; ``all_owned`` means objects may have had to share
+        channels (more objects than channels). None before any vote."""
+        if not bool(self.votes.sum() > 0):
+            return None
+        owned = len(self.owned())
+        channels = self.votes.shape[0] - 1
+        return {"object_channels": channels, "owned": owned, "all_owned": owned >= channels}
 
 
 class LabelView(Protocol):
@@ -114,7 +141,7 @@ class Method(nn.Module):
     # ------------------------------------------------------------------------------ training
 
     def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
-        """Per-pixel targets of the segmentation terms (F, H, W) int64 from the label maps.
+        """Per-pixel targets of the segmentation terms (F, H, W) int16 from the label maps.
 
         Default: each frame's instance ids mapped to random distinct object channels (ids mean
         nothing across views); 0 (stuff / none) stays 0, -1 = ignored.

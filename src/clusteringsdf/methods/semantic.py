@@ -29,8 +29,8 @@ class Semantic(ClusteringSDF):
         return max(config.field.channels, num_classes)
 
     def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
-        """The class of each pixel (= its channel); void -> -1 (ignored)."""
-        return np.where(semantic > 0, semantic, -1).astype(np.int64)
+        """The class of each pixel (= its channel); void -> -1 (ignored). int16 (F, H, W)."""
+        return np.where(semantic > 0, semantic, -1).astype(np.int16)
 
     def mode_terms(self, out: RenderOutput, rays: RayBatch, probabilities: torch.Tensor, groups: clustering.Groups) -> Terms:
         c = self.config.clustering

@@ -19,9 +19,9 @@ def per_frame_channels(instance: np.ndarray, channels: int, rng: np.random.Gener
     ids mean nothing across views. When a frame has more segments than object channels, the
     smallest extra segments are marked -1 (ignored). 0 (stuff / none) stays 0.
 
-    instance: (F, H, W) int. Returns (F, H, W) int64.
+    instance: (F, H, W) int. Returns (F, H, W) int16 (int32 beyond 32767 channels).
     """
-    out = np.zeros(instance.shape, dtype=np.int64)
+    out = np.zeros(instance.shape, dtype=np.int16 if channels < 2**15 else np.int32)
     for f in range(instance.shape[0]):
         ids, counts = np.unique(instance[f], return_counts=True)
         keep = ids != 0
@@ -47,9 +47,48 @@ def scene_channels(instance: np.ndarray, channels: int, path) -> np.ndarray:
     ids = ids[ids != 0]
     if len(ids) > channels - 1:
         raise DataError(path, f"scene has {len(ids)} instances but the field has only {channels - 1} object channels (raise field.channels)")
-    lookup = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
+    lookup = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int16 if channels < 2**15 else np.int32)
     lookup[ids] = np.arange(1, len(ids) + 1)
     return lookup[instance]
+
+
+MAX_AUTO_CHANNELS = 128
+
+
+@dataclass(frozen=True)
+class SegmentStatistics:
+    """How many segments the instance labels hold: ``max_per_frame`` in the busiest frame and
+    ``distinct`` ids over all frames (for view-inconsistent machine labels an overestimate of the
+    objects: every view numbers its segments anew)."""
+
+    max_per_frame: int
+    distinct: int
+
+
+def segment_statistics(instance: np.ndarray) -> SegmentStatistics:
+    """Statistics of non-zero instance ids in (F, H, W) maps."""
+    per_frame = [np.unique(frame[frame > 0]) for frame in instance]
+    distinct = np.unique(np.concatenate(per_frame)) if per_frame else np.zeros(0)
+    return SegmentStatistics(max((len(ids) for ids in per_frame), default=0), int(len(distinct)))
+
+
+def auto_channel_count(stats: SegmentStatistics, view_consistent: bool, cap: int = MAX_AUTO_CHANNELS) -> int:
+    """SDF channels for ``--channels auto``: background + one channel per object.
+
+    View-consistent ids (GT labels) count the objects exactly: ``distinct + 1``. Machine ids do
+    not; a frame's segments must get distinct channels and a scan shows more objects than one
+    frame, so ``1 + min(distinct, 2 * max_per_frame)``. Rounded up to a multiple of 8, at least 8,
+    at most ``cap`` (past it objects share channels, which training reports).
+    """
+    objects = stats.distinct if view_consistent else min(stats.distinct, 2 * stats.max_per_frame)
+    return int(min(cap, max(8, -(-(objects + 1) // 8) * 8)))
+
+
+def ignored_segment_frames(labels: "LabelMaps") -> int:
+    """Frames where a labelled segment got no channel (more segments than object channels): -1
+    targets on pixels with an instance and a class."""
+    lost = (labels.segment == -1) & (labels.instance > 0) & (labels.semantic > 0)
+    return int(lost.reshape(len(lost), -1).any(axis=1).sum())
 
 
 @dataclass
@@ -88,9 +127,12 @@ class FrameStore:
         device: torch device.
         labels: training labels, or None (cameras and images only, for rendering).
 
-    Tensors (F frames, H x W): colors uint8 (F, H, W, 3); depth (F, H, W) normalised z-depth or
-    None; normals (F, H, W, 3) or None; semantic, instance (raw ids), segment (the method's
-    per-pixel target) int64 (F, H, W) or None; confidence (F, H, W).
+    Tensors (F frames, H x W), kept in the compact types they are read in (on the CPU they share
+    the scene's arrays, no copy); :meth:`rays` gathers a batch and widens it: colors uint8
+    (F, H, W, 3); depth (F, H, W) float32 metres or None; normals (F, H, W, 3) float32 or None;
+    semantic, instance (raw ids) int32 and segment (the method's per-pixel target) int16
+    (F, H, W) or None; confidence (F, H, W) float32. Memory: 3 + 4 (depth) + 4 + 4 + 2 + 4 = 21
+    bytes per pixel with labels and depth, plus 12 with normals.
     """
 
     def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None) -> None:
@@ -101,18 +143,17 @@ class FrameStore:
         self.poses = torch.as_tensor(scene.poses, device=device)
         self.intrinsics = torch.as_tensor(scene.intrinsics, device=device)
         self.train_frames = torch.as_tensor(scene.splits.get("train", np.arange(scene.num_frames)), device=device)
-        self.colors = torch.as_tensor(scene.colors, device=device) if scene.colors is not None else None
-        self.depth = None
-        if scene.depths is not None:
-            self.depth = torch.as_tensor(scene.depths * scene.normalization.scale, dtype=torch.float32, device=device)
-        self.normals = torch.as_tensor(scene.normals, device=device) if scene.normals is not None else None
+        self.colors = _tensor(scene.colors, device)
+        self.depth = _tensor(scene.depths, device)  # metres; normalised units at gather time
+        self.depth_scale = scene.normalization.scale
+        self.normals = _tensor(scene.normals, device)
         self.semantic = self.instance = self.segment = self.confidence = None
         if labels is None:
             return
-        self.semantic = torch.as_tensor(labels.semantic, dtype=torch.int64, device=device)
-        self.instance = torch.as_tensor(labels.instance, dtype=torch.int64, device=device)
-        self.segment = torch.as_tensor(labels.segment, dtype=torch.int64, device=device)
-        self.confidence = torch.as_tensor(labels.confidence, dtype=torch.float32, device=device)
+        self.semantic = _tensor(labels.semantic, device)
+        self.instance = _tensor(labels.instance, device)
+        self.segment = _tensor(labels.segment, device)
+        self.confidence = _tensor(labels.confidence, device, np.float32)
 
     def rays(self, frame: torch.Tensor, v: torch.Tensor, u: torch.Tensor, near: float) -> RayBatch:
         """Rays and targets at integer pixels (v, u) of frames, all (R,) int64."""
@@ -131,12 +172,21 @@ class FrameStore:
         if self.colors is not None:
             batch.rgb = self.colors[frame, v, u].float() / 255.0
         if self.depth is not None:
-            batch.depth = self.depth[frame, v, u]
+            batch.depth = self.depth[frame, v, u] * self.depth_scale
         if self.normals is not None:
             batch.normal = self.normals[frame, v, u]
         if self.semantic is not None:
-            batch.semantic = self.semantic[frame, v, u]
-            batch.instance = self.instance[frame, v, u]
-            batch.segment = self.segment[frame, v, u]
+            batch.semantic = self.semantic[frame, v, u].long()
+            batch.instance = self.instance[frame, v, u].long()
+            batch.segment = self.segment[frame, v, u].long()
             batch.confidence = self.confidence[frame, v, u]
         return batch
+
+
+def _tensor(array: np.ndarray | None, device: torch.device, dtype=None) -> torch.Tensor | None:
+    """A tensor of the array on ``device`` (sharing its memory on the CPU when no cast is needed)."""
+    if array is None:
+        return None
+    if dtype is not None and array.dtype != dtype:
+        array = array.astype(dtype)
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)

@@ -24,7 +24,7 @@ import torch
 class FrameLabelIndex:
     """Pixels of every frame grouped by label.
 
-    order: (F, H*W) pixel indices of each frame sorted by label.
+    order: (F, H*W) int32 pixel indices of each frame sorted by label (4 bytes per pixel).
     label_values: (F, K) labels present (padded with -2), starts/counts: (F, K) their slice of
     ``order`` (count 0 for padding). num_labels: (F,) number of labels >= 0 present.
     """
@@ -38,16 +38,18 @@ class FrameLabelIndex:
 
 
 def index_labels(labels: torch.Tensor) -> FrameLabelIndex:
-    """Build the per-frame label index of label maps (F, H, W) int64."""
+    """Build the per-frame label index of label maps (F, H, W) of any integer type (frame by
+    frame, so no full-size temporary is made)."""
     frames = labels.shape[0]
     flat = labels.reshape(frames, -1)
-    order = torch.argsort(flat, dim=1, stable=True)
+    order = torch.empty(flat.shape, dtype=torch.int32, device=labels.device)
     values, starts, counts = [], [], []
     for f in range(frames):
+        order[f] = torch.argsort(flat[f], stable=True).to(torch.int32)
         v, c = torch.unique(flat[f], return_counts=True)
         keep = v >= 0
         first = torch.cumsum(c, 0) - c
-        values.append(v[keep])
+        values.append(v[keep].long())
         starts.append(first[keep])
         counts.append(c[keep])
     width = max(1, max(v.shape[0] for v in values))
@@ -115,7 +117,7 @@ def label_comprehensive_pixels(
     offset = (torch.rand(owner.shape[0], device=device, generator=generator, dtype=torch.float64) * counts.reshape(-1)[owner]).long()
     position = starts.reshape(-1)[owner] + offset
     batch_frame = slot_frame.reshape(-1)[owner]
-    pixel = index.order[frames[batch_frame], position]
+    pixel = index.order[frames[batch_frame], position].long()
     return frames[batch_frame], pixel
 
 

@@ -23,12 +23,12 @@ import torch
 from ..config import Config
 from ..data.scene import Scene, load_scene
 from ..errors import RunError
-from ..methods import weighted_total
+from ..methods import channel_sharing_note, weighted_total
 from ..model import Model
 from ..runs.folder import METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
 from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_states
 from ..sampling.batches import BatchBuilder
-from ..sampling.frames import FrameStore, LabelMaps, training_labels
+from ..sampling.frames import FrameStore, LabelMaps, ignored_segment_frames, training_labels
 from .spheres import SphereTrainer
 
 
@@ -44,6 +44,15 @@ def make_optimizer(model: Model, config: Config) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(groups, **kwargs)
+
+
+def training_components(config: Config) -> set[str]:
+    """What training reads of a scene: colour, depth, the label source, normals only when
+    supervised (the other parts are not held in memory)."""
+    components = {"color", "depth", config.data.labels}
+    if config.loss.normal_l1 > 0 or config.loss.normal_cos > 0:
+        components.add("normal")
+    return components
 
 
 @dataclass
@@ -84,14 +93,21 @@ class Trainer:
         self.show_progress = progress
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
-        self.scene = scene if scene is not None else load_scene(scene_path, downscale=config.data.downscale)
+        self.scene = scene if scene is not None else load_scene(scene_path, downscale=config.data.downscale, components=training_components(config))
         resumed = prepare_run_folder(self.run_dir, run_identity(config, scene_path), resume, force)
 
         torch.manual_seed(config.train.seed)
         self.model, self.method = build_model_and_method(config, self.scene, device)
         semantic, instance, confidence = training_labels(self.scene, config.data.labels)
         segment = self.method.segment_targets(semantic, instance, config.data.labels, self.scene.root)
-        self.store = FrameStore(self.scene, device, LabelMaps(semantic, instance, confidence, segment))
+        labels = LabelMaps(semantic, instance, confidence, segment)
+        self.store = FrameStore(self.scene, device, labels)
+        lost = ignored_segment_frames(labels)
+        if lost:
+            print(
+                f"note: {lost} frames hold more segments than the {self.method.channels - 1} object channels; their smallest "
+                "segments are ignored (train with --channels auto or a larger number)", file=sys.stderr,
+            )
         self.optimizer = make_optimizer(self.model, config)
         gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
@@ -240,6 +256,9 @@ class Trainer:
             writer.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        note = channel_sharing_note(self.method.votes.usage())
+        if note and self.iteration == self.config.train.iterations:
+            print(f"note: {note}", file=sys.stderr)
         return TrainResult(self.iteration, self.elapsed, interrupted)
 
     @property
