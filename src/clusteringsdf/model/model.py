@@ -21,6 +21,9 @@ from .rendering import composite, density_share_opacity, expected_distance, inte
 from .samplers import RaySamples, SdfVolume, build_samplers
 
 
+CONTRIBUTING_WEIGHT = 1e-4  # samples below this volume-rendering weight are skipped at inference
+
+
 class LaplaceDensity(nn.Module):
     """Learned Laplace scale beta = |beta_param| + beta_min (VolSDF)."""
 
@@ -77,61 +80,100 @@ class Model(nn.Module):
         return sampler.sample(rays, float(self.density.beta.detach()), train, generator)
 
     def forward(self, rays: RayBatch, request: RenderRequest, train: bool, generator: torch.Generator | None = None) -> RenderOutput:
-        """Render a batch of R rays (see :class:`RenderOutput` for what comes back)."""
+        """Render a batch of R rays (see :class:`RenderOutput` for what comes back).
+
+        With gradients (training) every sample goes through every requested head. Without
+        (inference), the geometry is evaluated at every sample for the weights, and the Jacobian
+        (normals), the heads and the object opacities only at samples whose weight exceeds
+        ``CONTRIBUTING_WEIGHT`` (a few per ray): the same pictures, several times faster.
+        """
         samples = self.sample(rays, train, generator)
         z = samples.z
         r, s = z.shape
         points = rays.origins.unsqueeze(1) + z.unsqueeze(-1) * rays.directions.unsqueeze(1)  # (R, S, 3)
+        dense = torch.is_grad_enabled()
         need_gradient = request.normals or self.field.config.color_uses_normal
-        geometry = self.field.geometry(points.reshape(-1, 3), with_jacobian=need_gradient)
+        geometry = self.field.geometry(points.reshape(-1, 3), with_jacobian=need_gradient and dense)
         channel_sdf = geometry.sdf.view(r, s, -1)
         scene_sdf = channel_sdf.min(dim=-1).values
         beta = self.density.beta
         deltas = interval_lengths(z, valid=samples.valid)
         weights, transmittance = render_weights(laplace_density(scene_sdf, beta), deltas)
-        directions = rays.directions.unsqueeze(1).expand(r, s, 3).reshape(-1, 3)
-        gradient = geometry.scene_gradient() if need_gradient else None
+        out = RenderOutput(rgb=weights.new_zeros(r, 3), depth=weights.new_zeros(r), weights=weights, z=z)
+        if request.normals:
+            out.surface_crossing = (scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1)
+        # The infinite last interval lets a ray that hits nothing inside the box end on its last
+        # sample for colour; for ownership ("occlusion" opacities) it would hand that ray to every
+        # channel at once.
+        finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
+        if dense:
+            self._compose_dense(out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance, generator)
+        else:
+            self._compose_sparse(out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance)
+        return out
+
+    def _compose_dense(self, out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance, generator) -> None:
+        """Every sample through every requested head (gradients flow to all of them)."""
+        weights = out.weights
+        r, s = weights.shape
         flat_points = points.reshape(-1, 3)
-        # Without gradients, the heads run only where a sample contributes (typically a few per ray).
-        contributing = None
-        if not torch.is_grad_enabled():
-            contributing = (weights.reshape(-1) > 1e-4).nonzero().squeeze(-1)
-
-        def per_sample(head, width: int) -> torch.Tensor:
-            if contributing is None:
-                return head(slice(None)).view(r, s, width)
-            values = torch.zeros(r * s, width, dtype=weights.dtype, device=weights.device)
-            if contributing.numel() > 0:  # rays that see nothing (e.g. looking out of the scene box)
-                values[contributing] = head(contributing)
-            return values.view(r, s, width)
-
-        rgb_samples = per_sample(
-            lambda i: self.field.color(flat_points[i], directions[i], None if gradient is None else gradient[i], geometry.feature[i]), 3
-        )
-        out = RenderOutput(rgb=composite(weights, rgb_samples), depth=expected_distance(weights, z) * rays.dz, weights=weights, z=z)
+        directions = rays.directions.unsqueeze(1).expand(r, s, 3).reshape(-1, 3)
+        gradient = geometry.scene_gradient() if geometry.jacobian is not None else None
+        out.rgb = composite(weights, self.field.color(flat_points, directions, gradient, geometry.feature).view(r, s, 3))
+        out.depth = expected_distance(weights, out.z) * rays.dz  # after the colour: autograd sums into the weights in this order
         if request.normals:
             unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
-            normal_world = composite(weights, unit.view(r, s, 3))
-            out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, normal_world)
-            out.surface_crossing = (scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1)
+            out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, composite(weights, unit.view(r, s, 3)))
         if request.opacity and self.opacity_kind == "share":
             out.opacity = density_share_opacity(channel_sdf, beta, weights.detach())
         elif request.opacity:
-            # The infinite last interval lets a ray that hits nothing inside the box end on its last
-            # sample for colour; for ownership it would hand that ray to every channel at once.
-            finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
             out.opacity = object_opacity(channel_sdf, beta, finite, transmittance)
         detached = weights.detach()
-        total = detached.sum(-1, keepdim=True) + 1e-6
         if request.semantics:
-            probabilities = per_sample(lambda i: torch.softmax(self.field.semantic_logits(geometry.feature[i]), dim=-1), self.field.num_classes)
-            out.semantics = composite(detached, probabilities) / total
+            probabilities = torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1).view(r, s, -1)
+            out.semantics = composite(detached, probabilities) / (detached.sum(-1, keepdim=True) + 1e-6)
         if request.embedding:
-            width = self.field.config.embedding_dim
-            out.embedding = composite(detached, per_sample(lambda i: self.field.embedding(geometry.feature[i]), width))
+            out.embedding = composite(detached, self.field.embedding(geometry.feature).view(r, s, -1))
         for name, head, width in request.feature_heads:
-            out.extras[name] = composite(detached, per_sample(lambda i, h=head: h(geometry.feature[i].detach()), width))
+            out.extras[name] = composite(detached, head(geometry.feature.detach()).view(r, s, width))
         if request.surface_points:
-            pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
+            pick = torch.randint(0, s, (r, 1), device=points.device, generator=generator)
             out.surface_points = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
-        return out
+
+    def _compose_sparse(self, out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance) -> None:
+        """Heads, Jacobian and opacities only at the contributing samples, accumulated per ray."""
+        weights = out.weights
+        r, s = weights.shape
+        active = (weights.reshape(-1) > CONTRIBUTING_WEIGHT).nonzero().squeeze(-1)  # (A,) flat sample index
+        ray = active // s
+        w = weights.reshape(-1)[active].unsqueeze(-1)  # (A, 1)
+
+        def accumulate(values: torch.Tensor) -> torch.Tensor:
+            """(A, D) per-sample values -> (R, D) weighted sums per ray."""
+            return values.new_zeros(r, values.shape[-1]).index_add_(0, ray, w * values)
+
+        feature = geometry.feature[active]
+        at = points.reshape(-1, 3)[active]
+        gradient = None
+        if request.normals or self.field.config.color_uses_normal:
+            gradient = self.field.geometry(at, with_jacobian=True).scene_gradient()
+        out.rgb = accumulate(self.field.color(at, rays.directions[ray], gradient, feature))
+        out.depth = expected_distance(weights, out.z) * rays.dz
+        if request.normals:
+            unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
+            out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, accumulate(unit))
+        if request.opacity:
+            sdf = channel_sdf.reshape(r * s, -1)[active]
+            if self.opacity_kind == "share":
+                out.opacity = accumulate(torch.softmax(-sdf / beta, dim=-1))
+            else:  # T_i (1 - exp(-sigma(s_k,i) delta_i)), summed per ray
+                alpha = 1.0 - torch.exp(-laplace_density(sdf, beta) * finite.reshape(-1)[active].unsqueeze(-1))
+                t = transmittance.reshape(-1)[active].unsqueeze(-1)
+                out.opacity = (t * alpha).new_zeros(r, sdf.shape[-1]).index_add_(0, ray, t * alpha)
+        if request.semantics:
+            total = weights.sum(-1, keepdim=True) + 1e-6
+            out.semantics = accumulate(torch.softmax(self.field.semantic_logits(feature), dim=-1)) / total
+        if request.embedding:
+            out.embedding = accumulate(self.field.embedding(feature))
+        for name, head, width in request.feature_heads:
+            out.extras[name] = accumulate(head(feature))
