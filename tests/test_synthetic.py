@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 from PIL import Image
 
 from clusteringsdf.data import load_scene
@@ -184,8 +187,6 @@ def test_never_covisible_pair(tiny):
 
 
 def test_gt_mesh_has_labels_and_matches_depth(tiny):
-    import trimesh
-
     out, info, _ = tiny
     mesh = trimesh.load(out / "gt_mesh.ply", process=False)
     faces = mesh.metadata["_ply_raw"]["face"]["data"]
@@ -316,3 +317,74 @@ def test_noise_table_in_docstring_matches_parameters():
     assert set(rows) == {f.name for f in fields(machine_labels.NoiseParams)}
     for name, values in rows.items():
         assert values == [getattr(NOISE_LEVELS[level], name) for level in ("low", "medium", "high")], name
+
+
+def _content_digest(root: Path) -> str:
+    """sha256 over every file's path and content (PNG pixels and NPZ arrays decoded, so that the
+    digest does not depend on the zlib build that compressed them)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                digest.update(f"{image.mode}{image.size}".encode())
+                digest.update(np.asarray(image).tobytes())
+        elif path.suffix == ".npz":
+            with np.load(path) as arrays:
+                for key in sorted(arrays.files):
+                    digest.update(f"{key}{arrays[key].dtype}".encode())
+                    digest.update(arrays[key].tobytes())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# Digests of `tiny` scenes written by the generator before the `large` preset existed (commit 419b33e):
+# tiny and room must not change (stored benchmarks and results depend on them).
+TINY_DIGESTS = {
+    (0, "medium"): "207fe657315d91e37423af4e3780e324b8d04df47be17ca1c0f2163d5b509658",
+    (1, "high"): "da6afcb5a67f5038d7af5d197f94e602c81078c4cd645a08128bc9e2e1ee50f9",
+    (2, "low"): "7027bf53ea6f712b7330dce7e404e617156d0607b2097c3f5d6c36ccf09f1b9a",
+}
+
+
+@pytest.mark.parametrize("seed, noise", sorted(TINY_DIGESTS))
+def test_tiny_output_is_unchanged(tmp_path, seed, noise):
+    generate_scene(tmp_path / "scene", preset="tiny", seed=seed, noise=noise)
+    assert _content_digest(tmp_path / "scene") == TINY_DIGESTS[(seed, noise)]
+
+
+def test_frames_rendered_in_worker_processes_are_identical(tiny, tmp_path):
+    out, _, _ = tiny
+    generate_scene(tmp_path / "parallel", preset="tiny", seed=0, workers=2)
+    assert _content_digest(tmp_path / "parallel") == _content_digest(out)
+
+
+def test_large_preset(tmp_path):
+    preset = PRESETS["large"]
+    assert (preset.width, preset.height) == (640, 480) and preset.num_frames >= 300
+    out = tmp_path / "large"
+    info = generate_scene(out, preset="large", seed=0, max_frames=2, workers=1)  # the first 2 of its 300 frames
+    assert info.num_frames == 2 and info.resolution == (640, 480) and len(_frames(out)) == 2
+    # two connected rooms: a partition wall with two doorways across a space over 12 m long
+    assert info.room_size[0] >= 12.0 and info.room_size[1] >= 7.5
+    names = [o.name for o in info.objects]
+    assert "wall_partition_1" in names and "wall_lintel_1" in names
+    things = [o for o in info.objects if o.is_thing]
+    assert len(things) >= 40 and all(o.visible_frames > 0 for o in things)  # visibility over the whole path
+    per_class = Counter(o.class_id for o in things)
+    assert sum(count >= 3 for count in per_class.values()) >= 3  # several classes with several instances
+    assert sorted(o.instance_id for o in things) == list(range(1, len(things) + 1))
+    assert info.never_covisible_names == ("television_1", "bed_1")
+    # same outputs as the other presets
+    for folder in ("color", "depth", "normal", "rs_semantics", "rs_instance", "m2f_semantics", "m2f_instance", "m2f_segments"):
+        assert len(list((out / folder).glob("*.png"))) == 2, folder
+    written = json.loads((out / "synthetic_info.json").read_text())
+    assert written["preset"] == "large" and written["num_frames"] == 2 and len(written["objects"]) == len(info.objects)
+    scene = load_scene(out)
+    assert scene.hw == (480, 640) and scene.num_frames == 2
+    assert set(np.unique(scene.gt_instance)) <= {0, *range(1, len(things) + 1)}
+    assert len(np.unique(scene.gt_instance)) > 3
+    mesh = trimesh.load(out / "gt_mesh.ply", process=False)
+    face_instances = np.asarray(mesh.metadata["_ply_raw"]["face"]["data"]["instance"])
+    assert set(np.unique(face_instances)) == {0, *range(1, len(things) + 1)}
