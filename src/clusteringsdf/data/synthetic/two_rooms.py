@@ -22,10 +22,10 @@ from typing import Callable
 import numpy as np
 
 from .geometry import RoomShell
-from .room import (
-    BAG, BED, CABINET, CHAIR, DOOR, OTHERPROP, REFRIGERATOR, SHELVES, SOFA, TABLE, TELEVISION, VOID, WALL, WINDOW,
-    Part, Room, RoomConfig, _INSTANCE_BRIGHTNESS, _bag, _bed, _box, _Builder, _cabinet, _chair, _cyl, _flat, _overlap, _refrigerator, _scaled,
-    _shelves, _shell_objects, _sofa, _table, _television,
+from .room import (  # the single room's classes, part builders and layout helpers
+    _INSTANCE_BRIGHTNESS, BAG, BED, CABINET, CHAIR, DOOR, OTHERPROP, REFRIGERATOR, SHELVES, SOFA, TABLE, TELEVISION, VOID,
+    WALL, WINDOW, Part, Room, RoomConfig, _bag, _bed, _box, _Builder, _cabinet, _chair, _cyl, _flat, _overlap,
+    _refrigerator, _scaled, _shell_objects, _shelves, _sofa, _table, _television,
 )
 from .shading import Lighting, Material
 
@@ -54,7 +54,8 @@ class _Item:
 
 @dataclass
 class _Group:
-    kind: str
+    """Furniture along a wall: ``width`` along it, ``depth`` into the room, its objects."""
+
     width: float
     depth: float
     items: list[_Item]
@@ -62,16 +63,16 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Wall:
-    """A straight run of wall: ``origin`` (2,) on the wall line, unit ``along`` and ``inward`` (2,)."""
+    """A straight run of wall (canonical plan): ``origin`` (2,) on the wall line, unit ``along`` and
+    ``inward`` (2,), ``length`` in metres."""
 
-    name: str
     origin: tuple[float, float]
     along: tuple[float, float]
     inward: tuple[float, float]
     length: float
 
     def place(self, a: float, n: float) -> tuple[float, float]:
-        """World xy of wall coordinates (a, n)."""
+        """Canonical xy of wall coordinates (a, n)."""
         return (self.origin[0] + self.along[0] * a + self.inward[0] * n, self.origin[1] + self.along[1] * a + self.inward[1] * n)
 
 
@@ -117,7 +118,7 @@ class _Furnisher:
             _Item("tv_stand", CABINET, _cabinet(stand, self.metal, length, 0.42, height), length / 2, 0.03 + 0.21),
             _Item("television", TELEVISION, self.television(self.u(0.9, min(1.2, length - 0.1)), 0.0), length / 2, 0.03 + 0.21, height, on_floor=False),
         ]
-        return _Group("tv", length, 0.45, items)
+        return _Group(length, 0.45, items)
 
     def lounge(self) -> _Group:
         sofa_w, sofa_d = self.u(1.7, 2.1), 0.9
@@ -141,7 +142,7 @@ class _Furnisher:
         if self.rng.random() < 0.6:
             items.append(_Item("bag", BAG, self.bag(), a + 0.2, 0.25))
             a += 0.45
-        return _Group("lounge", a, 0.95, items)
+        return _Group(a, 0.95, items)
 
     def dining(self) -> _Group:
         length, depth = self.u(1.4, 2.0), 0.8
@@ -162,7 +163,7 @@ class _Furnisher:
             items.append(_Item("unlabelled_vase", VOID, [_cyl(0, 0, 0.0, 0.24, 0.065, vase)], end + length * self.u(0.15, 0.4), n_table, 0.75, on_floor=False))
         window = self.mat(WINDOW, (0.70, 0.85, 0.97), "grid", scale=0.45, axis=1, color2=(0.95, 0.95, 0.95), strength=0.06)
         items.append(_Item("window", WINDOW, _flat(window, min(length, 1.4), 1.15, 0.04, 0.95), end + length / 2, 0.0, on_floor=False))
-        return _Group("dining", length + 2 * end, 0.05 + depth + 0.1 + 0.45, items)
+        return _Group(length + 2 * end, 0.05 + depth + 0.1 + 0.45, items)
 
     def desk(self) -> _Group:
         length, depth = self.u(1.0, 1.3), 0.6
@@ -175,7 +176,7 @@ class _Furnisher:
         if self.rng.random() < 0.4:
             side = -1 if self.rng.random() < 0.5 else 1
             items.append(_Item("bag", BAG, self.bag(), length / 2 + side * (length / 2 - 0.22), 0.03 + 0.3, 0.74, on_floor=False))
-        return _Group("desk", length, 0.03 + depth + 0.05 + 0.45, items)
+        return _Group(length, 0.03 + depth + 0.05 + 0.45, items)
 
     def bed(self) -> _Group:
         width, length = self.u(0.95, 1.6), self.u(1.95, 2.1)
@@ -187,7 +188,7 @@ class _Furnisher:
             items.append(_Item("bag", BAG, self.bag(), 0.5 + width * self.u(0.3, 0.7), 0.03 + length * 0.7, 0.61, on_floor=False))
         picture = self.mat(OTHERPROP, (0.55, 0.20, 0.30), "blobs", scale=0.14, color2=(0.95, 0.85, 0.55))
         items.append(_Item("picture", OTHERPROP, _flat(picture, min(width, 1.0), 0.5, 0.03, 1.3), 0.5 + width / 2, 0.0, on_floor=False))
-        return _Group("bed", 0.5 + width + 0.05, 0.03 + length, items)
+        return _Group(0.5 + width + 0.05, 0.03 + length, items)
 
     def kitchen(self) -> _Group:
         fridges = 2 if self.rng.random() < 0.35 else 1
@@ -205,7 +206,7 @@ class _Furnisher:
             items.append(_Item("kitchen_tv", TELEVISION, self.television(0.5, 0.0), a + counter_len * self.u(0.3, 0.7), 0.03 + 0.2, 0.9, on_floor=False))
         else:
             items.append(_Item("bag", BAG, self.bag(), a + counter_len * self.u(0.3, 0.7), 0.03 + 0.3, 0.9, on_floor=False))
-        return _Group("kitchen", a + counter_len, 0.72, items)
+        return _Group(a + counter_len, 0.72, items)
 
     def shelves(self) -> _Group:
         width, height = self.u(0.7, 0.9), self.u(1.6, 1.9)
@@ -215,16 +216,16 @@ class _Furnisher:
         items.append(_Item("bag", BAG, self.bag(), width + 0.25, 0.2))
         if self.rng.random() < 0.6:
             items.append(_Item("bag", BAG, self.bag(), width / 2, 0.03 + 0.175, height, on_floor=False))
-        return _Group("shelves", width + 0.45, 0.4, items)
+        return _Group(width + 0.45, 0.4, items)
 
     def bags(self) -> _Group:
         count = int(self.rng.integers(2, 4))
         items = [_Item("bag", BAG, self.bag(), 0.22 + 0.45 * i, 0.2, facing=(self.u(-0.3, 0.3), 1.0)) for i in range(count)]
-        return _Group("bags", 0.45 * count, 0.35, items)
+        return _Group(0.45 * count, 0.35, items)
 
     def door(self) -> _Group:
         door = self.mat(DOOR, (0.50, 0.32, 0.18), "planks", scale=0.15, axis=0, axis2=2, strength=0.08)
-        return _Group("door", 1.1, 0.0, [_Item("door", DOOR, _flat(door, 0.9, 2.05, 0.04, 0.0), 0.55, 0.0, on_floor=False)])
+        return _Group(1.1, 0.0, [_Item("door", DOOR, _flat(door, 0.9, 2.05, 0.04, 0.0), 0.55, 0.0, on_floor=False)])
 
 
 # what the walls may carry, with weights (each room's end wall also gets its required group)
@@ -305,8 +306,8 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
         return index
 
     # end walls first (west from south to north, east from north to south), each with its required group
-    west = _Wall("west", (-x_half, -y_half), (0, 1), (1, 0), ly)
-    east = _Wall("east", (x_half, y_half), (0, -1), (-1, 0), ly)
+    west = _Wall((-x_half, -y_half), (0, 1), (1, 0), ly)
+    east = _Wall((x_half, y_half), (0, -1), (-1, 0), ly)
     tv, bed = draw["tv"](), draw["bed"]()
     west_groups = _pack(ly, [tv], lambda kind: draw[kind](), _END_WALL, rng)
     east_groups = _pack(ly, [bed], lambda kind: draw[kind](), _END_WALL, rng)
@@ -317,11 +318,11 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
         "south_west": _corner_depth(west_groups, ly, True) + GAP, "north_west": _corner_depth(west_groups, ly, False) + GAP,
         "north_east": _corner_depth(east_groups, ly, True) + GAP, "south_east": _corner_depth(east_groups, ly, False) + GAP,
     }
-    sides = [
-        (_Wall("north_west", (-PARTITION_MARGIN, y_half), (-1, 0), (0, -1), x_half - PARTITION_MARGIN - corner["north_west"]), []),
-        (_Wall("south_west", (-x_half + corner["south_west"], -y_half), (1, 0), (0, 1), x_half - PARTITION_MARGIN - corner["south_west"]), ["door"]),
-        (_Wall("north_east", (x_half - corner["north_east"], y_half), (-1, 0), (0, -1), x_half - PARTITION_MARGIN - corner["north_east"]), ["door"]),
-        (_Wall("south_east", (PARTITION_MARGIN, -y_half), (1, 0), (0, 1), x_half - PARTITION_MARGIN - corner["south_east"]), []),
+    sides = [  # north and south wall of the west room, then of the east room; a door on two of them
+        (_Wall((-PARTITION_MARGIN, y_half), (-1, 0), (0, -1), x_half - PARTITION_MARGIN - corner["north_west"]), []),
+        (_Wall((-x_half + corner["south_west"], -y_half), (1, 0), (0, 1), x_half - PARTITION_MARGIN - corner["south_west"]), ["door"]),
+        (_Wall((x_half - corner["north_east"], y_half), (-1, 0), (0, -1), x_half - PARTITION_MARGIN - corner["north_east"]), ["door"]),
+        (_Wall((PARTITION_MARGIN, -y_half), (1, 0), (0, 1), x_half - PARTITION_MARGIN - corner["south_east"]), []),
     ]
     for wall, required in sides:
         put(wall, _pack(wall.length, [draw[k]() for k in required], lambda kind: draw[kind](), _SIDE_WALL, rng))
@@ -341,9 +342,8 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
     things = sum(o.is_thing for o in objects)
     if things < MIN_THINGS:
         raise ValueError(f"only {things} things fit (at least {MIN_THINGS} wanted)")
-    sx, sy = mirror
     shell = RoomShell(np.array([-x_half, -y_half, 0.0]), np.array([x_half, y_half, lz]))
-    lights = [(sx * side * x_half / 2, 0.0, lz - 0.45) for side in (-1, 1)]
+    lights = [(side * x_half / 2, 0.0, lz - 0.45) for side in (-1, 1)]  # one under each room's ceiling
     return Room(
         size=np.array([lx, ly, lz]),
         shell=shell,
@@ -353,5 +353,5 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
         lighting=Lighting(point_position=lights[0], extra_points=tuple(lights[1:])),
         preferred_pair=(tv_index, bed_index),
         mirror=mirror,
-        doorways=tuple((0.0, sy * s * door_y) for s in (-1, 1)),
+        doorways=((0.0, -door_y), (0.0, door_y)),  # symmetric: the same after mirroring
     )
