@@ -242,8 +242,8 @@ def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) ->
                 process.kill()
                 process.wait()
             raise
-    with open(log_path, "rb") as handle:
-        handle.seek(start)
+    with open(log_path, "rb") as handle:  # the command's output, its last 64 KiB at most
+        handle.seek(max(start, handle.seek(0, os.SEEK_END) - 65536))
         output = handle.read().decode(errors="replace")
     return code, ("" if code == 0 else _error_line(output, code))
 
@@ -262,13 +262,14 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
     def result(status: str, error: str | None = None) -> dict[str, Any]:
         return {"name": job.name, "status": status, "seconds": round(time.monotonic() - start, 1), "error": error, "steps": list(steps)}
 
-    steps = finished_steps(Path(job.runs), job.name)
+    steps: list[str] = []
     note(f"attempt {job.attempt} on {os.uname().nodename}, {job.threads} thread(s)")
     try:
         lock = _SceneLock(paths["lock"], note)
     except ClusteringSDFError as exc:
         return result("failed", f"error: {exc}")
     try:
+        steps = finished_steps(Path(job.runs), job.name)
         for step, args in job.steps():
             if step in steps:
                 continue
