@@ -153,6 +153,29 @@ def test_without_ray_scenes_run_one_after_another(scenes, tmp_path, monkeypatch,
     assert json.loads((runs / "batch" / "f.json").read_text())["steps"] == ["train", "mesh-24", "report-24"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's prctl")
+def test_command_of_a_killed_sequential_batch_saves_and_stops(scenes, tmp_path):
+    runs = tmp_path / "runs"
+    code = ("import sys; sys.modules['ray'] = None; from clusteringsdf.cli import main; "
+            f"main(['batch', {str(scenes['f'])!r}, '--out', {str(runs)!r}, '--preset', 'tiny', '--iters', '5000', '--mesh-resolution', '0'])")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while not list((runs / "f" / "checkpoints").glob("ckpt_*.pt")):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(str(runs / "f")):
+        assert time.monotonic() < deadline, "the training of a killed batch kept running"
+        time.sleep(0.2)
+    log = (runs / "batch" / "f.log").read_text()
+    assert "SIGTERM: stopped at iteration" in log  # it saved a checkpoint on its way out
+    assert max(int(p.stem.split("_")[1]) for p in (runs / "f" / "checkpoints").glob("ckpt_*.pt")) < 5000
+
+
 def test_bad_batch_arguments_are_one_line_errors(scenes, tmp_path, capsys):
     twin = tmp_path / "other" / "a"
     twin.mkdir(parents=True)

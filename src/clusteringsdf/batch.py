@@ -233,7 +233,7 @@ def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) ->
         process = subprocess.Popen([sys.executable, "-m", "clusteringsdf.batch", "--command", *args], stdin=subprocess.DEVNULL,
                                    stdout=handle, stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
         try:
-            code = process.wait()
+            code = _wait(process)
         except KeyboardInterrupt:
             process.terminate()
             try:
@@ -246,6 +246,15 @@ def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) ->
         handle.seek(max(start, handle.seek(0, os.SEEK_END) - 65536))
         output = handle.read().decode(errors="replace")
     return code, ("" if code == 0 else _error_line(output, code))
+
+
+def _wait(process: subprocess.Popen) -> int:
+    """Wait in short steps: a blocking wait would hold off KeyboardInterrupt (Ctrl-C, Ray's cancel)."""
+    while True:
+        try:
+            return process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def run_scene_job(job: SceneJob) -> dict[str, Any]:
@@ -268,6 +277,10 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
         lock = _SceneLock(paths["lock"], note)
     except ClusteringSDFError as exc:
         return result("failed", f"error: {exc}")
+    # Ray's cancel and Ctrl-C arrive as SIGINT: a worker started from a background shell ignores it
+    ignored = _main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         steps = finished_steps(Path(job.runs), job.name)
         for step, args in job.steps():
@@ -281,6 +294,8 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
             _write_json_atomic(paths["record"], {"steps": steps})
     finally:
         lock.close()
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     return result("done")
 
 
@@ -352,7 +367,9 @@ class _RayRunner:
         return self.remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, name=f"clusteringsdf-batch:{job.name}").remote(job)
 
     def wait_any(self, handles: list) -> tuple[Any, dict[str, Any]]:
-        ready, _ = self.ray.wait(handles, num_returns=1)
+        ready: list = []
+        while not ready:  # in short steps: a blocking wait would hold off KeyboardInterrupt and SIGTERM
+            ready, _ = self.ray.wait(handles, num_returns=1, timeout=0.5)
         try:
             return ready[0], self.ray.get(ready[0])
         except self.ray.exceptions.RayError as exc:  # the worker died, the node went away, ...
