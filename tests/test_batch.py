@@ -82,6 +82,9 @@ def test_ray_batch_with_a_corrupt_scene(scenes, ray_address, tmp_path, capsys):
     for name in "ab":
         assert _checkpoints(runs / name) == before[name] and (runs / "batch" / f"{name}.log").read_text() == logs[name]
     assert _summary(runs)["c"]["attempts"] == 4
+    # the finished scenes alone: nothing to run (Ray is not even needed)
+    assert main(["batch", str(scenes["a"]), str(scenes["b"]), "--out", str(runs), "--mesh-resolution", "0", *TRAIN]) == 0
+    assert "nothing to run" in capsys.readouterr().out
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -107,7 +110,7 @@ def test_killed_batch_resumes_without_retraining(scenes, ray_address, tmp_path):
                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 240
     try:  # kill the driver once d has finished and e has a checkpoint
-        while not (batch.is_finished(runs, "d", _job(runs, scenes, "d")) and list((runs / "e" / "checkpoints").glob("ckpt_*.pt"))):
+        while not (batch.is_finished(runs, "d", 0) and list((runs / "e" / "checkpoints").glob("ckpt_*.pt"))):
             assert driver.poll() is None, driver_log.read_text()
             assert time.monotonic() < deadline, "the batch did not get far enough"
             time.sleep(0.2)
@@ -120,7 +123,7 @@ def test_killed_batch_resumes_without_retraining(scenes, ray_address, tmp_path):
     while _processes_mentioning(str(runs / "e")):
         assert time.monotonic() < deadline, "an orphaned command of the killed batch kept running"
         time.sleep(0.5)
-    assert not batch.is_finished(runs, "e", _job(runs, scenes, "e"))
+    assert not batch.is_finished(runs, "e", 0)
     stopped_at = max(int(p.stem.split("_")[1]) for p in (runs / "e" / "checkpoints").glob("ckpt_*.pt"))
     assert 0 < stopped_at < 200
 
@@ -132,10 +135,6 @@ def test_killed_batch_resumes_without_retraining(scenes, ray_address, tmp_path):
     log_e = (runs / "batch" / "e.log").read_text()
     assert f"resuming {runs / 'e'} from iteration {stopped_at}" in log_e
     assert (runs / "e" / "checkpoints" / "ckpt_0000200.pt").is_file() and (runs / "e" / "report.html").is_file()
-
-
-def _job(runs: Path, scenes: dict[str, Path], name: str) -> batch.SceneJob:
-    return batch.SceneJob(name, str(scenes[name]), str(runs), 1, "auto", (), 0, 1)
 
 
 def test_without_ray_scenes_run_one_after_another(scenes, tmp_path, monkeypatch, capsys):

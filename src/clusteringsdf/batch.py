@@ -112,14 +112,20 @@ class SceneJob:
         return Path(self.runs) / self.name
 
     def steps(self) -> list[tuple[str, list[str]]]:
-        """(step name, CLI arguments) in order; a step name says what it made (the mesh resolution)."""
+        """(step name, CLI arguments) in the order of :func:`step_names`."""
         run, device = str(self.run), self.device
-        steps = [("train", ["train", "--data", self.scene, "--out", run, "--eval", "--resume", "--threads", str(self.threads),
-                            "--device", device, "--quiet", *self.train_args])]
+        args = [["train", "--data", self.scene, "--out", run, "--eval", "--resume", "--threads", str(self.threads), "--device", device,
+                 "--quiet", *self.train_args]]
         if self.mesh_resolution > 0:
-            steps.append((f"mesh-{self.mesh_resolution}", ["mesh", "--run", run, "--resolution", str(self.mesh_resolution), "--device", device]))
-            steps.append((f"report-{self.mesh_resolution}", ["report", "--run", run, "--device", device, "--quiet"]))
-        return steps
+            args.append(["mesh", "--run", run, "--resolution", str(self.mesh_resolution), "--device", device])
+            args.append(["report", "--run", run, "--device", device, "--quiet"])
+        return list(zip(step_names(self.mesh_resolution), args))
+
+
+def step_names(mesh_resolution: int) -> list[str]:
+    """A job's steps; a name says what the step made (the mesh resolution), so that a batch started
+    again with another ``--mesh-resolution`` meshes again."""
+    return ["train"] + ([f"mesh-{mesh_resolution}", f"report-{mesh_resolution}"] if mesh_resolution > 0 else [])
 
 
 # ------------------------------------------------------------------------------------ files
@@ -130,16 +136,16 @@ def job_paths(runs: Path, name: str) -> dict[str, Path]:
     return {"log": folder / f"{name}.log", "record": folder / f"{name}.json", "lock": folder / f"{name}.lock"}
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def _write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename (torch-free, unlike the run folder's helper: this
+    module runs in Ray workers and drivers that never train)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    _write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -162,9 +168,9 @@ def finished_steps(runs: Path, name: str) -> list[str]:
     return steps
 
 
-def is_finished(runs: Path, name: str, job: SceneJob) -> bool:
+def is_finished(runs: Path, name: str, mesh_resolution: int) -> bool:
     done = finished_steps(runs, name)
-    return all(step in done for step, _ in job.steps())
+    return all(step in done for step in step_names(mesh_resolution))
 
 
 # ------------------------------------------------------------------------------------ the job
@@ -474,6 +480,8 @@ def scene_names(scenes: list[Path]) -> list[str]:
     names: dict[str, Path] = {}
     for scene in scenes:
         name = Path(scene).resolve().name
+        if name in (JOB_DIR, STATE_FILE, SUMMARY_FILE, INDEX_FILE):
+            raise ClusteringSDFError(f"batch: {scene}: the folder name '{name}' is taken by the batch's own files in RUNS; rename the scene folder")
         if name in names:
             raise ClusteringSDFError(f"batch: {names[name]} and {scene} would share the run folder '{name}'; give scenes distinct folder names")
         names[name] = Path(scene)
@@ -547,16 +555,9 @@ def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Call
                                                "scenes": {n: asdict(e) for n, e in entries.items()}})
         write_summary(runs, entries)
 
-    runner = _make_runner(options, say)
-    threads = getattr(runner, "cpus", None) or options.cpus_per_task or _available_cpus()
-    workers = options.workers if isinstance(runner, _RayRunner) else 1
-
-    def job(name: str) -> SceneJob:
-        return SceneJob(name, str(scenes[name]), str(runs), threads, options.device, tuple(options.train_args), options.mesh_resolution, entries[name].attempts + 1)
-
     queue: deque[str] = deque()
     for name in scenes:
-        if is_finished(runs, name, job(name)):
+        if is_finished(runs, name, options.mesh_resolution):
             entries[name].status, entries[name].error = "done", None
             say(f"{name}: finished earlier, skipped")
             continue
@@ -565,6 +566,17 @@ def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Call
         entries[name].status, entries[name].error = "queued", None
         queue.append(name)
     save()
+    if not queue:
+        say(f"nothing to run: every scene finished earlier -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
+        return 0
+    runner = _make_runner(options, say)
+    threads = getattr(runner, "cpus", None) or options.cpus_per_task or _available_cpus()
+    workers = options.workers if isinstance(runner, _RayRunner) else 1
+
+    def job(name: str) -> SceneJob:
+        return SceneJob(name, str(scenes[name]), str(runs), threads, options.device, tuple(options.train_args), options.mesh_resolution,
+                        entries[name].attempts + 1)
+
     say(f"{len(queue)} of {len(scenes)} scene(s) to run {runner.description}; logs in {runs / JOB_DIR}")
     tries: dict[str, int] = {}
     running: dict[Any, str] = {}
