@@ -4,6 +4,8 @@ The camera walks once around a wobbly ellipse that keeps ``min_clearance`` metre
 every free-standing object and wall, at eye height 1.3-1.7 m with slow bobbing, looking outward (away
 from the loop centre, i.e. at the walls and the furniture along them) with a slow yaw sweep, pitched
 down 10-35 degrees, with a small roll jitter (< 3 degrees). Consecutive frames overlap strongly.
+In two connected rooms (:mod:`.two_rooms`) the loop is two half ellipses that pass through both
+doorways of the partition (:class:`DoorwayLoop`), so the camera walks through both rooms.
 
 Poses are camera-to-world 4x4 matrices in the OpenCV convention (x right, y down, z forward) in the
 z-up world frame of :mod:`.room`.
