@@ -59,7 +59,11 @@ def _downgrade(state: dict) -> dict:
     """A checkpoint as the Renderer wrote it before the model/method split (format 1)."""
     old_model = {k: v for k, v in state["model"].items() if not k.startswith("volume.")}
     old_model["channel_votes"] = state["method"]["votes.votes"]
-    old_model.update({k: v for k, v in state["method"].items() if k.startswith("slow_embedding_head.")})
+    slow = {k: v for k, v in state["method"].items() if k.startswith("slow_embedding_head.")}
+    if not slow:  # the old Renderer held the contrastive EMA head in every mode
+        shapes = {"0.weight": (32, 16), "0.bias": (32,), "2.weight": (3, 32), "2.bias": (3,)}  # the tiny preset's
+        slow = {f"slow_embedding_head.{k}": torch.randn(shape) for k, shape in shapes.items()}
+    old_model.update(slow)
     volume = state["model"]["volume.values"] if bool(state["model"]["volume.ready"]) else None
     old = {k: v for k, v in state.items() if k not in ("method", "format")}
     return {**old, "model": old_model, "volume": volume}

@@ -307,6 +307,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ batch
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """One training (+ scores, meshes, report) per scene, as Ray tasks or one after another."""
+    from .batch import BatchOptions, run_batch
+
+    train_args: list[str] = []
+    for option in ("preset", "mode", "labels", "iters", "seed", "downscale", "sampler", "spheres", "channels"):
+        value = getattr(args, option)
+        if value is not None:
+            train_args += [f"--{option}", str(value)]
+    options = BatchOptions(
+        workers=args.workers, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task, device=args.device,
+        train_args=tuple(train_args + list(args.train_arg)), mesh_resolution=args.mesh_resolution, address=args.address,
+    )
+    return run_batch([Path(s) for s in args.scenes], Path(args.out), options)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -321,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic benchmark scene in the Panoptic Lifting layout")
     p.add_argument("out", help="output scene folder (must not exist or be empty)")
-    p.add_argument("--preset", choices=("tiny", "room"), default="room")
+    p.add_argument("--preset", choices=("tiny", "room", "large"), default="room")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", choices=("low", "medium", "high"), default="medium", help="machine-label noise level")
     p.add_argument("--quiet", action="store_true")
@@ -407,6 +426,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("batch", help="train, score, mesh and report many scenes (Ray tasks; one after another without Ray)")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders; each run goes to OUT/<scene folder name>")
+    p.add_argument("--out", required=True, help="folder of the runs, the batch state, batch_summary.json and index.html")
+    p.add_argument("--workers", type=int, default=1, help="scenes trained at once (Ray tasks)")
+    p.add_argument("--address", help="an existing Ray cluster (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-task", type=int, help="CPUs (= torch threads) per scene (default: the CPUs divided by --workers)")
+    p.add_argument("--gpus-per-task", type=float, help="GPUs per scene, fractions share one (default: 1 with --device cuda, else 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda, for every scene")
+    p.add_argument("--mesh-resolution", type=int, default=256, help="`mesh --resolution` after training; 0 keeps the report's coarse meshes")
+    p.add_argument("--preset", choices=PRESETS, help="train option for every scene")
+    p.add_argument("--mode", choices=list(METHODS), help="train option for every scene")
+    p.add_argument("--labels", choices=LABEL_SOURCES, help="train option for every scene")
+    p.add_argument("--iters", type=int, help="train option for every scene")
+    p.add_argument("--seed", type=int, help="train option for every scene")
+    p.add_argument("--downscale", type=float, help="train option for every scene")
+    p.add_argument("--sampler", choices=SAMPLERS, help="train option for every scene")
+    p.add_argument("--spheres", choices=("on", "off"), help="train option for every scene")
+    p.add_argument("--channels", help="train option for every scene (a number or auto)")
+    p.add_argument("--train-arg", action="append", default=[], metavar="ARG",
+                   help="any other train argument, repeatable (e.g. --train-arg=--no-diff)")
+    p.set_defaults(func=cmd_batch)
     return parser
 
 

@@ -4,6 +4,8 @@ The camera walks once around a wobbly ellipse that keeps ``min_clearance`` metre
 every free-standing object and wall, at eye height 1.3-1.7 m with slow bobbing, looking outward (away
 from the loop centre, i.e. at the walls and the furniture along them) with a slow yaw sweep, pitched
 down 10-35 degrees, with a small roll jitter (< 3 degrees). Consecutive frames overlap strongly.
+In two connected rooms (:mod:`.two_rooms`) the loop is two half ellipses that pass through both
+doorways of the partition (:class:`DoorwayLoop`), so the camera walks through both rooms.
 
 Poses are camera-to-world 4x4 matrices in the OpenCV convention (x right, y down, z forward) in the
 z-up world frame of :mod:`.room`.
@@ -110,7 +112,52 @@ def plan_loop(room: Room, rng: np.random.Generator, config: CameraPathConfig = C
     raise ValueError(f"free floor space too small for the camera loop (radii {radii} m)")
 
 
-def camera_path(loop: Loop, num_frames: int, rng: np.random.Generator, config: CameraPathConfig = CameraPathConfig()) -> np.ndarray:
+@dataclass(frozen=True)
+class DoorwayLoop:
+    """The walking loop of two connected rooms: two half ellipses joined at the doorways of the
+    partition on x = 0, crossing it at right angles through the doorway centres ``(0, centre_y +- ry)``;
+    ``rx`` (2,) are the half-axes into the x < 0 and the x > 0 room."""
+
+    centre_y: float
+    ry: float
+    rx: tuple[float, float]
+    start: float
+    direction: float
+
+    def positions(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """xy positions (N, 2) and loop angles (N,) at loop fractions ``s`` in [0, 1)."""
+        theta = self.start + self.direction * 2.0 * np.pi * s
+        cos = np.cos(theta)
+        rx = np.where(cos < 0, self.rx[0], self.rx[1])
+        return np.stack([rx * cos, self.centre_y + self.ry * np.sin(theta)], -1), theta
+
+
+def plan_doorway_loop(room: Room, rng: np.random.Generator, config: CameraPathConfig = CameraPathConfig()) -> DoorwayLoop:
+    """A :class:`DoorwayLoop` through the room's two doorways reaching as far into each room as
+    keeps ``config.clearance`` from furniture and walls (``config.min_clearance`` within 1 m of the
+    partition, where the doorways are). Deterministic given ``rng``; ValueError if none fits."""
+    (_, y0), (_, y1) = sorted(room.doorways, key=lambda d: d[1])
+    clear, xs, ys = clearance_map(room)
+    cell = xs[1] - xs[0]
+    start, direction = float(rng.uniform(0, 2 * np.pi)), float(rng.choice([-1.0, 1.0]))
+    centre_y, ry = (y0 + y1) / 2, (y1 - y0) / 2
+    theta = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
+    radii = []
+    for side in (-1, 1):
+        half = theta[np.sign(np.cos(theta)) == side]
+        for rx in np.arange(np.floor(room.shell.hi[0] / 0.05) * 0.05, config.min_radius - 1e-9, -0.05):
+            x, y = side * np.abs(rx * np.cos(half)), centre_y + ry * np.sin(half)
+            c = clear[np.clip(np.round((y - ys[0]) / cell).astype(int), 0, len(ys) - 1), np.clip(np.round((x - xs[0]) / cell).astype(int), 0, len(xs) - 1)]
+            needed = np.where(np.abs(x) > 1.0, config.clearance, config.min_clearance)
+            if np.all(c >= needed):
+                radii.append(float(rx))
+                break
+        else:
+            raise ValueError(f"free floor space too small for the camera loop in the {'west' if side < 0 else 'east'} room")
+    return DoorwayLoop(centre_y, ry, (radii[0], radii[1]), start, direction)
+
+
+def camera_path(loop: Loop | DoorwayLoop, num_frames: int, rng: np.random.Generator, config: CameraPathConfig = CameraPathConfig()) -> np.ndarray:
     """Camera-to-world poses (F, 4, 4) along ``loop``."""
     s = np.arange(num_frames) / num_frames
     xy, theta = loop.positions(s)

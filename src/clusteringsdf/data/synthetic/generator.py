@@ -9,24 +9,34 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import sys
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..classes import NUM_CLASSES, REDUCED_SCANNET_CLASSES, STUFF_CLASSES, THING_CLASSES
 from .. import layout
 from ..mesh_io import write_mesh
-from .camera_path import CameraPathConfig, camera_path, plan_loop
+from .camera_path import CameraPathConfig, camera_path, plan_doorway_loop, plan_loop
 from .geometry import Cylinder, RayCaster, RayGrid
 from .machine_labels import NOISE_LEVELS, IdCounters, synthesize_frame
 from .room import Room, RoomConfig, build_room
+from .two_rooms import build_two_rooms
 from .shading import albedo
 
 GENERATOR_VERSION = "1.0.0"
 MAX_LAYOUT_ATTEMPTS = 16
+# frames are rendered in worker processes when a scene has at least this many pixels in all (``large``)
+PARALLEL_MIN_PIXELS = 20_000_000
+MAX_WORKERS = 2
 
 # random stream ids (second entry of the seed list)
 _STREAM_LAYOUT, _STREAM_CAMERA, _STREAM_LABELS = 1, 2, 3
@@ -44,6 +54,7 @@ class Preset:
     room: RoomConfig
     camera: CameraPathConfig
     min_pair_frames: int  # frames in which each object of the never-co-visible pair must appear
+    verify_step: int = 1  # pixel stride of the layout check's visibility maps (the written frames are exact)
 
 
 PRESETS: dict[str, Preset] = {
@@ -56,6 +67,11 @@ PRESETS: dict[str, Preset] = {
         "room", 320, 240, 100, 65.0,
         RoomConfig(size_x=(5.0, 6.0), size_y=(4.6, 5.6), height=(2.6, 2.8), full=True),
         CameraPathConfig(), 3,
+    ),
+    "large": Preset(
+        "large", 640, 480, 300, 65.0,
+        RoomConfig(size_x=(12.5, 13.5), size_y=(7.8, 8.4), height=(2.7, 2.9), full=True, two_rooms=True),
+        CameraPathConfig(clearance=0.9, min_radius=2.0), 3, verify_step=4,
     ),
 }
 
@@ -136,9 +152,10 @@ class SceneRenderer:
         self.k, self.width, self.height = k, width, height
         self.us, self.vs = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
 
-    def object_map(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Object index (H, W) and z-depth (H, W) of the pixel-centre rays."""
-        hits = self.caster.cast(RayGrid(self.us, self.vs, pose, self.k), surface=False)
+    def object_map(self, pose: np.ndarray, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Object index and z-depth of the pixel-centre rays of every ``step``-th row and column,
+        (ceil(H / step), ceil(W / step)) each."""
+        hits = self.caster.cast(RayGrid(self.us[::step], self.vs[::step], pose, self.k), surface=False)
         return self.primitive_object[hits.primitive], hits.t
 
     def _samples(self, pose: np.ndarray, centre) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,6 +218,67 @@ class SceneRenderer:
         color = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
         normal_cam = centre.normals @ pose[:3, :3]
         return {"color": color, "depth": centre.t, "normal": normal_cam, "object": self.primitive_object[centre.primitive]}
+
+
+class _FrameWriter:
+    """Renders one frame and writes its colour, depth, normals, pose and ground-truth label maps.
+
+    Called with a frame name and its pose (4, 4); returns the object-index map (H, W) and the seconds
+    spent rendering and writing. The machine labels are made from the object map by the caller, in
+    frame order (their ids come from running counters)."""
+
+    def __init__(self, room: Room, k: np.ndarray, width: int, height: int, out_dir: Path) -> None:
+        self.renderer = SceneRenderer(room, k, width, height)
+        self.class_of = np.array([o.class_id for o in room.objects], dtype=np.int64)
+        self.instance_of = np.array([o.instance_id for o in room.objects], dtype=np.int64)
+        self.out_dir = out_dir
+
+    def __call__(self, name: str, pose: np.ndarray) -> tuple[np.ndarray, float, float]:
+        t0 = time.perf_counter()
+        frame = self.renderer.render(pose)
+        t1 = time.perf_counter()
+        out, objects = self.out_dir, frame["object"]
+        layout.write_color(out / "color" / f"{name}.png", frame["color"])
+        layout.write_depth(out / "depth" / f"{name}.png", frame["depth"])
+        layout.write_normal(out / "normal" / f"{name}.png", frame["normal"])
+        layout.write_matrix(out / "pose" / f"{name}.txt", pose)
+        layout.write_label(out / "rs_semantics" / f"{name}.png", self.class_of[objects])
+        layout.write_label(out / "rs_instance" / f"{name}.png", self.instance_of[objects])
+        return objects, t1 - t0, time.perf_counter() - t1
+
+
+_worker_writer: _FrameWriter | None = None
+
+
+def _start_worker(*writer_args) -> None:
+    """Worker-process initialiser: one BLAS thread (as in :func:`generate_scene`) and a frame writer."""
+    global _worker_writer
+    threadpool_limits(1)
+    _worker_writer = _FrameWriter(*writer_args)
+
+
+def _worker_frame(name: str, pose: np.ndarray) -> tuple[np.ndarray, float, float]:
+    assert _worker_writer is not None
+    return _worker_writer(name, pose)
+
+
+def _rendered_frames(writer_args: tuple, names: list[str], poses: np.ndarray, workers: int) -> Iterator[tuple[np.ndarray, float, float]]:
+    """What :class:`_FrameWriter` returns for each frame, in frame order. With ``workers`` > 1 the
+    frames are rendered in that many processes, at most two per process ahead of the caller."""
+    if workers <= 1:
+        writer = _FrameWriter(*writer_args)
+        for name, pose in zip(names, poses):
+            yield writer(name, pose)
+        return
+    context = multiprocessing.get_context("spawn")  # safe whatever threads the caller runs
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=writer_args) as pool:
+        pending: deque[Future] = deque()
+        submitted = 0
+        for _ in names:
+            while submitted < len(names) and len(pending) < 2 * workers:
+                pending.append(pool.submit(_worker_frame, names[submitted], poses[submitted]))
+                submitted += 1
+            yield pending.popleft().result()
 
 
 # ----------------------------------------------------------------------------------- scene mesh
@@ -276,8 +354,8 @@ def _plan_scene(preset: Preset, seed: int, k: np.ndarray) -> _Plan:
     for attempt in range(MAX_LAYOUT_ATTEMPTS):
         rng = np.random.default_rng([seed, _STREAM_LAYOUT, attempt])
         try:
-            room = build_room(preset.room, rng)
-            loop = plan_loop(room, rng, preset.camera)
+            room = (build_two_rooms if preset.room.two_rooms else build_room)(preset.room, rng)
+            loop = (plan_doorway_loop if room.doorways else plan_loop)(room, rng, preset.camera)
         except ValueError as exc:
             problems.append(str(exc))
             continue
@@ -290,7 +368,7 @@ def _plan_scene(preset: Preset, seed: int, k: np.ndarray) -> _Plan:
         visible = np.zeros((preset.num_frames, len(room.objects)), dtype=bool)
         min_depth = np.inf
         for f in range(preset.num_frames):
-            objects, depth = renderer.object_map(poses[f])
+            objects, depth = renderer.object_map(poses[f], preset.verify_step)
             visible[f, np.unique(objects)] = True
             min_depth = min(min_depth, float(depth.min()))
         if min_depth < 0.25:
@@ -336,22 +414,31 @@ def _segment_keys(room: Room) -> tuple[np.ndarray, np.ndarray]:
     return np.array(keys, dtype=np.int64), np.array(key_class, dtype=np.int64)
 
 
+@threadpool_limits.wrap(limits=1)  # BLAS threads make the many small matrix products 2x slower (measured)
 def generate_scene(
     out_dir: Path,
     preset: str = "room",
     seed: int = 0,
     noise: str = "medium",
     progress: bool = False,
+    workers: int | None = None,
+    max_frames: int | None = None,
 ) -> SyntheticSceneInfo:
     """Generate a synthetic indoor scene with GT and Mask2Former-like machine labels into ``out_dir``.
 
     Args:
         out_dir: output folder; created if missing; must be empty if it exists.
-        preset: ``"tiny"`` (64x48, 12 frames, for tests) or ``"room"`` (320x240, 100 frames).
+        preset: ``"tiny"`` (64x48, 12 frames, for tests), ``"room"`` (320x240, 100 frames) or
+            ``"large"`` (640x480, 300 frames, two connected rooms with 40+ things).
         seed: non-negative integer; the output is byte-identical for the same (preset, seed, noise).
         noise: machine-label noise level, ``"low"``, ``"medium"`` or ``"high"`` (see
             :mod:`clusteringsdf.data.synthetic.machine_labels`).
         progress: print progress lines to stderr.
+        workers: processes that render and write frames (the output does not depend on it); None =
+            one for small scenes, up to ``MAX_WORKERS`` for large ones.
+        max_frames: write only the first ``max_frames`` frames of the scene (previews and tests); the
+            layout and camera path are the full scene's, and so are the object visibility counts and
+            the never-co-visible pair in ``synthetic_info.json``.
 
     Raises:
         ValueError: unknown preset or noise level, negative seed, or ``out_dir`` exists and is not empty.
@@ -381,20 +468,21 @@ def generate_scene(
     log(f"layout ok after {plan.attempts} attempt(s): {len(room.objects)} objects, pair {room.objects[plan.pair[0]].name} / {room.objects[plan.pair[1]].name}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    renderer = SceneRenderer(room, k, cfg.width, cfg.height)
-    class_of = np.array([o.class_id for o in room.objects], dtype=np.int64)
-    instance_of = np.array([o.instance_id for o in room.objects], dtype=np.int64)
+    num_frames = cfg.num_frames if max_frames is None else max(1, min(int(max_frames), cfg.num_frames))
+    names = [f"{i:04d}" for i in range(num_frames)]
+    if workers is None:
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = 1 if num_frames * cfg.width * cfg.height < PARALLEL_MIN_PIXELS else min(MAX_WORKERS, available)
     segment_key, key_class = _segment_keys(room)
     counters = IdCounters()
     m2f_instance_to_semantic: dict[int, int] = {}
     stats_total: dict[str, int] = {}
-    names = [f"{i:04d}" for i in range(cfg.num_frames)]
+    visible = np.zeros((num_frames, len(room.objects)), dtype=bool)
     t_render = t_labels = t_write = 0.0
-    for f, name in enumerate(names):
-        t0 = time.perf_counter()
-        frame = renderer.render(poses[f])
+    frames = _rendered_frames((room, k, cfg.width, cfg.height, out_dir), names, poses[:num_frames], workers)
+    for f, (name, (objects, seconds_render, seconds_write)) in enumerate(zip(names, frames)):
         t1 = time.perf_counter()
-        objects = frame["object"]
+        visible[f, np.unique(objects)] = True
         keys = segment_key[objects]
         present, local = np.unique(keys, return_inverse=True)
         local = local.reshape(keys.shape) + 1
@@ -404,24 +492,18 @@ def generate_scene(
         for key, value in labels.stats.items():
             stats_total[key] = stats_total.get(key, 0) + value
         t2 = time.perf_counter()
-        layout.write_color(out_dir / "color" / f"{name}.png", frame["color"])
-        layout.write_depth(out_dir / "depth" / f"{name}.png", frame["depth"])
-        layout.write_normal(out_dir / "normal" / f"{name}.png", frame["normal"])
-        layout.write_matrix(out_dir / "pose" / f"{name}.txt", poses[f])
-        layout.write_label(out_dir / "rs_semantics" / f"{name}.png", class_of[objects])
-        layout.write_label(out_dir / "rs_instance" / f"{name}.png", instance_of[objects])
         layout.write_label(out_dir / "m2f_semantics" / f"{name}.png", labels.semantics)
         layout.write_label(out_dir / "m2f_instance" / f"{name}.png", labels.instance)
         layout.write_label(out_dir / "m2f_segments" / f"{name}.png", labels.segments)
         layout.write_probabilities(out_dir / "m2f_probabilities" / f"{name}.npz", labels.probability, labels.confidence)
         t3 = time.perf_counter()
-        t_render += t1 - t0
+        t_render += seconds_render
         t_labels += t2 - t1
-        t_write += t3 - t2
-        if progress and ((f + 1) % max(1, cfg.num_frames // 10) == 0 or f + 1 == cfg.num_frames):
+        t_write += seconds_write + t3 - t2
+        if progress and ((f + 1) % max(1, num_frames // 10) == 0 or f + 1 == num_frames):
             done = f + 1
             per_frame = (t3 - start - timings["layout_and_verification"]) / done
-            log(f"frame {done}/{cfg.num_frames} (eta {per_frame * (cfg.num_frames - done):.0f}s)")
+            log(f"frame {done}/{num_frames} (eta {per_frame * (num_frames - done):.0f}s)")
     timings["render"], timings["machine_labels"], timings["write_frames"] = t_render, t_labels, t_write
 
     t0 = time.perf_counter()
@@ -442,12 +524,18 @@ def generate_scene(
     vertices, faces, props = scene_mesh(room)
     write_mesh(out_dir / layout.GT_MESH_FILE, vertices, faces, face_attributes=props)  # world metres, +z up
 
-    counts = plan.visible.sum(axis=0)
+    # the written frames' exact visibility (the layout check may have used a pixel stride); a preview of
+    # the first frames keeps the planned pair and visibility of the whole path
+    complete = num_frames == cfg.num_frames
+    pair = _choose_pair(room, visible, cfg.min_pair_frames) if complete else plan.pair
+    if pair is None:
+        raise RuntimeError(f"'{preset}' scene for seed {seed}: no never-co-visible pair of things in the rendered frames")
+    counts = (visible if complete else plan.visible).sum(axis=0)
     objects_info = [
         SyntheticObject(o.object_id, o.name, o.class_id, o.class_name, o.instance_id, o.is_thing, int(counts[i]))
         for i, o in enumerate(room.objects)
     ]
-    a, b = plan.pair
+    a, b = pair
     pair_objects = (room.objects[a], room.objects[b])
     info_json = {
         "generator": "clusteringsdf.data.synthetic",
@@ -456,7 +544,7 @@ def generate_scene(
         "seed": seed,
         "noise": noise,
         "noise_params": asdict(params),
-        "num_frames": cfg.num_frames,
+        "num_frames": num_frames,
         "width": cfg.width,
         "height": cfg.height,
         "hfov_deg": cfg.hfov_deg,
@@ -483,7 +571,7 @@ def generate_scene(
         preset=preset,
         seed=seed,
         noise=noise,
-        num_frames=cfg.num_frames,
+        num_frames=num_frames,
         width=cfg.width,
         height=cfg.height,
         room_size=tuple(float(v) for v in room.size),  # type: ignore[arg-type]

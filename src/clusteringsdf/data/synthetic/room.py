@@ -86,7 +86,8 @@ class Room:
     2 south wall, 3 north wall, 4 floor, 5 ceiling) and ``shell_materials[f]`` its material.
     ``preferred_pair`` names two thing objects (indices) of different classes placed at opposite
     walls: the first candidate for the never-co-visible pair. ``mirror`` holds the signs (+-1) applied
-    to the canonical plan's x and y.
+    to the canonical plan's x and y. ``doorways`` holds the xy centres of the doorways of an interior
+    partition on x = 0 (two connected rooms, :mod:`.two_rooms`); empty for a single room.
     """
 
     size: np.ndarray
@@ -97,6 +98,7 @@ class Room:
     lighting: Lighting
     preferred_pair: tuple[int, int]
     mirror: tuple[int, int] = (1, 1)
+    doorways: tuple[tuple[float, float], ...] = ()
 
     def primitives(self) -> tuple[list[Primitive], list[int], list[Material]]:
         """All object primitives with their object index and material, in a fixed order."""
@@ -117,6 +119,7 @@ class RoomConfig:
     size_y: tuple[float, float]
     height: tuple[float, float]
     full: bool  # the full furniture set (``room``) or the reduced one (``tiny``)
+    two_rooms: bool = False  # two connected rooms furnished by :mod:`.two_rooms` (``large``)
 
 
 # --------------------------------------------------------------------------------- small helpers

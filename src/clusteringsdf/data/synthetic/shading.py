@@ -151,6 +151,7 @@ class Lighting:
     point_position: tuple[float, float, float] = (0.0, 0.0, 2.2)
     point_intensity: float = 0.3
     point_falloff: float = 2.5  # metres at which the point light has half its intensity
+    extra_points: tuple[tuple[float, float, float], ...] = ()  # more point lights like the first (larger spaces)
 
     def irradiance(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """Scalar light (N,) at world points with world unit normals."""
@@ -159,8 +160,9 @@ class Lighting:
             d = np.asarray(direction, dtype=np.float64)
             d = d / np.linalg.norm(d)
             light += intensity * np.maximum(normals @ -d, 0.0)
-        to_light = np.asarray(self.point_position) - points
-        distance = np.linalg.norm(to_light, axis=-1)
-        cosine = np.maximum(np.sum(normals * to_light, axis=-1) / np.maximum(distance, 1e-6), 0.0)
-        light += self.point_intensity * cosine / (1.0 + (distance / self.point_falloff) ** 2)
+        for position in (self.point_position, *self.extra_points):
+            to_light = np.asarray(position) - points
+            distance = np.linalg.norm(to_light, axis=-1)
+            cosine = np.maximum(np.sum(normals * to_light, axis=-1) / np.maximum(distance, 1e-6), 0.0)
+            light += self.point_intensity * cosine / (1.0 + (distance / self.point_falloff) ** 2)
         return light

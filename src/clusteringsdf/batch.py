@@ -1,0 +1,666 @@
+"""Many scenes at once: ``clusteringsdf batch SCENE... --out RUNS`` trains, scores, meshes and reports
+every scene, as Ray tasks (on a local Ray instance, or on an existing cluster with ``--address``) or,
+without Ray, one after another.
+
+Each scene is one *job* that runs the package's own command line in a subprocess, so it depends on
+nothing but the CLI: ``train --data SCENE --out RUNS/<scene> --eval --resume --threads N ...`` (train,
+render and score the test views, write the report), then, unless ``--mesh-resolution 0``,
+``mesh --run RUNS/<scene> --resolution R`` and ``report --run RUNS/<scene>`` again with those meshes.
+The subprocess gets ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = ``--threads`` = the task's CPU share:
+two trainings sharing cores with more threads than cores run several times slower than alone.
+
+A failed job is tried once more (continuing from its last checkpoint) and then reported without
+stopping the others. The batch is resumable: started again on the same RUNS it skips finished runs
+and continues interrupted ones with ``train --resume``; a job's command dies with its job
+(``PR_SET_PDEATHSIG``: SIGTERM, on which training saves a checkpoint), and a per-scene lock held by
+the command keeps a new job from starting while an old command is still stopping.
+
+RUNS holds::
+
+    <scene>/                 the scene's run folder (``train --out``)
+    batch/<scene>.log        the output of the scene's commands, every attempt appended
+    batch/<scene>.json       the job's record of its finished steps (written by the job)
+    batch/<scene>.lock       held by the job and its command while they run
+    batch_state.json         the driver's record: options, and each scene's status, attempts, error
+    batch_summary.json       the summary table: status, attempts, seconds, scores, error per scene
+    index.html               the summary as a page linking each run's report.html (relative links)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import html
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ClusteringSDFError
+
+STATE_FILE = "batch_state.json"
+SUMMARY_FILE = "batch_summary.json"
+INDEX_FILE = "index.html"
+JOB_DIR = "batch"
+SCORE_KEYS = ("pq", "pq_things", "pq_stuff", "sq", "rq", "miou", "psnr", "depth_abs_rel")
+LOCK_WAIT_S = 300.0  # how long a job waits for an earlier command of its scene to stop
+PARENT_ENV = "CLUSTERINGSDF_BATCH_PARENT"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs.
+
+    Attributes:
+        workers: scenes trained at once (Ray tasks in flight).
+        cpus_per_task: CPU share of a task, also its torch/OpenMP threads; None = the machine's (or the
+            cluster's) CPUs divided by ``workers``.
+        gpus_per_task: GPUs a task asks Ray for; None = 1 with ``device="cuda"``, else 0.
+        device: ``--device`` of every command (auto, cpu, cuda).
+        train_args: further ``train`` options, e.g. ``("--preset", "cpu", "--iters", "2000")``.
+        mesh_resolution: ``mesh --resolution`` after training; 0 = keep the report's coarse meshes.
+        address: an existing Ray cluster (``ray.init(address=...)``); None = a local Ray instance.
+        max_attempts: tries per scene in one batch (the first plus retries).
+    """
+
+    workers: int = 1
+    cpus_per_task: int | None = None
+    gpus_per_task: float | None = None
+    device: str = "auto"
+    train_args: tuple[str, ...] = ()
+    mesh_resolution: int = 256
+    address: str | None = None
+    max_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ClusteringSDFError(f"batch: --workers must be at least 1, got {self.workers}")
+        if self.cpus_per_task is not None and self.cpus_per_task < 1:
+            raise ClusteringSDFError(f"batch: --cpus-per-task must be at least 1, got {self.cpus_per_task}")
+        if self.gpus_per_task is not None and self.gpus_per_task < 0:
+            raise ClusteringSDFError(f"batch: --gpus-per-task must not be negative, got {self.gpus_per_task}")
+        if self.mesh_resolution < 0:
+            raise ClusteringSDFError(f"batch: --mesh-resolution must be 0 (no extra meshes) or positive, got {self.mesh_resolution}")
+        if self.max_attempts < 1:
+            raise ClusteringSDFError(f"batch: max_attempts must be at least 1, got {self.max_attempts}")
+
+    def gpus(self) -> float:
+        return self.gpus_per_task if self.gpus_per_task is not None else (1.0 if self.device == "cuda" else 0.0)
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One scene's job as sent to a worker (plain values only: it crosses process boundaries)."""
+
+    name: str
+    scene: str  # absolute scene folder
+    runs: str  # absolute RUNS folder
+    threads: int
+    device: str
+    train_args: tuple[str, ...]
+    mesh_resolution: int
+    attempt: int
+
+    @property
+    def run(self) -> Path:
+        return Path(self.runs) / self.name
+
+    def steps(self) -> list[tuple[str, list[str]]]:
+        """(step name, CLI arguments) in the order of :func:`step_names`."""
+        run, device = str(self.run), self.device
+        args = [["train", "--data", self.scene, "--out", run, "--eval", "--resume", "--threads", str(self.threads), "--device", device,
+                 "--quiet", *self.train_args]]
+        if self.mesh_resolution > 0:
+            args.append(["mesh", "--run", run, "--resolution", str(self.mesh_resolution), "--device", device])
+            args.append(["report", "--run", run, "--device", device, "--quiet"])
+        return list(zip(step_names(self.mesh_resolution), args))
+
+
+def step_names(mesh_resolution: int) -> list[str]:
+    """A job's steps; a name says what the step made (the mesh resolution), so that a batch started
+    again with another ``--mesh-resolution`` meshes again."""
+    return ["train"] + ([f"mesh-{mesh_resolution}", f"report-{mesh_resolution}"] if mesh_resolution > 0 else [])
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+def job_paths(runs: Path, name: str) -> dict[str, Path]:
+    folder = Path(runs) / JOB_DIR
+    return {"log": folder / f"{name}.log", "record": folder / f"{name}.json", "lock": folder / f"{name}.lock"}
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename (torch-free, unlike the run folder's helper: this
+    module runs in Ray workers and drivers that never train)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    _write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None when it is missing or unreadable (a state file is rewritten)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def finished_steps(runs: Path, name: str) -> list[str]:
+    """Steps the scene's record lists as finished whose outputs are still there (a run folder
+    deleted or moved aside since then starts over)."""
+    record = _read_json(job_paths(runs, name)["record"]) or {}
+    steps = [s for s in record.get("steps", []) if isinstance(s, str)]
+    run = Path(runs) / name
+    if not ((run / "eval" / "metrics.json").is_file() and (run / "report.html").is_file()):
+        return []
+    return steps
+
+
+def is_finished(runs: Path, name: str, mesh_resolution: int) -> bool:
+    done = finished_steps(runs, name)
+    return all(step in done for step in step_names(mesh_resolution))
+
+
+# ------------------------------------------------------------------------------------ the job
+
+
+def _die_with_parent() -> None:
+    """In a job's command: ask Linux for SIGTERM when the job's process dies (training then saves a
+    checkpoint and exits), and stop at once if it died already."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    parent = os.environ.get(PARENT_ENV)
+    if parent and os.getppid() != int(parent):
+        sys.exit(143)
+
+
+def _error_line(text: str, code: int) -> str:
+    """The command's one-line error: its last ``error:`` line, else its last line, else the exit code."""
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith(("error:", "internal error:")):
+            return line
+    if code < 0:
+        return f"killed by signal {-code}"
+    return lines[-1] if lines else f"exit code {code}"
+
+
+class _SceneLock:
+    """Exclusive lock of one scene (``flock``); the job's commands inherit it, so it stays held while
+    an orphaned command of a dead job is still stopping."""
+
+    def __init__(self, path: Path, log: Callable[[str], None]) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise ClusteringSDFError(f"{path}: still held by an earlier command of this scene after {LOCK_WAIT_S:.0f} s") from None
+                if not waited:
+                    log(f"waiting for an earlier command of this scene to stop ({path} is held)")
+                    waited = True
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) -> tuple[int, str]:
+    """Run ``python -m clusteringsdf.batch --command ARGS`` with the task's thread share; returns the
+    exit code and the one-line error. On KeyboardInterrupt (Ctrl-C, a cancelled Ray task) the command
+    gets SIGTERM and a minute to save its checkpoint."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    env[PARENT_ENV] = str(os.getpid())
+    with open(log_path, "ab") as handle:
+        handle.write(f"$ clusteringsdf {' '.join(args)}\n".encode())
+        handle.flush()
+        start = handle.tell()
+        process = subprocess.Popen([sys.executable, "-m", "clusteringsdf.batch", "--command", *args], stdin=subprocess.DEVNULL,
+                                   stdout=handle, stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
+        try:
+            code = _wait(process)
+        except KeyboardInterrupt:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            raise
+    with open(log_path, "rb") as handle:  # the command's output, its last 64 KiB at most
+        handle.seek(max(start, handle.seek(0, os.SEEK_END) - 65536))
+        output = handle.read().decode(errors="replace")
+    return code, ("" if code == 0 else _error_line(output, code))
+
+
+def _wait(process: subprocess.Popen) -> int:
+    """Wait in short steps: a blocking wait would hold off KeyboardInterrupt (Ctrl-C, Ray's cancel)."""
+    while True:
+        try:
+            return process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_scene_job(job: SceneJob) -> dict[str, Any]:
+    """Run the job's remaining steps; returns ``{"name", "status" ("done" | "failed"), "seconds",
+    "error", "steps"}``. Runs in a Ray worker or in the driver."""
+    start = time.monotonic()
+    paths = job_paths(Path(job.runs), job.name)
+    paths["log"].parent.mkdir(parents=True, exist_ok=True)
+
+    def note(message: str) -> None:
+        with open(paths["log"], "a") as handle:
+            handle.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def result(status: str, error: str | None = None) -> dict[str, Any]:
+        return {"name": job.name, "status": status, "seconds": round(time.monotonic() - start, 1), "error": error, "steps": list(steps)}
+
+    steps: list[str] = []
+    note(f"attempt {job.attempt} on {os.uname().nodename}, {job.threads} thread(s)")
+    try:
+        lock = _SceneLock(paths["lock"], note)
+    except ClusteringSDFError as exc:
+        return result("failed", f"error: {exc}")
+    # Ray's cancel and Ctrl-C arrive as SIGINT: a worker started from a background shell ignores it
+    ignored = _main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        steps = finished_steps(Path(job.runs), job.name)
+        for step, args in job.steps():
+            if step in steps:
+                continue
+            code, error = _run_command(args, job.threads, paths["log"], lock.fd)
+            if code != 0:
+                note(f"{step} failed: {error}")
+                return result("failed", error)
+            steps.append(step)
+            _write_json_atomic(paths["record"], {"steps": steps})
+    finally:
+        lock.close()
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return result("done")
+
+
+# ------------------------------------------------------------------------------------ runners
+
+
+class _SequentialRunner:
+    """Runs one job at a time in this process."""
+
+    description = "one after another"
+
+    def __init__(self) -> None:
+        self.queue: deque[SceneJob] = deque()
+
+    def submit(self, job: SceneJob) -> SceneJob:
+        self.queue.append(job)
+        return job
+
+    def wait_any(self, handles: list) -> tuple[Any, dict[str, Any]]:
+        job = self.queue.popleft()
+        return job, run_scene_job(job)
+
+    def cancel(self, handles: list) -> None:
+        self.queue.clear()
+
+    def close(self) -> None:
+        pass
+
+
+class _RayRunner:
+    """Runs jobs as Ray tasks, each asking for its CPU (and GPU) share."""
+
+    def __init__(self, ray, options: BatchOptions) -> None:
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            import logging
+
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+            try:
+                if options.address:
+                    ray.init(address=options.address, **common)
+                else:  # GPUs: Ray's own count
+                    cpus = options.cpus_per_task or max(1, _available_cpus() // options.workers)
+                    ray.init(num_cpus=cpus * options.workers, object_store_memory=128 * 1024**2, **common)
+            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one line
+                where = f"connect to the Ray cluster at {options.address}" if options.address else "start a local Ray instance"
+                raise ClusteringSDFError(f"batch: cannot {where}: {type(exc).__name__}: {exc}") from None
+            self.started = True
+        try:
+            nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+            largest = max((n.get("CPU", 0) for n in nodes), default=0)
+            self.cpus = options.cpus_per_task or max(1, int(min(largest, ray.cluster_resources().get("CPU", 1) // options.workers)))
+            self.gpus = options.gpus()
+            if self.cpus > largest:
+                raise ClusteringSDFError(f"batch: a task asks for {self.cpus} CPUs but the largest Ray node has {largest:g}")
+            if self.gpus > max((n.get("GPU", 0) for n in nodes), default=0):
+                raise ClusteringSDFError(f"batch: a task asks for {self.gpus:g} GPU(s) but no Ray node has that many (--device cuda needs a GPU; see --gpus-per-task)")
+        except ClusteringSDFError:
+            self.close()
+            raise
+        self.remote = ray.remote(run_scene_job)
+        where = f"the Ray cluster at {options.address}" if options.address else ("a local Ray instance" if self.started else "this process's Ray instance")
+        share = f"{self.cpus} CPU(s)" + (f" and {self.gpus:g} GPU(s)" if self.gpus else "")
+        self.description = f"as Ray tasks on {where}, {options.workers} at once, {share} each"
+
+    def submit(self, job: SceneJob):
+        return self.remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, name=f"clusteringsdf-batch:{job.name}").remote(job)
+
+    def wait_any(self, handles: list) -> tuple[Any, dict[str, Any]]:
+        ready: list = []
+        while not ready:  # in short steps: a blocking wait would hold off KeyboardInterrupt and SIGTERM
+            ready, _ = self.ray.wait(handles, num_returns=1, timeout=0.5)
+        try:
+            return ready[0], self.ray.get(ready[0])
+        except self.ray.exceptions.RayError as exc:  # the worker died, the node went away, ...
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return ready[0], {"status": "failed", "seconds": 0.0, "error": f"Ray task failed: {type(exc).__name__}: {first}", "steps": []}
+
+    def cancel(self, handles: list) -> None:
+        """Stop running jobs: their commands get SIGTERM and save a checkpoint."""
+        for handle in handles:
+            self.ray.cancel(handle)
+        for handle in handles:
+            try:
+                self.ray.get(handle, timeout=90)
+            except Exception:  # noqa: BLE001 - a cancelled task raises; all that matters is that it ended
+                pass
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+
+def _available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------------ summary
+
+
+@dataclass
+class SceneEntry:
+    """The driver's record of one scene (``batch_state.json``)."""
+
+    scene: str
+    status: str = "queued"  # queued | running | done | failed | interrupted
+    attempts: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+def _scores(run: Path) -> dict[str, float | None]:
+    metrics = _read_json(run / "eval" / "metrics.json") or {}
+    return {key: metrics.get(key) for key in SCORE_KEYS if key in metrics}
+
+
+def write_summary(runs: Path, entries: dict[str, SceneEntry]) -> dict[str, Any]:
+    """Write ``batch_summary.json`` and ``index.html``; returns the summary."""
+    rows = []
+    for name, entry in entries.items():
+        run = runs / name
+        report = run / "report.html"
+        rows.append({
+            "name": name,
+            "scene": entry.scene,
+            "status": entry.status,
+            "attempts": entry.attempts,
+            "seconds": round(entry.seconds, 1),
+            "scores": _scores(run) if entry.status == "done" else {},
+            "error": entry.error,
+            "run": name,
+            "report": f"{name}/report.html" if report.is_file() else None,
+            "log": f"{JOB_DIR}/{name}.log",
+        })
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "failed", "queued", "running", "interrupted")}
+    summary = {"runs": str(runs), "updated": time.strftime("%Y-%m-%d %H:%M:%S"), "counts": counts, "scenes": rows}
+    _write_json_atomic(runs / SUMMARY_FILE, summary)
+    _write_text_atomic(runs / INDEX_FILE, _index_html(summary))
+    return summary
+
+
+def _index_html(summary: dict[str, Any]) -> str:
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+    columns = ("pq", "pq_things", "pq_stuff", "miou", "psnr")
+    head = "".join(f"<th>{c}</th>" for c in ("scene", "status", "attempts", "minutes", *columns, "report", "log", "error"))
+    body = []
+    for row in summary["scenes"]:
+        report = f'<a href="{html.escape(row["report"])}">report</a>' if row["report"] else "-"
+        scores = "".join(f"<td>{cell(row['scores'].get(c))}</td>" for c in columns)
+        body.append(
+            f'<tr class="{html.escape(row["status"])}"><td>{html.escape(row["name"])}</td><td>{html.escape(row["status"])}</td>'
+            f"<td>{row['attempts']}</td><td>{row['seconds'] / 60:.1f}</td>{scores}<td>{report}</td>"
+            f'<td><a href="{html.escape(row["log"])}">log</a></td><td>{cell(row["error"])}</td></tr>'
+        )
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items() if n)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>clusteringsdf batch</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "tr.failed{background:#fdd}tr.done{background:#efe}</style></head><body>\n"
+        f"<h1>clusteringsdf batch</h1><p>{html.escape(summary['runs'])}: {html.escape(counts)} (updated {html.escape(summary['updated'])})</p>\n"
+        f"<table><tr>{head}</tr>\n" + "\n".join(body) + "\n</table></body></html>\n"
+    )
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+def scene_names(scenes: list[Path]) -> list[str]:
+    """Run folder names (the scene folders' names); two scenes with one name are a one-line error."""
+    names: dict[str, Path] = {}
+    for scene in scenes:
+        name = Path(scene).resolve().name
+        if name in (JOB_DIR, STATE_FILE, SUMMARY_FILE, INDEX_FILE):
+            raise ClusteringSDFError(f"batch: {scene}: the folder name '{name}' is taken by the batch's own files in RUNS; rename the scene folder")
+        if name in names:
+            raise ClusteringSDFError(f"batch: {names[name]} and {scene} would share the run folder '{name}'; give scenes distinct folder names")
+        names[name] = Path(scene)
+    return list(names)
+
+
+class _BatchLock:
+    """One driver per RUNS folder at a time (``flock`` on RUNS/batch/driver.lock, released on any exit)."""
+
+    def __init__(self, runs: Path) -> None:
+        path = runs / JOB_DIR / "driver.lock"
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise ClusteringSDFError(f"{runs}: another batch is running on this folder") from None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _make_runner(options: BatchOptions, log: Callable[[str], None]):
+    try:
+        import ray
+    except ImportError:
+        if options.address:
+            raise ClusteringSDFError('batch: --address needs Ray: pip install -e ".[cluster]"') from None
+        note = f" (--workers {options.workers} needs Ray)" if options.workers > 1 else ""
+        log(f'Ray is not installed (pip install -e ".[cluster]"): running the scenes one after another{note}')
+        return _SequentialRunner()
+    return _RayRunner(ray, options)
+
+
+def run_batch(scenes: list[Path], runs: Path, options: BatchOptions, log: Callable[[str], None] | None = None) -> int:
+    """Run every scene's job; returns 0 when all finished, 1 when some failed, 130 when interrupted."""
+    clock = time.monotonic()
+
+    def say(message: str) -> None:
+        elapsed = int(time.monotonic() - clock)
+        line = f"[batch {elapsed // 3600:d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {message}"
+        (log or (lambda text: print(text, flush=True)))(line)
+
+    if not scenes:
+        raise ClusteringSDFError("batch: give at least one scene folder")
+    names = scene_names(scenes)
+    runs = Path(runs).resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / JOB_DIR).mkdir(exist_ok=True)
+    lock = _BatchLock(runs)
+    try:
+        return _drive(dict(zip(names, (Path(s).resolve() for s in scenes))), runs, options, say)
+    finally:
+        lock.close()
+
+
+def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Callable[[str], None]) -> int:
+    state = _read_json(runs / STATE_FILE) or {}
+    known = state.get("scenes", {}) if isinstance(state.get("scenes"), dict) else {}
+    entries: dict[str, SceneEntry] = {}
+    for name, scene in scenes.items():
+        old = known.get(name) if isinstance(known.get(name), dict) else {}
+        entries[name] = SceneEntry(scene=str(scene), attempts=int(old.get("attempts", 0)), seconds=float(old.get("seconds", 0.0)),
+                                   status=str(old.get("status", "queued")), error=old.get("error"))
+
+    if isinstance(state.get("options"), dict) and state["options"] != json.loads(json.dumps(asdict(options))):
+        say(f"note: the options differ from the previous batch on {runs}; finished runs are kept as they are")
+
+    def save() -> None:
+        _write_json_atomic(runs / STATE_FILE, {"options": asdict(options), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                               "scenes": {n: asdict(e) for n, e in entries.items()}})
+        write_summary(runs, entries)
+
+    queue: deque[str] = deque()
+    for name in scenes:
+        if is_finished(runs, name, options.mesh_resolution):
+            entries[name].status, entries[name].error = "done", None
+            say(f"{name}: finished earlier, skipped")
+            continue
+        if entries[name].status in ("running", "interrupted") or (runs / name / "checkpoints").is_dir():
+            say(f"{name}: interrupted earlier, will resume")
+        entries[name].status, entries[name].error = "queued", None
+        queue.append(name)
+    save()
+    if not queue:
+        say(f"nothing to run: every scene finished earlier -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
+        return 0
+    runner = _make_runner(options, say)
+    threads = getattr(runner, "cpus", None) or options.cpus_per_task or _available_cpus()
+    workers = options.workers if isinstance(runner, _RayRunner) else 1
+
+    def job(name: str) -> SceneJob:
+        return SceneJob(name, str(scenes[name]), str(runs), threads, options.device, tuple(options.train_args), options.mesh_resolution,
+                        entries[name].attempts + 1)
+
+    say(f"{len(queue)} of {len(scenes)} scene(s) to run {runner.description}; logs in {runs / JOB_DIR}")
+    tries: dict[str, int] = {}
+    running: dict[Any, str] = {}
+    durations: list[float] = []
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                name = queue.popleft()
+                tries[name] = tries.get(name, 0) + 1
+                entries[name].status = "running"
+                running[runner.submit(job(name))] = name
+                entries[name].attempts += 1
+                say(f"{name}: started (attempt {tries[name]} of {options.max_attempts})")
+                save()
+            handle, result = runner.wait_any(list(running))
+            name = running.pop(handle)
+            entry = entries[name]
+            entry.seconds += float(result.get("seconds", 0.0))
+            entry.steps = list(result.get("steps", []))
+            if result["status"] == "done":
+                entry.status, entry.error = "done", None
+                durations.append(float(result.get("seconds", 0.0)))
+                scores = _scores(runs / name)
+                shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("pq", "miou") if isinstance(scores.get(k), (int, float)))
+                say(f"{name}: finished in {result.get('seconds', 0):.0f} s{': ' + shown if shown else ''} ({_progress(entries, queue, running, durations, workers)})")
+            elif tries[name] < options.max_attempts:
+                entry.status, entry.error = "queued", result.get("error")
+                queue.append(name)
+                say(f"{name}: failed, will try again: {entry.error}")
+            else:
+                entry.status, entry.error = "failed", result.get("error")
+                say(f"{name}: failed after {tries[name]} attempt(s): {entry.error} ({_progress(entries, queue, running, durations, workers)})")
+            save()
+    except KeyboardInterrupt:
+        say(f"interrupted: stopping {len(running)} running scene(s) (their checkpoints are saved; run the same command again to resume)")
+        runner.cancel(list(running))
+        for name in running.values():
+            entries[name].status = "interrupted"
+        save()
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        runner.close()
+    done = sum(e.status == "done" for e in entries.values())
+    failed = [n for n, e in entries.items() if e.status == "failed"]
+    say(f"batch finished: {done} done, {len(failed)} failed -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
+    return 1 if failed else 0
+
+
+def _progress(entries: dict[str, SceneEntry], queue: deque, running: dict, durations: list[float], workers: int) -> str:
+    done = sum(e.status == "done" for e in entries.values())
+    failed = sum(e.status == "failed" for e in entries.values())
+    text = f"{done}/{len(entries)} done, {failed} failed, {len(running)} running, {len(queue)} queued"
+    left = len(queue) + len(running)
+    if durations and left:
+        seconds = sum(durations) / len(durations) * left / max(workers, 1)
+        text += f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+    return text
+
+
+def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ------------------------------------------------------------------------------------ a job's command
+
+
+def _command_main(argv: list[str]) -> int:
+    """``python -m clusteringsdf.batch --command ARGS``: ``clusteringsdf ARGS`` that dies with its job."""
+    _die_with_parent()
+    from .cli import main
+
+    return main(argv)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] != "--command":
+        sys.exit("usage: python -m clusteringsdf.batch --command CLI-ARGS... (used by `clusteringsdf batch`)")
+    sys.exit(_command_main(sys.argv[2:]))
