@@ -26,14 +26,15 @@ from clusteringsdf.data.synthetic.digest import content_digest
 
 from _common import OUT
 
-# (preset, seed, noise) -> content digest written by the generator of commit 419b33e
+# (preset, seed, noise) -> content digest (data.synthetic.digest) of the scene the generator of commit
+# 419b33e writes
 REFERENCE_DIGESTS = {
-    ("tiny", 0, "medium"): "207fe657315d91e37423af4e3780e324b8d04df47be17ca1c0f2163d5b509658",
-    ("tiny", 1, "high"): "da6afcb5a67f5038d7af5d197f94e602c81078c4cd645a08128bc9e2e1ee50f9",
-    ("tiny", 2, "low"): "7027bf53ea6f712b7330dce7e404e617156d0607b2097c3f5d6c36ccf09f1b9a",
-    ("room", 0, "medium"): "8bb9af55f34af62a58b8944889a2741a673761ae4fa2f1356a82856bbfbc966e",
-    ("room", 1, "high"): "3f222553f0df550502349d39933605640372aafbef54cc05ce843d63503b72b4",
-    ("room", 2, "low"): "dc97d2e44733bb8657203ab92b0ff9ff8d0cf9d3084ac87340373902d3715e3a",
+    ("tiny", 0, "medium"): "296f04ccc1519ee5ea3fe22f90083dba016fa2dfb53883769ac8be1d20363e48",
+    ("tiny", 1, "high"): "0829d5dd68d5ce3ed7c0552a447c736d03c1c04a1158fd112eb1e5602911cc2b",
+    ("tiny", 2, "low"): "c2419306fcc2b8a43381cbda172a9cf811d0013a2aae757d9faf9256949c4d40",
+    ("room", 0, "medium"): "ad7ec23955dffaec5ef8c4053756fb6f486822c2b8f699470ffd717712a3664c",
+    ("room", 1, "high"): "c4a3c8c3db03b10858c99a0dd7f6cfb69b0c7c4514e1b35229fa21e5df3e8dbb",
+    ("room", 2, "low"): "85f9e479133b4349cc457bcc37f24b6410392ff3cdef575968620752b61511a6",
 }
 
 
