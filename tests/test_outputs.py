@@ -45,9 +45,9 @@ def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
     assert json.loads((tmp_path / "meshes" / "index.json").read_text()) == index
 
 
-def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
-    """A field whose object channels are known spheres: each object mesh is its channel's sphere,
-    with its voted class, palette colour and name; a channel without votes gets no mesh."""
+def _analytic_run(tiny_run):
+    """The tiny run with a field whose channels are known spheres: channel 1 (a chair) at radius 0.12
+    with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out."""
     from clusteringsdf.model.field import GeometryOutput
 
     trained = load_trained_run(tiny_run, CPU)
@@ -60,12 +60,21 @@ def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
         sdf[:, 0] = 0.7 - points.norm(dim=-1)  # the room: inside out
         for c in (1, 2):
             sdf[:, c] = (points - centres[c]).norm(dim=-1) - radii[c]
-        return GeometryOutput(sdf=sdf, feature=torch.zeros(points.shape[0], 1))
+        satellite = (points - torch.tensor([-0.25, 0.15, 0.2])).norm(dim=-1) - 0.02  # 3% of the area
+        sdf[:, 1] = torch.minimum(sdf[:, 1], satellite)
+        return GeometryOutput(sdf=sdf, feature=torch.zeros(points.shape[0], trained.model.field.config.feature_dim))
 
     trained.model.field.geometry = geometry
     votes = trained.method.votes.votes
     votes.zero_()
     votes[1, 5], votes[2, 4], votes[0, 1] = 10.0, 5.0, 20.0  # channel 1 a chair, 2 a bed; channel 3 owns nothing
+    return trained, centres, radii
+
+
+def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
+    """Each object mesh is its channel's sphere, with its voted class, palette colour and name; a
+    channel without votes gets no mesh; the small satellite is cleaned away (a floater)."""
+    trained, centres, radii = _analytic_run(tiny_run)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
     names = trained.scene.classes.names
     assert [o["id"] for o in index["objects"]] == [1, 2]
@@ -77,9 +86,42 @@ def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
         normalised = trained.scene.normalization.apply(np.asarray(mesh.vertices))
         distance = np.linalg.norm(normalised - centres[c].numpy(), axis=1)
         step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
-        assert np.abs(distance - float(radii[c])).max() < step  # on its sphere, within a voxel
+        assert np.abs(distance - float(radii[c])).max() < step  # on its sphere (no satellite), within a voxel
         colours = np.unique(np.asarray(mesh.visual.vertex_colors)[:, :3], axis=0)
         assert colours.tolist() == instance_color(np.array([c])).tolist()
+        assert entry["floater_share"] == 0.0
+    kept = extract_meshes(trained, tmp_path / "all", resolution=64, min_component=0.0)
+    assert kept["objects"][0]["floater_share"] > 0  # without cleaning the satellite stays, as a floater
+
+
+def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path):
+    trained, _, _ = _analytic_run(tiny_run)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True)
+    scene = trimesh.load(tmp_path / "meshes" / "scene.glb")
+    names = set(scene.graph.nodes_geometry)
+    assert {"01_chair", "02_bed"} <= names and "background" in names
+    for entry in index["objects"]:
+        mesh = trimesh.load(tmp_path / "meshes" / entry["file"], process=False)
+        mesh.merge_vertices()
+        assert mesh.is_watertight, entry["file"]
+
+
+def test_cleaning_keeps_the_largest_component():
+    from clusteringsdf.inference.mesh import Surface, clean_components
+
+    big = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+    small = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
+    small.apply_translation([5.0, 0.0, 0.0])
+    both = trimesh.util.concatenate([small, big])  # the small one first
+    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+    for threshold in (0.0, 0.5, 0.999, 1.0):
+        cleaned, floaters = clean_components(surface, threshold)
+        area = trimesh.Trimesh(cleaned.vertices, cleaned.faces).area
+        assert area >= big.area - 1e-6, threshold  # the largest component is never removed
+    cleaned, floaters = clean_components(surface, 0.05)
+    assert len(cleaned.faces) == len(big.faces) and floaters == 0.0
+    kept, floaters = clean_components(surface, 0.0)
+    assert len(kept.faces) == len(both.faces) and floaters == pytest.approx(small.area / both.area)
 
 
 def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):
@@ -237,3 +279,25 @@ def test_classes_absent_from_the_training_labels_are_never_predicted(tiny_run):
     view = render_view(trained.model, trained.method, torch.as_tensor(scene.poses[frame]).float(), torch.as_tensor(scene.intrinsics[frame]).float(),
                        (24, 32), 4096, trained.config.sampler.near, scene.classes.stuff_classes, normals=False)
     assert set(np.unique(view.semantic).tolist()) == {2}
+
+
+def test_mesh_vertex_colours_come_from_the_colour_network(tiny_run, tmp_path):
+    trained = load_trained_run(tiny_run, CPU)
+    colour = torch.tensor([0.2, 0.6, 0.8])
+    trained.model.field.color = lambda points, directions, normals, feature: colour.expand(points.shape[0], 3)
+    extract_meshes(trained, tmp_path / "meshes", resolution=32)
+    mesh = trimesh.load(tmp_path / "meshes" / "scene_color.ply", process=False)
+    assert len(mesh.vertices) > 0
+    assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == np.round(colour.numpy() * 255)).all()
+
+
+def test_view_direction_of_field_colours_looks_at_the_surface(tiny_run):
+    """Outward normals: the colour network sees each vertex from outside, along -normal."""
+    from clusteringsdf.inference.mesh import Surface, field_colors
+
+    trained = load_trained_run(tiny_run, CPU)
+    seen = []
+    trained.model.field.color = lambda points, directions, normals, feature: seen.append(directions) or torch.zeros(points.shape[0], 3)
+    surface = Surface(np.zeros((2, 3)), np.zeros((0, 3), dtype=int), np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0]]))
+    field_colors(trained.model, surface)
+    assert torch.allclose(seen[0], torch.tensor([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]]))

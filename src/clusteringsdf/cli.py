@@ -246,10 +246,17 @@ def cmd_mesh(args: argparse.Namespace) -> int:
             objects = [int(v) for v in args.objects.split(",") if v]
         except ValueError:
             raise ClusteringSDFError(f"--objects: expected 'all' or comma-separated channel ids, got '{args.objects}'") from None
+    if not 0.0 <= args.min_component < 1.0:
+        raise ClusteringSDFError(f"--min-component: expected a share in [0, 1), got {args.min_component}")
+    if args.resolution < 8:
+        raise ClusteringSDFError(f"--resolution: expected at least 8, got {args.resolution}")
     trained = load_trained_run(Path(args.run), resolve_device(args.device))
     out = Path(args.out) if args.out else Path(args.run) / "meshes"
     start = time.perf_counter()
-    index = extract_meshes(trained, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres)
+    index = extract_meshes(
+        trained, out, resolution=args.resolution, objects=objects, mask_spheres=args.mask_spheres, watertight=args.watertight,
+        min_component=args.min_component,
+    )
     print(f"wrote {out}: scene mesh and {len(index['objects'])} object meshes at {args.resolution}^3 ({time.perf_counter() - start:.0f} s)")
     return 0
 
@@ -352,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", default="all", help="'all' or comma-separated channel ids")
     p.add_argument("--out", help="output folder (default RUN/meshes)")
     p.add_argument("--mask-spheres", action="store_true", help="mesh only inside the sphere union (sphere-guided runs)")
+    p.add_argument("--watertight", action="store_true", help="close every object mesh (for simulators and 3D printing)")
+    p.add_argument("--min-component", type=float, default=0.05,
+                   help="drop object mesh components under this share of the object's largest (0 keeps all)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_mesh)
 

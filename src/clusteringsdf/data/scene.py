@@ -164,15 +164,26 @@ def _check_shape(path: Path, array: np.ndarray, native_hw: tuple[int, int], what
         )
 
 
-def _normalization_from_points(points: np.ndarray, margin: float = 1.05) -> tuple[Normalization, np.ndarray]:
-    """Centre and scale that put an axis-aligned box around ``points`` (N, 3) inside the unit sphere."""
-    low = np.percentile(points, 0.1, axis=0)
-    high = np.percentile(points, 99.9, axis=0)
+BOX_TAIL_PERCENT = 0.01  # share (%) of the points left out on each side of each axis: outliers, not content
+BOX_MARGIN = 0.1  # free space around the content, as a fraction of its extent per axis
+
+
+def _normalization_from_points(points: np.ndarray, fit: float = 1.05) -> tuple[Normalization, np.ndarray]:
+    """Centre and scale that put an axis-aligned box around ``points`` (N, 3) inside the unit sphere.
+
+    The box holds the points (all but ``BOX_TAIL_PERCENT`` on each side) plus a margin of
+    ``BOX_MARGIN`` of their extent. The margin matters: a ray ends on the box at the latest, so a
+    surface within a few centimetres of the box (a floor, a wall) could be left unmodelled at the
+    price of a depth error as small as that gap; with a margin the depth loss forms the surface.
+    """
+    low = np.percentile(points, BOX_TAIL_PERCENT, axis=0)
+    high = np.percentile(points, 100.0 - BOX_TAIL_PERCENT, axis=0)
+    pad = BOX_MARGIN * (high - low)
+    low, high = low - pad, high + pad
     center = (low + high) / 2.0
-    radius = float(np.linalg.norm(high - low) / 2.0) * margin
+    radius = float(np.linalg.norm(high - low) / 2.0) * fit
     normalization = Normalization(center=center, scale=1.0 / max(radius, 1e-6))
-    pad = 0.02 * (high - low)
-    bbox = np.stack([normalization.apply(low - pad), normalization.apply(high + pad)])
+    bbox = np.stack([normalization.apply(low), normalization.apply(high)])
     return normalization, bbox.astype(np.float32)
 
 
@@ -212,7 +223,7 @@ def compute_normalization(
         rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
         for depth in (0.01, max_depth):
             clouds.append((rays * depth) @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
-    return _normalization_from_points(np.concatenate(clouds), margin=1.0)
+    return _normalization_from_points(np.concatenate(clouds), fit=1.0)
 
 
 def load_scene(

@@ -2,14 +2,23 @@
 
 Memory stays bounded at any resolution: the scene SDF and its arg-min channel are evaluated in
 chunks on the full grid (two bytes + one float per voxel), and each object channel is then
-evaluated only inside the (padded) box of the voxels it owns. Meshes are written in world
-coordinates (metres) as PLY with vertex colours:
+evaluated only inside the (padded) box of the voxels it owns.
 
-    DIR/scene_instance.ply   scene mesh, each vertex coloured by the instance (channel) nearest to it
-    DIR/scene_class.ply      same mesh coloured by class
-    DIR/objects/<id>_<class>.ply   one mesh per object channel that owns pixels, coloured by instance
-    DIR/objects/<id>_<class>_class.ply  the same coloured by class
-    DIR/index.json           id, class, vertex/face counts, bounding box of every object
+Object meshes are ownership-aware: channel c's surface is the zero level of
+``max(s_c, -min_{k != c} s_k)``, the part of the object that is not inside another channel (a
+chair's legs end at the floor, an object's surface hidden inside a neighbour is not meshed). Small
+connected components (under ``min_component`` of the object's largest one) are dropped; the largest
+is always kept. ``watertight`` closes every object surface where it meets its box.
+
+Meshes are written in world coordinates (metres):
+
+    DIR/scene_instance.ply, scene_class.ply, scene_color.ply   the scene mesh coloured by instance
+                             (the channel that owns each vertex), by class, by the field's colour
+    DIR/objects/<id>_<class>.ply, _class.ply, _color.ply       one mesh per object channel that owns pixels
+    DIR/scene.glb            one node per object, named <id>_<class>, and "background", field colours
+    DIR/index.json           id, class, vertex/face counts, bounding box, floater share of every object
+
+Field colours come from the colour network at each vertex, looking at the surface along its normal.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import numpy as np
 import torch
 
 from ..data.mesh_io import write_mesh
-from ..files import write_json_atomic
+from ..files import atomic_write, write_json_atomic
 from ..model import Model
 from ..runs import TrainedRun
 from .palette import class_color, instance_color
@@ -49,9 +58,19 @@ class Grid:
         return np.stack([x, y, z], -1).reshape(-1, 3)
 
 
+@dataclass
+class Surface:
+    """A triangle mesh in normalised coordinates: vertices (N, 3), faces (M, 3), outward vertex normals (N, 3)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray
+
+
 @torch.no_grad()
 def _evaluate(model: Model, points: np.ndarray, chunk: int, channel: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scene SDF and arg-min channel at points (n, 3), or one channel's SDF; chunked."""
+    """At points (n, 3), chunked: the scene SDF and its arg-min channel, or for ``channel`` c the
+    ownership-aware field max(s_c, -min_{k != c} s_k) (negative only inside c and outside the rest)."""
     device = model.bbox.device
     values, owners = [], []
     for start in range(0, points.shape[0], chunk):
@@ -62,23 +81,75 @@ def _evaluate(model: Model, points: np.ndarray, chunk: int, channel: int | None 
             values.append(minimum.cpu().numpy())
             owners.append(argmin.to(torch.int16).cpu().numpy())
         else:
-            values.append(sdf[:, channel].cpu().numpy())
+            others = torch.cat([sdf[:, :channel], sdf[:, channel + 1 :]], dim=-1).min(dim=-1).values
+            values.append(torch.maximum(sdf[:, channel], -others).cpu().numpy())
     return np.concatenate(values).astype(np.float32), (np.concatenate(owners) if owners else None)
 
 
-def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], mask: np.ndarray | None = None):
+def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], mask: np.ndarray | None = None, close: bool = False) -> Surface | None:
+    """The zero level of a sub-volume starting at grid vertex ``lo``; ``close`` pads it with an outside
+    border so the surface is closed where it meets the sub-volume's box."""
     from skimage.measure import marching_cubes
 
+    if close:
+        volume = np.pad(volume, 1, constant_values=max(float(volume.max()), grid.step))
+        mask = None if mask is None else np.pad(mask, 1, constant_values=False)
+        lo = tuple(v - 1 for v in lo)
     if volume.min() > 0 or volume.max() < 0 or min(volume.shape) < 2:
         return None
     if mask is not None and not mask.any():
         return None
     try:
-        verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(grid.step,) * 3, mask=mask, allow_degenerate=False)
+        verts, faces, normals, _ = marching_cubes(volume, level=0.0, spacing=(grid.step,) * 3, mask=mask, allow_degenerate=False)
     except RuntimeError:  # the zero level set lies only in masked-out cells
         return None
-    verts = verts + grid.origin + grid.step * np.asarray(lo)
-    return verts, faces
+    return Surface(verts + grid.origin + grid.step * np.asarray(lo), faces, -normals)  # skimage's point down the SDF
+
+
+def clean_components(surface: Surface, min_component: float) -> tuple[Surface, float]:
+    """Drop connected components whose area is under ``min_component`` times the largest one's (the
+    largest is always kept). Returns the cleaned surface and its floater share: the area outside its
+    largest component over its whole area."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(surface.vertices, surface.faces, process=False, validate=False)
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    area = np.bincount(labels, weights=mesh.area_faces)
+    largest = float(area.max()) if len(area) else 0.0
+    keep_faces = area[labels] >= min_component * largest
+    used = np.unique(surface.faces[keep_faces])
+    remap = np.full(len(surface.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    cleaned = Surface(surface.vertices[used], remap[surface.faces[keep_faces]], surface.normals[used])
+    total = float(area[area >= min_component * largest].sum())
+    return cleaned, (1.0 - largest / total) if total > 0 else 0.0
+
+
+@torch.no_grad()
+def field_colors(model: Model, surface: Surface, chunk: int = 65536) -> np.ndarray:
+    """uint8 (N, 3) colours of the colour network at the vertices, seen along their normals."""
+    device = model.bbox.device
+    colors = []
+    for start in range(0, len(surface.vertices), chunk):
+        points = torch.as_tensor(surface.vertices[start : start + chunk], dtype=torch.float32, device=device)
+        normal = torch.nn.functional.normalize(torch.as_tensor(surface.normals[start : start + chunk], dtype=torch.float32, device=device), dim=-1)
+        needs_gradient = model.field.config.color_uses_normal
+        geometry = model.field.geometry(points, with_jacobian=needs_gradient)
+        gradient = geometry.scene_gradient() if needs_gradient else None
+        rgb = model.field.color(points, -normal, gradient, geometry.feature)
+        colors.append(np.round(rgb.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
+    return np.concatenate(colors) if colors else np.zeros((0, 3), np.uint8)
+
+
+def _glb_scene(parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]):
+    """A trimesh scene with one named node per part (name, world vertices, faces, uint8 colours)."""
+    import trimesh
+
+    scene = trimesh.Scene()
+    for name, vertices, faces, colors in parts:
+        mesh = trimesh.Trimesh(vertices, faces, vertex_colors=colors, process=False, validate=False)
+        scene.add_geometry(mesh, node_name=name, geom_name=name)
+    return scene
 
 
 def extract_meshes(
@@ -88,12 +159,16 @@ def extract_meshes(
     objects: list[int] | None = None,
     chunk: int = 262_144,
     mask_spheres: bool = False,
-    class_names: dict[int, str] | None = None,
+    watertight: bool = False,
+    min_component: float = 0.05,
 ) -> dict:
-    """Extract and write the scene and object meshes; returns the index written to index.json.
+    """Extract and write the scene and object meshes (see the module docstring); returns the index
+    written to index.json.
 
     objects: channel ids to extract (default: every object channel that owns pixels).
     mask_spheres: only mesh cells inside the union of the run's sphere cloud (sphere-guided runs).
+    watertight: close object surfaces where they meet their box.
+    min_component: object components smaller than this share of the object's largest are dropped.
     """
     model, scene = trained.model, trained.scene
     model.eval()
@@ -113,17 +188,22 @@ def extract_meshes(
 
     to_world = scene.normalization.invert
     classes = trained.method.votes.classes().cpu().numpy()
-    names = class_names or scene.classes.names
-    index: dict = {"resolution": resolution, "grid_shape": list(grid.shape), "objects": []}
+    names = scene.classes.names
+    index: dict = {"resolution": resolution, "grid_shape": list(grid.shape), "watertight": watertight, "objects": []}
+    glb_parts = []
     surface = _marching_cubes(scene_sdf, grid, (0, 0, 0), mask)
     if surface is not None:
-        verts, faces = surface
-        cell = np.clip(np.round((verts - grid.origin) / grid.step).astype(int), 0, np.array(grid.shape) - 1)
+        cell = np.clip(np.round((surface.vertices - grid.origin) / grid.step).astype(int), 0, np.array(grid.shape) - 1)
         vertex_owner = owner[cell[:, 0], cell[:, 1], cell[:, 2]].astype(int)
-        world = to_world(verts)
-        write_mesh(out_dir / "scene_instance.ply", world, faces, instance_color(vertex_owner))
-        write_mesh(out_dir / "scene_class.ply", world, faces, class_color(np.where(vertex_owner > 0, classes[vertex_owner], -1)))
-        index["scene"] = {"vertices": int(len(verts)), "faces": int(len(faces))}
+        world = to_world(surface.vertices)
+        colors = field_colors(model, surface)
+        write_mesh(out_dir / "scene_instance.ply", world, surface.faces, instance_color(vertex_owner))
+        write_mesh(out_dir / "scene_class.ply", world, surface.faces, class_color(np.where(vertex_owner > 0, classes[vertex_owner], -1)))
+        write_mesh(out_dir / "scene_color.ply", world, surface.faces, colors)
+        index["scene"] = {"vertices": int(len(world)), "faces": int(len(surface.faces))}
+        background = (vertex_owner[surface.faces] == 0).all(axis=1)
+        if background.any():
+            glb_parts.append(("background", world, surface.faces[background], colors))
 
     wanted = trained.method.votes.owned() if objects is None else [c for c in objects if 0 < c < model.field.channels]
     pad = 3
@@ -136,16 +216,19 @@ def extract_meshes(
         values, _ = _evaluate(model, grid.points(lo, hi), chunk, channel)
         volume = values.reshape(tuple(h - l for l, h in zip(lo, hi)))
         sub_mask = None if mask is None else mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-        surface = _marching_cubes(volume, grid, lo, sub_mask)
+        surface = _marching_cubes(volume, grid, lo, sub_mask, close=watertight)
         if surface is None:
             continue
-        verts, faces = surface
-        world = to_world(verts)
+        surface, floaters = clean_components(surface, min_component)
+        world = to_world(surface.vertices)
         class_id = int(classes[channel])
         name = names.get(class_id, f"class{class_id}") if class_id >= 0 else "unknown"
         stem = f"{channel:02d}_{name}"
-        write_mesh(out_dir / "objects" / f"{stem}.ply", world, faces, instance_color(np.full(len(verts), channel)))
-        write_mesh(out_dir / "objects" / f"{stem}_class.ply", world, faces, class_color(np.full(len(verts), class_id)))
+        colors = field_colors(model, surface)
+        write_mesh(out_dir / "objects" / f"{stem}.ply", world, surface.faces, instance_color(np.full(len(world), channel)))
+        write_mesh(out_dir / "objects" / f"{stem}_class.ply", world, surface.faces, class_color(np.full(len(world), class_id)))
+        write_mesh(out_dir / "objects" / f"{stem}_color.ply", world, surface.faces, colors)
+        glb_parts.append((stem, world, surface.faces, colors))
         index["objects"].append(
             {
                 "id": channel,
@@ -153,12 +236,17 @@ def extract_meshes(
                 "class_name": name,
                 "thing": bool(scene.classes.is_thing(class_id)),
                 "file": f"objects/{stem}.ply",
-                "vertices": int(len(verts)),
-                "faces": int(len(faces)),
+                "vertices": int(len(world)),
+                "faces": int(len(surface.faces)),
+                "floater_share": round(floaters, 4),
                 "bbox_min": np.round(world.min(0), 4).tolist(),
                 "bbox_max": np.round(world.max(0), 4).tolist(),
             }
         )
+    if glb_parts:
+        glb = _glb_scene(glb_parts)
+        atomic_write(out_dir / "scene.glb", lambda tmp: tmp.write_bytes(glb.export(file_type="glb")))
+        index["glb"] = "scene.glb"
     write_json_atomic(out_dir / "index.json", index)
     return index
 
