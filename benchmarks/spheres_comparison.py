@@ -101,7 +101,7 @@ def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, point
             "fallback_ray_share": round((fallback.total - fallback_start[0]) / max(1, fallback.calls - fallback_start[1]), 4) if fallback else None,
         })
         saved = (counter.plain, counter.with_jacobian, overhead.seconds)
-        scores = evaluate_run(run, CPU, trained=trainer.trained_run(), progress=False, out_dir=run / f"eval_{mark}")
+        scores = evaluate_run(run, CPU, trained=trainer.trained_run(), progress=False, out_dir=run / f"eval_{mark}", mesh_resolution=0)
         counter.plain, counter.with_jacobian, overhead.seconds = saved  # evaluation rendering is not training
         row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
         row.update({k: scores.get(k) for k in KEYS})

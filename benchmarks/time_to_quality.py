@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
         trainer = Trainer(config, scene, folder / "run", torch.device("cpu"), progress=False)
         while trainer.iteration < config.train.iterations:
             trainer.train(iterations=args.eval_every)
-            scores = evaluate_run(folder / "run", torch.device("cpu"), trained=trainer.trained_run(), progress=False)
+            scores = evaluate_run(folder / "run", torch.device("cpu"), trained=trainer.trained_run(), progress=False, mesh_resolution=0)
             row = {"iteration": trainer.iteration, "train_seconds": round(trainer.elapsed, 1)}
             row.update({k: scores.get(k) for k in ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "psnr", "depth_abs_rel")})
             row["render_seconds"] = scores.get("render_seconds")

@@ -301,3 +301,37 @@ def test_view_direction_of_field_colours_looks_at_the_surface(tiny_run):
     surface = Surface(np.zeros((2, 3)), np.zeros((0, 3), dtype=int), np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0]]))
     field_colors(trained.model, surface)
     assert torch.allclose(seen[0], torch.tensor([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]]))
+
+
+def test_gt_meshes_of_other_tools_per_face_per_vertex_quads_or_without_ids(tmp_path):
+    """Replica's semantic mesh: quads with a per-face object_id; some exports: per-vertex ids;
+    some: none (then the scene is scored alone, with a note)."""
+    from plyfile import PlyData, PlyElement
+
+    vertices = np.array([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (2, 0, 0), (2, 1, 0)], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    quads = np.array([([0, 1, 2, 3], 7), ([1, 4, 5, 2], 9)], dtype=[("vertex_indices", "i4", (4,)), ("object_id", "i4")])
+    PlyData([PlyElement.describe(vertices, "vertex"), PlyElement.describe(quads, "face")]).write(str(tmp_path / "replica.ply"))
+    mesh = read_labelled_mesh(tmp_path / "replica.ply")
+    assert mesh.faces.shape == (4, 3) and sorted(mesh.instance.tolist()) == [7, 7, 9, 9] and "object_id" in mesh.instance_source
+    for triangle, instance in zip(mesh.faces, mesh.instance):  # each triangle keeps its quad's id
+        assert set(triangle) <= ({0, 1, 2, 3} if instance == 7 else {1, 4, 5, 2})
+    per_vertex = np.array([(0, 0, 0, 3), (1, 0, 0, 3), (1, 1, 0, 3), (0, 1, 0, 5)], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("instance_id", "i4")])
+    triangles = np.array([([0, 1, 2],), ([0, 2, 3],)], dtype=[("vertex_indices", "i4", (3,))])
+    PlyData([PlyElement.describe(per_vertex, "vertex"), PlyElement.describe(triangles, "face")]).write(str(tmp_path / "vertex.ply"))
+    mesh = read_labelled_mesh(tmp_path / "vertex.ply")
+    assert mesh.instance.tolist() == [3, 3] and "per-vertex" in mesh.instance_source  # (3, 3, 5): the majority
+    plain = np.array([(0, 0, 0), (1, 0, 0), (1, 1, 0)], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    PlyData([PlyElement.describe(plain, "vertex"), PlyElement.describe(np.array([([0, 1, 2],)], dtype=[("vertex_indices", "i4", (3,))]), "face")]).write(str(tmp_path / "plain.ply"))
+    assert read_labelled_mesh(tmp_path / "plain.ply").instance is None
+
+
+def test_a_gt_mesh_without_instance_ids_scores_the_scene_only(tiny_run, tiny_scene, tmp_path, capsys):
+    gt = read_labelled_mesh(tiny_scene / "gt_mesh.ply")
+    write_mesh(tiny_scene / "gt_mesh.ply", gt.vertices, gt.faces)  # no face properties
+    trained = load_trained_run(tiny_run, CPU)
+    extract_meshes(trained, tmp_path / "meshes", resolution=32)
+    assert main(["eval", "--scene", str(tiny_scene), "--mesh", str(tmp_path / "meshes")]) == 0
+    captured = capsys.readouterr()
+    assert "no per-face or per-vertex instance ids" in captured.err and len(captured.err.strip().splitlines()) == 1
+    result = json.loads(captured.out)["geometry"]
+    assert "objects" not in result and result["scene"]["fscore"] is not None

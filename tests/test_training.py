@@ -36,6 +36,10 @@ def test_tiny_preset_trains_end_to_end_with_eval(tiny_scene, tmp_path, capsys):
         assert key in scores
     assert scores["frames"] == 3
     assert (tmp_path / "run" / "eval" / "pred_instance").is_dir()
+    geometry = scores["geometry"]  # the scene has a GT mesh: meshed and scored too
+    assert set(geometry["scene"]) == {"chamfer_l1", "fscore", "precision", "recall"} and geometry["mesh_resolution"] == 32
+    assert geometry["objects"]["gt_instances"] >= 3
+    assert "Geometry against the GT mesh" in (tmp_path / "run" / "report.html").read_text()
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") >= 1
     assert any((tmp_path / "run" / "tb").iterdir())
 

@@ -88,6 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .evaluation.geometry import evaluate_meshes
 
         result["geometry"] = evaluate_meshes(Path(args.scene), Path(args.mesh))
+        if "note" in result["geometry"]:
+            print(f"note: {result['geometry']['note']}", file=sys.stderr)
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
     if args.json:

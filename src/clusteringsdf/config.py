@@ -334,9 +334,11 @@ class InferenceConfig(_Section):
 
     section: ClassVar[str] = "inference"
     min_segment_fraction: float = 2e-4  # thing segments smaller than this share of all rendered pixels are fragments
+    eval_mesh_resolution: int = 256  # `train --eval` meshes the run at this resolution and scores it against a GT mesh (0: not)
 
     def _check_ranges(self) -> None:
         self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
+        self._require(self.eval_mesh_resolution == 0 or self.eval_mesh_resolution >= 8, "eval_mesh_resolution", "0 or at least 8")
 
 
 # Keys older versions wrote that no longer mean anything (they were never read): accepted and dropped
@@ -468,6 +470,7 @@ def preset(name: str) -> Config:
             clustering=ClusteringConfig(sem_ray=0.5),
             spheres=SpheresConfig(count=256, resample_every=20, attraction_points=128),
             train=TrainConfig(iterations=60, rays=128, frames_per_batch=2, checkpoint_every=20, log_every=10, render_chunk=2048),
+            inference=InferenceConfig(eval_mesh_resolution=32),
         )
     if name == "gpu":
         return Config(

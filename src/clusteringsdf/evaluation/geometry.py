@@ -129,6 +129,7 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
         sampled = sample_surface(gt_vertices, gt_faces[instances == gt_id], 20_000, seed + gt_id)
         object_points[gt_id] = sampled[cull(sampled)]
     predicted = []
+    floaters = {entry["id"]: entry.get("floater_share") for entry in index.get("objects", [])}
     for entry in index.get("objects", []):
         if not entry.get("thing", True):
             continue
@@ -145,7 +146,7 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
     matches = []
     for i, j in zip(rows, cols):
         if scores[i, j] > 0:
-            matches.append({"object": predicted[i][0], "gt_instance": gt_ids[j], **pairs[i, j]})
+            matches.append({"object": predicted[i][0], "gt_instance": gt_ids[j], **pairs[i, j], "floater_share": floaters.get(predicted[i][0])})
     fscores = {m["gt_instance"]: m["fscore"] for m in matches}
     chamfers = [m["chamfer_l1"] for m in matches if m["chamfer_l1"] is not None]
     result["objects"] = {
@@ -154,6 +155,22 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
         "matched": len(matches),
         "mean_fscore": float(np.mean([fscores.get(g, 0.0) for g in gt_ids])) if gt_ids else None,
         "mean_chamfer_l1_matched": float(np.mean(chamfers)) if chamfers else None,
+        "max_floater_share": max((m["floater_share"] or 0.0 for m in matches), default=None),
         "matches": matches,
     }
     return result
+
+
+def summarize_geometry(scores: dict) -> dict:
+    """The headline geometry figures of :func:`evaluate_meshes`: scene Chamfer-L1 / F-score /
+    precision / recall, and for objects the GT things matched, mean F-score (unmatched GT count 0)
+    and the largest floater share of an object mesh."""
+    scene = scores["scene"]
+    summary = {"scene": {k: scene[k] for k in ("chamfer_l1", "fscore", "precision", "recall")}}
+    objects = scores.get("objects")
+    if objects is not None:
+        summary["objects"] = {k: objects[k] for k in ("gt_instances", "matched", "mean_fscore", "mean_chamfer_l1_matched")}
+        summary["objects"]["max_floater_share"] = objects.get("max_floater_share")
+    if "note" in scores:
+        summary["note"] = scores["note"]
+    return summary

@@ -95,9 +95,12 @@ def evaluate_run(
     progress: bool = True,
     semantic_run: Path | None = None,
     out_dir: Path | None = None,
+    mesh_resolution: int | None = None,
 ) -> dict:
     """Render the split into RUN/eval/ (or ``out_dir``) and score it; scores go to <out>/metrics.json.
-    ``trained``: the run already in memory (e.g. right after training)."""
+    ``trained``: the run already in memory (e.g. right after training). When the scene has a GT mesh,
+    the run is also meshed into RUN/meshes at ``mesh_resolution`` (default: the run's
+    ``inference.eval_mesh_resolution``; 0: not) and its geometry scored."""
     from ..evaluation import evaluate_predictions
 
     trained = trained or load_trained_run(run, device)

@@ -176,8 +176,38 @@ figure {{ display: inline-block; margin: 8px; }}
 {views}
 <h2>Meshes</h2>
 {meshes}
+{geometry}
 </body></html>
 """
+
+
+def geometry_tables(mesh_dir: Path) -> str:
+    """Scene and per-object geometry scores (``RUN/meshes/geometry.json``, written by ``--eval``)."""
+    path = mesh_dir / "geometry.json"
+    if not path.is_file():
+        return ""
+    scores = json.loads(path.read_text())
+    scene = scores["scene"]
+    parts = [
+        f"<h3>Geometry against the GT mesh (F-score at {100 * scores['threshold_m']:.0f} cm, observed surface only)</h3>",
+        "<table><tr><th></th><th>Chamfer-L1 (m)</th><th>accuracy</th><th>completeness</th><th>precision</th><th>recall</th><th>F-score</th></tr>",
+        "<tr><td>scene</td>" + "".join(f"<td>{_cell(scene.get(k))}</td>" for k in ("chamfer_l1", "accuracy", "completeness", "precision", "recall", "fscore")) + "</tr>",
+        "</table>",
+    ]
+    if "note" in scores:
+        parts.append(f'<p class="note">{html.escape(scores["note"])}</p>')
+    objects = scores.get("objects")
+    if objects:
+        parts.append(
+            f"<p>{objects['matched']} of {objects['gt_instances']} GT objects matched, mean F-score {_cell(objects['mean_fscore'])} "
+            "(unmatched count 0)</p><table><tr><th>object</th><th>GT instance</th><th>F-score</th><th>precision</th><th>recall</th>"
+            "<th>Chamfer-L1 (m)</th><th>floaters</th></tr>"
+        )
+        for m in objects["matches"]:
+            cells = "".join(f"<td>{_cell(m.get(k))}</td>" for k in ("fscore", "precision", "recall", "chamfer_l1", "floater_share"))
+            parts.append(f"<tr><td>{m['object']}</td><td>{m['gt_instance']}</td>{cells}</tr>")
+        parts.append("</table>")
+    return "\n".join(parts)
 
 
 def build_report(
@@ -234,7 +264,7 @@ def build_report(
     notes = f'<p class="note">{html.escape(note)}</p>' if note else ""
     page = PAGE.format(
         title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, notes=notes, table=metrics_table(rows), curves=curves, views=view_html,
-        meshes=mesh_html,
+        meshes=mesh_html, geometry=geometry_tables(run / "meshes"),
     )
     path = run / "report.html"
     write_text_atomic(path, page)
