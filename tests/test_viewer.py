@@ -299,8 +299,9 @@ def _hue_share(picture: np.ndarray, rgb: np.ndarray, tolerance: float = 0.03) ->
 def test_the_page_shows_the_objects_in_headless_chromium(viewer, tmp_path):
     # only the objects: their instance colours must then appear in the 3D view
     viewer._background_box.value = False
-    for node in viewer.camera_nodes.values():
-        node.visible = False
+    for box in viewer._camera_boxes.values():
+        box.value = False
+    assert not any(node.visible for node in viewer.camera_nodes.values())
     picture = np.asarray(Image.open(screenshot(viewer.url, tmp_path / "viewer.png")).convert("RGB"))
     view = picture[:, : picture.shape[1] - 360]  # left of the GUI panel
     assert (np.abs(view.astype(int) - 255).sum(-1) > 30).mean() > 0.01  # not a blank page

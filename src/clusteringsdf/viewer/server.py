@@ -189,7 +189,7 @@ class RunViewer:
         self.server.initial_camera.look_at = tuple(centre)
         self.server.initial_camera.up = tuple(up)
         self.server.initial_camera.position = tuple(centre + 0.75 * diagonal * (0.55 * side + 0.8 * up))
-        self._frustum_scale = 0.03 * diagonal
+        self._frustum_scale = 0.02 * diagonal
 
     def _glb(self, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> bytes:
         """Binary glTF of a mesh with vertex colours and normals. glTF vertex colours are linear:
@@ -244,7 +244,33 @@ class RunViewer:
         gui.add_markdown(f"**{self.access.name}**  \n{self.access.summary}")
         self._colouring_box = gui.add_dropdown("Colour by", [COLOURING_LABELS[c] for c in COLOURINGS], initial_value=COLOURING_LABELS["instance"])
         self._colouring_note = gui.add_markdown("")
-        self._colouring_box.on_update(lambda _event: self.set_colouring(self._colouring_key(self._colouring_box.value)))
+        self._colouring_box.on_update(lambda _event: self._colouring_from_list())
+
+        with gui.add_folder("Selection"):
+            options = [NO_SELECTION] + [_object_label(o) for o in self._objects.values()]
+            self._selection_box = gui.add_dropdown("Object", options, initial_value=NO_SELECTION)
+            self._selection_box.on_update(lambda _event: self._select_from_list())
+            self._selection_text = gui.add_markdown("Click an object or a camera in the scene.")
+            self._selection_image = gui.add_image(np.full((8, 8, 3), 255, np.uint8), visible=False)
+            self._go_to_camera = gui.add_button("View from this camera", visible=False)
+            self._go_to_camera.on_click(lambda event: self.move_to_camera(self.selected_camera, event.client))
+            if self.access.can_score_meshes:
+                self._score_button = gui.add_button("Score meshes against gt_mesh.ply", hint="writes RUN/meshes/geometry.json")
+                self._score_button.on_click(lambda _event: self.score_meshes())
+
+        with gui.add_folder("Render from here"):
+            self._render_button = gui.add_button("Render from here", hint="renders the current view with the model at low resolution")
+            self._render_button.on_click(lambda event: self.render_from_client(event.client))
+            self._render_text = gui.add_markdown(f"colour | depth | labels, {self.render_height} pixels high")
+            self._render_image = gui.add_image(np.full((8, 8, 3), 255, np.uint8), visible=False)
+
+        with gui.add_folder("Cameras"):
+            counts = {split: sum(c.split == split for c in self._cameras.values()) for split in ("train", "test")}
+            self._camera_boxes = {}
+            for split in ("train", "test"):
+                box = gui.add_checkbox(f"{split} cameras ({counts[split]})", initial_value=True)
+                box.on_update(lambda _event, s=split: self._set_cameras_visible(s))
+                self._camera_boxes[split] = box
 
         with gui.add_folder("Objects"):
             show = gui.add_button_group("Show", ("all", "none"))
@@ -259,33 +285,9 @@ class RunViewer:
             if not self._objects:
                 gui.add_markdown("*this run has no object meshes yet*")
 
-        with gui.add_folder("Selection"):
-            options = [NO_SELECTION] + [_object_label(o) for o in self._objects.values()]
-            self._selection_box = gui.add_dropdown("Object", options, initial_value=NO_SELECTION)
-            self._selection_box.on_update(lambda _event: self._select_from_list())
-            self._selection_text = gui.add_markdown("Click an object or a camera in the scene.")
-            self._selection_image = gui.add_image(np.full((8, 8, 3), 255, np.uint8), visible=False)
-            self._go_to_camera = gui.add_button("View from this camera", visible=False)
-            self._go_to_camera.on_click(lambda event: self.move_to_camera(self.selected_camera, event.client))
-            if self.access.can_score_meshes:
-                self._score_button = gui.add_button("Score meshes against gt_mesh.ply", hint="writes RUN/meshes/geometry.json")
-                self._score_button.on_click(lambda _event: self.score_meshes())
-
-        with gui.add_folder("Cameras"):
-            counts = {split: sum(c.split == split for c in self._cameras.values()) for split in ("train", "test")}
-            for split in ("train", "test"):
-                box = gui.add_checkbox(f"{split} cameras ({counts[split]})", initial_value=True)
-                box.on_update(lambda event, s=split: self._set_cameras_visible(s, event.target.value))
-
-        with gui.add_folder("Render from here"):
-            self._render_button = gui.add_button("Render from here", hint="renders the current view with the model at low resolution")
-            self._render_button.on_click(lambda event: self.render_from_client(event.client))
-            self._render_text = gui.add_markdown(f"colour | depth | labels, {self.render_height} pixels high")
-            self._render_image = gui.add_image(np.full((8, 8, 3), 255, np.uint8), visible=False)
-
-    @staticmethod
-    def _colouring_key(label: str) -> str:
-        return next(key for key, value in COLOURING_LABELS.items() if value == label)
+    def _colouring_from_list(self) -> None:
+        if not self._syncing:
+            self.set_colouring(next(key for key, label in COLOURING_LABELS.items() if label == self._colouring_box.value))
 
     def set_colouring(self, colouring: str) -> None:
         """Recolour every mesh: ``instance``, ``class`` or ``field``."""
@@ -302,9 +304,7 @@ class RunViewer:
 
     def show_all_objects(self, visible: bool) -> None:
         for box in self._object_boxes.values():
-            box.value = visible
-        for object_id in self.object_nodes:
-            self._set_object_visible(object_id)
+            box.value = visible  # its callback shows or hides the object
 
     def _set_object_visible(self, object_id: int) -> None:
         if object_id in self.object_nodes:
@@ -314,10 +314,10 @@ class RunViewer:
         if self.background_node is not None:
             self.background_node.visible = bool(self._background_box.value)
 
-    def _set_cameras_visible(self, split: str, visible: bool) -> None:
+    def _set_cameras_visible(self, split: str) -> None:
         for frame, node in self.camera_nodes.items():
             if self._cameras[frame].split == split:
-                node.visible = bool(visible)
+                node.visible = bool(self._camera_boxes[split].value)
 
     @contextlib.contextmanager
     def _syncing_gui(self):
@@ -413,10 +413,17 @@ class RunViewer:
         self._score_button.disabled = True
         self._selection_text.content = "*scoring the meshes against gt_mesh.ply ...*"
         start = time.perf_counter()
-        fscores = self.access.score_meshes()
+        try:
+            fscores = self.access.score_meshes()
+        except ClusteringSDFError as exc:  # e.g. an unreadable gt_mesh.ply: one line in the panel
+            self._selection_text.content = f"cannot score the meshes: {exc}"
+            self._score_button.disabled = False
+            return
         self._objects = {o.id: o for o in self.access.objects()}
         self._selection_text.content = f"scored {len(fscores)} matched objects in {time.perf_counter() - start:.0f} s; click one to see its F-score"
         self._score_button.disabled = False
+        if self.selected_object is not None:
+            self.select_object(self.selected_object)
 
     # ------------------------------------------------------------------------------- rendering
 
