@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import os
 import shutil
 import signal
 import socket
@@ -21,9 +22,10 @@ import pytest
 from PIL import Image
 
 from clusteringsdf.cli import main
+from clusteringsdf.errors import ClusteringSDFError
 from clusteringsdf.inference.palette import class_color, instance_color
 from clusteringsdf.viewer.run_access import open_run, read_fscores
-from clusteringsdf.viewer.server import RunViewer, start_viewer
+from clusteringsdf.viewer.server import RunViewer, check_port_free, is_loopback, start_viewer
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +237,17 @@ def test_view_errors_are_one_line(problem, viewer_run, tmp_path, capsys, monkeyp
     assert err.startswith("error:") and expected in err and "\n" not in err and "Traceback" not in err
 
 
-def test_view_command_prints_the_address_and_stops_cleanly_on_ctrl_c(viewer_run):
+def test_loopback_hosts_and_unusable_addresses():
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.1.1", "localhost", "::1"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.org"))
+    with pytest.raises(ClusteringSDFError, match="cannot resolve"):
+        check_port_free("no-such-host.invalid", 8080)
+    with pytest.raises(ClusteringSDFError, match="cannot listen there"):
+        check_port_free("192.0.2.1", 8080)  # TEST-NET-1: not an address of this machine
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_view_command_prints_the_address_and_stops_cleanly(viewer_run, stop_signal):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "clusteringsdf.cli", "view", "--run", str(viewer_run), "--port", str(port), "--device", "cpu"],
@@ -247,7 +259,7 @@ def test_view_command_prints_the_address_and_stops_cleanly_on_ctrl_c(viewer_run)
         assert f"ssh -L {port}:localhost:{port}" in process.stdout.readline()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=10) as response:
             assert response.status == 200
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -267,20 +279,25 @@ def _chromium() -> str | None:
     return None
 
 
-def screenshot(url: str, out: Path, size: tuple[int, int] = (1280, 800), budget_ms: int = 10_000) -> Path:
+def screenshot(url: str, out: Path, size: tuple[int, int] = (1280, 800), budget_ms: int = 8_000, timeout_s: int = 240) -> Path:
     """Load ``url`` in headless Chromium (software WebGL) and save a PNG. Every connection to a
     host other than this machine goes to a closed local port, so the page gets no internet."""
-    binary = _chromium()
     closed_port = _free_port()
     with tempfile.TemporaryDirectory() as profile:
         command = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
             "--use-angle=swiftshader", "--enable-unsafe-swiftshader", f"--proxy-server=http://127.0.0.1:{closed_port}",
             f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={budget_ms}", f"--screenshot={out}", url,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and out.is_file(), result.stderr[-2000:]
+        browser = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, err = browser.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(browser.pid, signal.SIGKILL)  # the browser and the helper processes it started
+            _, err = browser.communicate()
+            pytest.fail(f"Chromium did not finish within {timeout_s} s: {err[-2000:]}")
+    assert browser.returncode == 0 and out.is_file(), err[-2000:]
     return out
 
 

@@ -235,17 +235,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Serve a trained run in the browser until Ctrl-C / SIGTERM."""
-    from .viewer.server import is_loopback, start_viewer, wait_until_stopped
+    from .viewer.server import is_loopback, serve_until_stopped, start_viewer
 
     if not 0 <= args.port <= 65535:
         raise ClusteringSDFError(f"--port: expected 0-65535, got {args.port}")
     viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution)
-    print(f"viewer of {args.run}: {viewer.url} (Ctrl-C to stop)", flush=True)
-    if is_loopback(args.host):
-        print(f"from another machine: ssh -L {viewer.port}:localhost:{viewer.port} USER@THIS_HOST, then open http://localhost:{viewer.port}", flush=True)
-    else:
-        print(f"note: serving on {args.host}, reachable by anyone who can reach this address (no password)", flush=True)
-    wait_until_stopped(viewer)
+
+    def announce() -> None:
+        print(f"viewer of {args.run}: {viewer.url} (Ctrl-C to stop)", flush=True)
+        if is_loopback(args.host):
+            print(f"from another machine: ssh -L {viewer.port}:localhost:{viewer.port} USER@THIS_HOST, then open http://localhost:{viewer.port}", flush=True)
+        else:
+            print(f"note: serving on {args.host}, reachable by anyone who can reach this address (no password)", flush=True)
+
+    serve_until_stopped(viewer, announce)
     print("viewer stopped")
     return 0
 

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -472,13 +472,15 @@ def start_viewer(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8080,
         raise
 
 
-def wait_until_stopped(viewer: RunViewer) -> None:
-    """Serve until Ctrl-C or SIGTERM, then stop the viewer."""
+def serve_until_stopped(viewer: RunViewer, announce: Callable[[], None] = lambda: None) -> None:
+    """Call ``announce`` (print the address), then serve until Ctrl-C or SIGTERM. The viewer is
+    stopped in every case; a Ctrl-C at any point after the viewer started is a normal end."""
     import signal
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        announce()
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
