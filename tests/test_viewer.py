@@ -260,7 +260,12 @@ def test_view_command_prints_the_address_and_stops_cleanly(viewer_run, stop_sign
         with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=10) as response:
             assert response.status == 200
         process.send_signal(stop_signal)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"the viewer did not stop within 60 s of the signal; stdout: {out!r}; stderr: {err[-3000:]!r}")
     finally:
         if process.poll() is None:
             process.kill()

@@ -332,7 +332,7 @@ class RunAccess:
             elif colouring == "class":
                 colors = class_color(np.full(len(vertices), info.class_id))
             else:
-                colors = self._field_colors(vertices)
+                colors = self._field_colors(vertices, faces)
             objects[info.id] = MeshData(vertices, faces, colors)
         background = None
         if self._background is not None:
@@ -342,7 +342,7 @@ class RunAccess:
             elif colouring == "class":
                 colors = class_color(self._vertex_classes(vertices, owner))
             else:
-                colors = self._field_colors(vertices)
+                colors = self._field_colors(vertices, faces)
             background = MeshData(vertices, faces, colors)
         return Meshes(background, objects)
 
@@ -381,17 +381,22 @@ class RunAccess:
         return classes
 
     @torch.no_grad()
-    def _field_colors(self, vertices: np.ndarray) -> np.ndarray:
-        """(V, 3) uint8: the colour network at each vertex, viewed along minus the SDF normal."""
+    def _field_colors(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """(V, 3) uint8: the colour network at each vertex, viewed along minus the mesh's vertex
+        normal (marching cubes orients faces towards free space, where the SDF grows). The SDF
+        gradient (forward-mode, ~5x the cost) is evaluated only for colour networks that take it."""
+        import trimesh
+
         field = self._trained.renderer.field
+        device = self._trained.renderer.bbox.device
+        normals = np.asarray(trimesh.Trimesh(vertices=vertices, faces=faces, process=False).vertex_normals, dtype=np.float32)
         colors = []
         for start in range(0, len(vertices), _CHUNK):
             points = self._to_model(vertices[start : start + _CHUNK])
-            geometry = field.geometry(points, with_jacobian=True)
-            gradient = geometry.scene_gradient()
-            normal = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
-            rgb = field.color(points, -normal, gradient if field.config.color_uses_normal else None, geometry.feature)
-            colors.append(rgb.clamp(0, 1).cpu().numpy())
+            view = -torch.as_tensor(normals[start : start + _CHUNK], device=device)
+            geometry = field.geometry(points, with_jacobian=field.config.color_uses_normal)
+            gradient = geometry.scene_gradient() if field.config.color_uses_normal else None
+            colors.append(field.color(points, view, gradient, geometry.feature).clamp(0, 1).cpu().numpy())
         if not colors:
             return np.zeros((0, 3), np.uint8)
         return color_image(np.concatenate(colors))
