@@ -269,6 +269,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- view
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Serve a trained run in the browser until Ctrl-C / SIGTERM."""
+    from .viewer.server import is_loopback, serve_until_stopped, start_viewer
+
+    if not 0 <= args.port <= 65535:
+        raise ClusteringSDFError(f"--port: expected 0-65535, got {args.port}")
+    viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution)
+
+    def announce() -> None:
+        print(f"viewer of {args.run}: {viewer.url} (Ctrl-C to stop)", flush=True)
+        if is_loopback(args.host):
+            print(f"from another machine: ssh -L {viewer.port}:localhost:{viewer.port} USER@THIS_HOST, then open http://localhost:{viewer.port}", flush=True)
+        else:
+            print(f"note: serving on {args.host}, reachable by anyone who can reach this address (no password)", flush=True)
+
+    serve_until_stopped(viewer, announce)
+    print("viewer stopped")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 
@@ -362,6 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("view", help="look around a trained run in the browser (meshes, objects, cameras, renders)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
     p.add_argument("--scene", default="scenes/demo")
