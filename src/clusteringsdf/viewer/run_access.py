@@ -51,7 +51,8 @@ import torch
 
 from ..data import layout
 from ..errors import RunError
-from ..inference.loading import TrainedRun, load_trained_run
+from ..files import write_json_atomic
+from ..runs import TrainedRun, load_trained_run, resolve_device
 from ..inference.palette import class_color, instance_color
 from ..inference.visualize import color_image, depth_image
 
@@ -135,8 +136,6 @@ def open_run(run_dir: str | Path, device: str = "auto", mesh_resolution: int = 1
         RunError / DataError: one line naming the problem (no run folder, no checkpoint yet,
         the scene folder it was trained on is gone, a checkpoint this version cannot read, ...).
     """
-    from ..training.trainer import resolve_device
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
@@ -165,7 +164,7 @@ def _ensure_meshes(trained: TrainedRun, mesh_dir: Path, resolution: int, log: Ca
     log(f"{mesh_dir.parent}: no meshes yet, extracting them at resolution {resolution} ...")
     tmp = mesh_dir.with_name(f".{mesh_dir.name}.tmp-{os.getpid()}")
     try:
-        extract_meshes(trained.renderer, trained.scene, tmp, resolution=resolution)
+        extract_meshes(trained, tmp, resolution=resolution)
         if mesh_dir.exists():
             mesh_dir.rmdir()  # empty, checked above
         tmp.rename(mesh_dir)
@@ -222,7 +221,7 @@ class RunAccess:
         self._colourings: dict[str, Meshes] = {}
         scene = trained.scene
         self.run_dir = trained.run_dir
-        self._channel_classes = trained.renderer.channel_classes().cpu().numpy()
+        self._channel_classes = trained.method.votes.classes().cpu().numpy()
 
         index = json.loads((mesh_dir / "index.json").read_text())
         fscores = read_fscores(mesh_dir, log)
@@ -349,12 +348,12 @@ class RunAccess:
     def _to_model(self, points_world: np.ndarray) -> torch.Tensor:
         scene = self._trained.scene
         normalised = scene.normalization.apply(points_world.astype(np.float64))
-        return torch.as_tensor(normalised, dtype=torch.float32, device=self._trained.renderer.bbox.device)
+        return torch.as_tensor(normalised, dtype=torch.float32, device=self._trained.model.bbox.device)
 
     @torch.no_grad()
     def _owners(self, vertices: np.ndarray) -> np.ndarray:
         """(V,) arg-min SDF channel at world points (V, 3)."""
-        field = self._trained.renderer.field
+        field = self._trained.model.field
         owners = [field.geometry(self._to_model(vertices[s : s + _CHUNK])).sdf.argmin(-1).cpu().numpy() for s in range(0, len(vertices), _CHUNK)]
         return np.concatenate(owners) if owners else np.zeros(0, np.int64)
 
@@ -362,13 +361,13 @@ class RunAccess:
     def _vertex_classes(self, vertices: np.ndarray, owner: np.ndarray) -> np.ndarray:
         """(V,) class per background vertex: its channel's class, or for channel 0 (and channels
         without votes) the best observed stuff class of the semantic head (-1 when there is none)."""
-        renderer = self._trained.renderer
+        field = self._trained.model.field
         classes = np.where(owner > 0, self._channel_classes[owner], -1)
         missing = np.nonzero(classes < 0)[0]
-        if len(missing) == 0 or self._trained.config.mode == "semantic":
+        if len(missing) == 0 or not self._trained.method.uses_semantic_head:
             return classes
-        num_classes = renderer.field.num_classes
-        allowed = renderer.observed_classes().clone()
+        num_classes = field.num_classes
+        allowed = self._trained.method.votes.observed_classes().clone()
         stuff = torch.zeros(num_classes, dtype=torch.bool, device=allowed.device)
         stuff[[c for c in self._trained.scene.classes.stuff_classes if 0 < c < num_classes]] = True
         allowed &= stuff
@@ -376,7 +375,7 @@ class RunAccess:
             return classes
         for start in range(0, len(missing), _CHUNK):
             pick = missing[start : start + _CHUNK]
-            logits = renderer.field.semantic_logits(renderer.field.geometry(self._to_model(vertices[pick])).feature)
+            logits = field.semantic_logits(field.geometry(self._to_model(vertices[pick])).feature)
             classes[pick] = logits.masked_fill(~allowed, -math.inf).argmax(-1).cpu().numpy()
         return classes
 
@@ -387,8 +386,8 @@ class RunAccess:
         gradient (forward-mode, ~5x the cost) is evaluated only for colour networks that take it."""
         import trimesh
 
-        field = self._trained.renderer.field
-        device = self._trained.renderer.bbox.device
+        field = self._trained.model.field
+        device = self._trained.model.bbox.device
         normals = np.asarray(trimesh.Trimesh(vertices=vertices, faces=faces, process=False).vertex_normals, dtype=np.float32)
         colors = []
         for start in range(0, len(vertices), _CHUNK):
@@ -411,11 +410,10 @@ class RunAccess:
 
         scene = self._trained.scene
         pose = scene.normalization.pose_to_norm(np.asarray(pose_world, dtype=np.float64))
-        small = dataclasses.replace(scene, hw=(int(hw[0]), int(hw[1])))  # label_cameras renders at scene.hw
         with self._lock:
             views, semantics, instances = label_cameras(
-                self._trained.renderer, self._trained.config, small, pose[None].astype(np.float32),
-                np.asarray(intrinsics, dtype=np.float32)[None], progress=False, normals=False,
+                self._trained, pose[None].astype(np.float32), np.asarray(intrinsics, dtype=np.float32)[None], progress=False, normals=False,
+                hw=(int(hw[0]), int(hw[1])),
             )
         view = views[0]
         depth = view.depth / scene.normalization.scale
@@ -453,9 +451,7 @@ class RunAccess:
         eval_dir = self.run_dir / "eval"
         if not all((eval_dir / kind / f"{frame}.png").is_file() for kind in ("pred_semantics", "pred_instance")):
             eval_dir = self._tmp / "eval"
-            views, semantics, instances = label_cameras(
-                self._trained.renderer, self._trained.config, scene, scene.poses[[index]], scene.intrinsics[[index]], progress=False, normals=False
-            )
+            views, semantics, instances = label_cameras(self._trained, scene.poses[[index]], scene.intrinsics[[index]], progress=False, normals=False)
             write_views(eval_dir, [frame], views, semantics, instances, scene.normalization.scale)
         one_view = dataclasses.replace(scene, splits={**scene.splits, "test": np.array([index])})
         (_, file), = view_pictures(one_view, eval_dir, self._tmp, 1)
@@ -472,7 +468,6 @@ class RunAccess:
         """Score the meshes against the scene's gt_mesh.ply (``evaluate_meshes``), write the scores
         to ``RUN/meshes/geometry.json`` and attach the per-object F-scores; returns them."""
         from ..evaluation.geometry import evaluate_meshes
-        from ..training.run_folder import write_json_atomic
 
         with self._lock:
             result = evaluate_meshes(self._trained.scene.root, self._mesh_dir)
