@@ -250,7 +250,7 @@ def track_rgbd(
         velocity = transform if i - last == 1 else np.eye(4)
         last = i
         if len(node_of) % 25 == 0:
-            log(f"rgbd: tracked {len(node_of)} of {i + 1} frames")
+            log(f"rgbd: {len(node_of)} of the first {i + 1} frames tracked")
 
     tracked = sorted(node_of)
     # 2. edges to the frame two back and loop closures between key frames
