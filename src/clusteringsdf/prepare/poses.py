@@ -5,9 +5,9 @@
 * ``sfm``: structure-from-motion only; ``rgbd``: RGB-D tracking only (needs depth and intrinsics).
 * ``colmap``, ``transforms``, ``scannet``: imported poses (:mod:`.pose_import`).
 
-Scale: RGB-D tracking and ScanNet poses are metric. SfM and COLMAP models are made metric with
-depth: the median ratio of sensor depth to triangulated depth over all keypoints with a 3D point.
-Without depth they are scaled so that the 98th percentile of the keypoints' depths is
+Scale: RGB-D tracking and ScanNet poses are metric; transforms.json poses are used as they are.
+SfM and COLMAP models (arbitrary scale by nature) are made metric with depth: the median ratio of
+sensor depth to triangulated depth over all keypoints with a 3D point. Without depth they are scaled so that the 98th percentile of the keypoints' depths is
 :data:`ARBITRARY_FAR_DEPTH` units, so that the camera frusta up to 5 units that ``load_scene``
 normalises by (without depth) hold the scene.
 """
@@ -169,7 +169,8 @@ def estimate_poses(
                 "rgbd": "; consecutive frames did not overlap in depth (move more slowly, or check --depth-scale and --intrinsics)"}.get(method, "")
         detail = f" ({why})" if method in ("auto", "sfm") and result.source == "sfm" else ""
         raise ClusteringSDFError(f"too few frames registered: {registered} of {total} (at least {max(3, int(np.ceil(min_registered * total)))} needed){detail}{hint}")
-    if not result.metric and result.observations is not None:
+    has_points = result.observations is not None and any(len(obs) for obs in result.observations.values())
+    if not result.metric and has_points:
         if depth is not None:
             scale, count = _metric_scale(result, depth)
             _scale_poses(result, scale)

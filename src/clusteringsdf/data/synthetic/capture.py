@@ -80,7 +80,8 @@ def write_capture(
     """Render a synthetic capture with its truth into ``out_dir`` (created; must not hold files).
 
     Args:
-        num_frames: frames along one loop of the camera path (the ``room`` preset has 100).
+        num_frames: frames spread evenly over the ``room`` preset's 100-frame camera loop (100 gives
+            exactly its cameras).
         width, height: image size; the field of view is the preset's (65 degrees horizontally).
         seed: room layout and camera path seed (seed 0 is the room of ``synth --preset room``).
         textured: re-dress every surface with high-contrast texture (see the module docstring).
@@ -89,21 +90,24 @@ def write_capture(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir}: folder exists and is not empty")
-    base = PRESETS["room"]
-    preset = replace(base, width=width, height=height, num_frames=num_frames)
+    if num_frames < 2:
+        raise ValueError("num_frames must be at least 2")
+    preset = replace(PRESETS["room"], width=width, height=height)
     k = intrinsics(width, height, preset.hfov_deg)
-    plan = _plan_scene(preset, seed, k)
+    plan = _plan_scene(preset, seed, k)  # the verified layout and 100-frame loop of the room preset
+    chosen = np.round(np.linspace(0, preset.num_frames, num_frames, endpoint=False)).astype(int)
+    poses = plan.poses[chosen]
     room = _dress(plan.room) if textured else plan.room
     renderer = SceneRenderer(room, k, width, height)
     class_of = np.array([o.class_id for o in room.objects], dtype=np.int64)
     instance_of = np.array([o.instance_id for o in room.objects], dtype=np.int64)
     names = [f"{i:04d}" for i in range(num_frames)]
     for f, name in enumerate(names):
-        frame = renderer.render(plan.poses[f])
+        frame = renderer.render(poses[f])
         layout.write_color(out_dir / "color" / f"{name}.png", frame["color"])
         if depth:
             layout.write_depth(out_dir / "depth" / f"{name}.png", frame["depth"])
-        layout.write_matrix(out_dir / "pose" / f"{name}.txt", plan.poses[f])
+        layout.write_matrix(out_dir / "pose" / f"{name}.txt", poses[f])
         layout.write_label(out_dir / "rs_semantics" / f"{name}.png", class_of[frame["object"]])
         layout.write_label(out_dir / "rs_instance" / f"{name}.png", instance_of[frame["object"]])
     layout.write_intrinsics(out_dir / layout.INTRINSICS_FILE, k)
@@ -122,4 +126,4 @@ def write_capture(
         json.dumps({"seed": seed, "textured": textured, "frames": num_frames, "width": width, "height": height, "extent_m": extent}, indent=1)
         + "\n"
     )
-    return CaptureInfo(out_dir, names, plan.poses.copy(), k, width, height, extent)
+    return CaptureInfo(out_dir, names, poses.copy(), k, width, height, extent)

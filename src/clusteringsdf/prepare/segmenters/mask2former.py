@@ -71,7 +71,7 @@ class Mask2FormerSegmenter(Segmenter):
 
     name = "mask2former"
 
-    def __init__(self, weights: Path | None, device: str = "cpu", score_threshold: float = 0.5) -> None:
+    def __init__(self, weights: Path | None, device: str = "cpu", score_threshold: float = 0.5, overlap_threshold: float = 0.8) -> None:
         config = checkpoint_config(weights, "mask2former", ("mask2former",), "facebook/mask2former-swin-large-coco-panoptic")
         require_transformers()
         from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
@@ -82,7 +82,7 @@ class Mask2FormerSegmenter(Segmenter):
             self.model = Mask2FormerForUniversalSegmentation.from_pretrained(str(weights), local_files_only=True).to(device).eval()
         except (OSError, ValueError) as exc:
             raise DataError(Path(weights), f"cannot load the Mask2Former checkpoint ({str(exc).splitlines()[0]})") from None
-        self.device, self.score_threshold = device, score_threshold
+        self.device, self.score_threshold, self.overlap_threshold = device, score_threshold, overlap_threshold
         id2label = {int(k): str(v) for k, v in (config.get("id2label") or self.model.config.id2label).items()}
         self.things, self.stuff = split_things(id2label, Path(weights))
         names = {0: "void", **{label + 1: name for label, name in id2label.items()}}
@@ -100,7 +100,8 @@ class Mask2FormerSegmenter(Segmenter):
         with torch.no_grad():
             outputs = self.model(**inputs)
         result = self.processor.post_process_panoptic_segmentation(
-            outputs, threshold=self.score_threshold, label_ids_to_fuse=self.stuff, target_sizes=[(height, width)]
+            outputs, threshold=self.score_threshold, overlap_mask_area_threshold=self.overlap_threshold, label_ids_to_fuse=self.stuff,
+            target_sizes=[(height, width)],
         )[0]
         segmentation = result["segmentation"].cpu().numpy().astype(np.int64)
         semantics = np.zeros((height, width), dtype=np.int32)
