@@ -42,7 +42,8 @@ class ClassicalOptions:
         plane_tolerance: distance to a plane, as a share of the depth, of its pixels.
         depth_jump: relative depth difference between neighbours that separates pieces.
         max_planes: planes searched per frame.
-        scale: felzenszwalb's scale at 320x240 (colour only), scaled with the image area.
+        colour_scale: felzenszwalb's scale at 320x240 (without depth), scaled with the image area.
+        colour_min_share: ``min_share`` without depth (colour segments are noisier).
         seed: RANSAC seed.
     """
 
@@ -52,14 +53,17 @@ class ClassicalOptions:
     plane_tolerance: float = 0.01
     depth_jump: float = 0.04
     max_planes: int = 8
-    scale: float = 800.0
+    colour_scale: float = 3000.0
+    colour_min_share: float = 0.01
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_share < self.max_share <= 1.0 or self.max_extent <= 0:
             raise ValueError("need 0 <= min_share < max_share <= 1 and max_extent > 0")
-        if self.plane_tolerance <= 0 or self.depth_jump <= 0 or self.max_planes < 0 or self.scale <= 0:
-            raise ValueError("plane_tolerance, depth_jump and scale must be positive, max_planes non-negative")
+        if self.plane_tolerance <= 0 or self.depth_jump <= 0 or self.max_planes < 0 or self.colour_scale <= 0:
+            raise ValueError("plane_tolerance, depth_jump and colour_scale must be positive, max_planes non-negative")
+        if not 0.0 <= self.colour_min_share < self.max_share:
+            raise ValueError("need 0 <= colour_min_share < max_share")
 
 
 def _points(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -166,11 +170,11 @@ class ClassicalSegmenter(Segmenter):
 
         o = self.options
         height, width = rgb.shape[:2]
-        scale = o.scale * (height * width) / (320 * 240)
-        segments = felzenszwalb(rgb2lab(rgb), scale=scale, sigma=0.8, min_size=max(4, int(o.min_share * height * width)), channel_axis=-1)
+        scale = o.colour_scale * (height * width) / (320 * 240)
+        segments = felzenszwalb(rgb2lab(rgb), scale=scale, sigma=0.8, min_size=max(4, int(o.colour_min_share * height * width)), channel_axis=-1)
         count = int(segments.max()) + 1
         area = np.bincount(segments.ravel(), minlength=count)
-        keep = (area >= o.min_share * height * width) & (area <= o.max_share * height * width)
+        keep = (area >= o.colour_min_share * height * width) & (area <= o.max_share * height * width)
         sides = np.zeros((count, 4), dtype=bool)
         for side, border in enumerate((segments[0], segments[-1], segments[:, 0], segments[:, -1])):
             sides[np.unique(border), side] = True
