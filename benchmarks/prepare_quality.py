@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from _common import OUT  # noqa: E402
 from prepare_speed import capture  # noqa: E402
 
-from clusteringsdf.data import layout  # noqa: E402
 from clusteringsdf.evaluation import evaluate_predictions  # noqa: E402
 from clusteringsdf.prepare import PrepareOptions, prepare_scene  # noqa: E402
 

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import layout
+from ..data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT
 from ..data.scene import read_segmentation_classes
 from ..errors import DataError
 from .edges import frame_edge_dice
@@ -51,7 +52,6 @@ __all__ = ["evaluate_predictions", "PROTOCOLS", "PANOPTIC_LIFTING_SIZE"]
 
 PROTOCOLS = ("native", "panoptic-lifting")
 PANOPTIC_LIFTING_SIZE = (512, 512)  # (height, width) == (width, height)
-AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT = 1, 2  # the class ids of scenes without classes
 
 
 def _resize_labels(labels: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:

@@ -115,15 +115,18 @@ def structure_from_motion(
     camera_params: list[float] | None = None,
     threads: int = 2,
     seed: int = 0,
+    keyframe_stride: int = 1,
 ) -> ColmapModel:
     """SIFT + ``matching`` ("sequential" or "exhaustive") + incremental mapper; the largest model.
 
-    ``image_names`` are file names inside ``image_dir``; ``camera_params`` (COLMAP convention) fixes
-    the intrinsics of ``camera_model``.
+    ``image_names`` are file names inside ``image_dir`` in capture order; ``camera_params`` (COLMAP
+    convention) fixes the intrinsics of ``camera_model``; ``keyframe_stride`` > 1 maps every
+    stride-th frame first and then registers the others into that model.
     """
     request = {
         "task": "sfm", "image_dir": str(image_dir), "image_names": image_names, "work_dir": str(work_dir / "colmap"),
         "matching": matching, "camera_model": camera_model, "camera_params": camera_params, "threads": threads, "seed": seed,
+        "keyframe_stride": keyframe_stride,
     }
     meta, arrays = run_worker(request, work_dir, "sfm")
     return _model(meta, arrays)

@@ -7,7 +7,9 @@ parent never imports it: it writes a request JSON, runs this module on it, and r
 Requests (``{"task": ...}``):
 
 * ``sfm``: SIFT features (one shared camera), sequential or exhaustive matching, the incremental
-  mapper; answers the largest model, the size of every model and matching statistics.
+  mapper (with ``keyframe_stride`` > 1: first on every stride-th frame, then all frames registered
+  into the largest key-frame model); answers the largest model, the images of every model and
+  matching statistics.
 * ``read_model``: a COLMAP sparse model folder (binary or text).
 * ``undistort``: the pinhole camera and remap grid that undistort images of a COLMAP camera.
 
@@ -96,18 +98,36 @@ def run_sfm(request: dict, arrays: dict, meta: dict) -> None:
     else:
         pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
     meta["matching"] = _match_statistics(database)
-    options = pycolmap.IncrementalPipelineOptions()
-    options.num_threads = threads
-    options.random_seed = int(request.get("seed", 0))
-    if request.get("camera_params"):  # known intrinsics stay fixed
-        options.ba_refine_focal_length = False
-        options.ba_refine_principal_point = False
-        options.ba_refine_extra_params = False
-    reconstructions = pycolmap.incremental_mapping(database, request["image_dir"], work / "sparse", options)
-    models = sorted(reconstructions.values(), key=lambda r: r.num_reg_images(), reverse=True)
-    meta["models"] = [[r.images[i].name for i in sorted(r.images) if r.images[i].has_pose] for r in models]
+    def mapper_options(names: list[str] | None = None):
+        options = pycolmap.IncrementalPipelineOptions()
+        options.num_threads = threads
+        options.random_seed = int(request.get("seed", 0))
+        if names is not None:
+            options.image_names = names
+        if request.get("camera_params"):  # known intrinsics stay fixed
+            options.ba_refine_focal_length = False
+            options.ba_refine_principal_point = False
+            options.ba_refine_extra_params = False
+        return options
+
+    def by_size(reconstructions: dict) -> list:
+        return sorted(reconstructions.items(), key=lambda item: item[1].num_reg_images(), reverse=True)
+
+    names = list(request["image_names"])
+    stride = int(request.get("keyframe_stride", 1))
+    models = []
+    if stride > 1:  # key frames first (wider baselines), then every frame registered into that model
+        keyframes = by_size(pycolmap.incremental_mapping(database, request["image_dir"], work / "sparse_keyframes", mapper_options(names[::stride])))
+        if keyframes:
+            models = by_size(pycolmap.incremental_mapping(
+                database, request["image_dir"], work / "sparse", mapper_options(), input_path=work / "sparse_keyframes" / str(keyframes[0][0])
+            ))
+            models += keyframes[1:]  # other key-frame models show a split
+    if not models:
+        models = by_size(pycolmap.incremental_mapping(database, request["image_dir"], work / "sparse", mapper_options()))
+    meta["models"] = [[r.images[i].name for i in sorted(r.images) if r.images[i].has_pose] for _, r in models]
     if models:
-        _model_answer(models[0], arrays, meta)
+        _model_answer(models[0][1], arrays, meta)
     else:
         meta["images"], meta["cameras"] = [], {}
 

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT, AGNOSTIC_UNLABELLED, class_agnostic_data
+
 __all__ = ["ClassList", "FrameMasks", "Segmenter", "class_agnostic_data", "class_agnostic_semantics"]
-
-# class ids of the class-agnostic contract
-UNLABELLED, BACKGROUND, OBJECT = 0, 1, 2
-
 
 @dataclass(frozen=True)
 class ClassList:
@@ -36,23 +34,12 @@ class ClassList:
         }
 
 
-def class_agnostic_data() -> dict:
-    """``segmentation_data.pkl`` of a scene without classes (the contract training and rendering read)."""
-    return {
-        "fg_classes": [OBJECT],
-        "bg_classes": [BACKGROUND],
-        "num_semantic_classes": 3,
-        "class_names": {UNLABELLED: "void", BACKGROUND: "background", OBJECT: "object"},
-        "class_agnostic": True,
-    }
-
-
 def class_agnostic_semantics(instance: np.ndarray, labelled: np.ndarray | None = None) -> np.ndarray:
     """Semantics of the class-agnostic contract: 2 where ``instance`` > 0, 1 elsewhere, 0 where
     ``labelled`` (bool, same shape) is False."""
-    semantics = np.where(instance > 0, OBJECT, BACKGROUND).astype(np.int32)
+    semantics = np.where(instance > 0, AGNOSTIC_OBJECT, AGNOSTIC_BACKGROUND).astype(np.int32)
     if labelled is not None:
-        semantics[~labelled] = UNLABELLED
+        semantics[~labelled] = AGNOSTIC_UNLABELLED
     return semantics
 
 
