@@ -21,6 +21,7 @@ from clusteringsdf.data.scene import load_scene
 from clusteringsdf.data.synthetic.capture import write_capture
 from clusteringsdf.prepare import PrepareOptions, prepare_scene
 from clusteringsdf.prepare.alignment import pose_errors
+from clusteringsdf.prepare.colmap import structure_from_motion
 
 
 FRAMES, WIDTH, HEIGHT = 36, 160, 120
@@ -94,3 +95,10 @@ def test_textureless_room_without_depth_is_one_line_error(plain, tmp_path, capsy
     assert code == 2
     assert len(err.splitlines()) == 1 and "too few frames registered" in err and f"of {FRAMES}" in err
     assert not out.exists() and not list(tmp_path.glob(".scene.prepare-*"))  # nothing left behind
+
+
+def test_sfm_key_frames_first_then_every_frame(textured, tmp_path):
+    """The path of captures over 50 frames: every 2nd frame mapped first, the rest registered into it."""
+    model = structure_from_motion(textured.root / "color", [f"{n}.png" for n in textured.names], tmp_path, "sequential", keyframe_stride=2)
+    assert len(model.cam_from_world) >= 0.95 * FRAMES
+    assert model.models and len(model.models[0]) == len(model.cam_from_world)

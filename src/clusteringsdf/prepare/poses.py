@@ -1,7 +1,8 @@
 """Which pose source runs, the fall-back from SfM to RGB-D tracking, and the scale of the result.
 
-* ``auto``: structure-from-motion (key frames first for long captures); with depth, RGB-D tracking instead when SfM registers under
-  :data:`SFM_MIN_SHARE_WITH_DEPTH` of the frames or splits them over several models.
+* ``auto``: structure-from-motion (key frames first for long captures); with depth, RGB-D
+  tracking instead when SfM registers under :data:`SFM_MIN_SHARE_WITH_DEPTH` of the frames or
+  splits them over several models.
 * ``sfm``: structure-from-motion only; ``rgbd``: RGB-D tracking only (needs depth and intrinsics).
 * ``colmap``, ``transforms``, ``scannet``: imported poses (:mod:`.pose_import`).
 
@@ -142,9 +143,11 @@ def estimate_poses(
         raise ValueError(f"unknown pose method '{method}'")
     k = layout.read_intrinsics(Path(intrinsics)) if intrinsics is not None else None
     total = len(frames.names)
+    why = ""  # SfM matching statistics, for the messages
     if method in ("colmap", "transforms", "scannet"):
         if poses_path is None:
-            raise ClusteringSDFError(f"--poses {method} needs --poses-path (a {'sparse model folder' if method == 'colmap' else 'transforms.json' if method == 'transforms' else 'folder with pose/ and intrinsic/'})")
+            what = {"colmap": "a sparse model folder", "transforms": "a transforms.json", "scannet": "a folder with pose/ and intrinsic/"}[method]
+            raise ClusteringSDFError(f"--poses {method} needs --poses-path ({what})")
         if method == "colmap":
             result = import_colmap(poses_path, frames.names, frames.hw, work)
         elif method == "transforms":
@@ -169,15 +172,16 @@ def estimate_poses(
             log(f"poses: {reason} ({why}); falling back to RGB-D tracking")
             result = _rgbd(frames, depth, k, log)
             result.notes.insert(0, f"{reason}: used RGB-D tracking instead")
-    registered = len(result.poses)
-    if registered < max(3, min_registered * total):
-        hint = {"sfm": "; plain surfaces, blur or too little overlap between frames leave SIFT too little to match "
-                       "(give --depth DIR --intrinsics K.txt for RGB-D tracking, or film more slowly with more texture in view)",
-                "auto": "; plain surfaces, blur or too little overlap between frames leave SIFT too little to match "
-                        "(give --depth DIR --intrinsics K.txt for RGB-D tracking, or film more slowly with more texture in view)",
-                "rgbd": "; consecutive frames did not overlap in depth (move more slowly, or check --depth-scale and --intrinsics)"}.get(method, "")
-        detail = f" ({why})" if method in ("auto", "sfm") and result.source == "sfm" else ""
-        raise ClusteringSDFError(f"too few frames registered: {registered} of {total} (at least {max(3, int(np.ceil(min_registered * total)))} needed){detail}{hint}")
+    registered, needed = len(result.poses), max(3, int(np.ceil(min_registered * total)))
+    if registered < needed:
+        if result.source == "sfm":
+            why = (f" ({why}): plain surfaces, blur or too little overlap between frames leave SIFT too little to match "
+                   "(give --depth DIR --intrinsics K.txt for RGB-D tracking, or film more slowly with more texture in view)")
+        elif result.source == "rgbd":
+            why = ": consecutive frames did not overlap in depth (move more slowly, or check --depth-scale and --intrinsics)"
+        else:
+            why = ": the other frames have no pose in the imported file"
+        raise ClusteringSDFError(f"too few frames registered: {registered} of {total} (at least {needed} needed){why}")
     has_points = result.observations is not None and any(len(obs) for obs in result.observations.values())
     if not result.metric and has_points:
         if depth is not None:

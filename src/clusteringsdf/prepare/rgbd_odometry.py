@@ -112,7 +112,7 @@ class _Frames:
 
 
 class _Registration:
-    """Pairwise registration: returns (transform source->target, information (6, 6), fitness) or None."""
+    """Pairwise registration of two frames by index (see :meth:`register` and :meth:`refine`)."""
 
     def __init__(self, frames: _Frames, options: RgbdTrackingOptions) -> None:
         o3d = frames.o3d
@@ -162,6 +162,8 @@ class _Registration:
         return float(good.sum() / z.size), float(photometric)
 
     def refine(self, source: int, target: int, guess: np.ndarray):
+        """Hybrid odometry from ``guess``: (depth agreement, photometric error, transform source->target,
+        information (6, 6)), or None when Open3D reports failure."""
         ok, transform, information = self.o3d.pipelines.odometry.compute_rgbd_odometry(
             self.frames.rgbd(source), self.frames.rgbd(target), self.frames.intrinsic, guess, self.jacobian, self.odometry_option
         )
