@@ -99,6 +99,6 @@ def test_textureless_room_without_depth_is_one_line_error(plain, tmp_path, capsy
 
 def test_sfm_key_frames_first_then_every_frame(textured, tmp_path):
     """The path of captures over 50 frames: every 2nd frame mapped first, the rest registered into it."""
-    model = structure_from_motion(textured.root / "color", [f"{n}.png" for n in textured.names], tmp_path, "sequential", keyframe_stride=2)
+    model = structure_from_motion(textured.root / "color", [f"{n}.png" for n in textured.names], tmp_path, "exhaustive", keyframe_stride=2)
     assert len(model.cam_from_world) >= 0.95 * FRAMES
     assert model.models and len(model.models[0]) == len(model.cam_from_world)

@@ -8,7 +8,8 @@ Requests (``{"task": ...}``):
 
 * ``sfm``: SIFT features (one shared camera), sequential or exhaustive matching, the incremental
   mapper (with ``keyframe_stride`` > 1: first on every stride-th frame, then all frames registered
-  into the largest key-frame model); answers the largest model, the images of every model and
+  into the largest key-frame model, and all frames at once as well when that leaves over 10%
+  unregistered, keeping the larger); answers the largest model, the images of every model and
   matching statistics.
 * ``read_model``: a COLMAP sparse model folder (binary or text).
 * ``undistort``: the pinhole camera and remap grid that undistort images of a COLMAP camera.
@@ -123,8 +124,10 @@ def run_sfm(request: dict, arrays: dict, meta: dict) -> None:
                 database, request["image_dir"], work / "sparse", mapper_options(), input_path=work / "sparse_keyframes" / str(keyframes[0][0])
             ))
             models += keyframes[1:]  # other key-frame models show a split
-    if not models:
-        models = by_size(pycolmap.incremental_mapping(database, request["image_dir"], work / "sparse", mapper_options()))
+    if not models or models[0][1].num_reg_images() < 0.9 * len(names):  # no or a partial key-frame model: map all at once too
+        direct = by_size(pycolmap.incremental_mapping(database, request["image_dir"], work / "sparse_direct", mapper_options()))
+        if direct and (not models or direct[0][1].num_reg_images() > models[0][1].num_reg_images()):
+            models = direct
     meta["models"] = [[r.images[i].name for i in sorted(r.images) if r.images[i].has_pose] for _, r in models]
     if models:
         _model_answer(models[0][1], arrays, meta)
