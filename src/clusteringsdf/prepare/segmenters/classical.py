@@ -7,10 +7,10 @@ With depth (the intended use: walls, floors and ceilings must not become "object
    25 degrees); a connected piece of a plane whose 3D extent (5th-95th percentile box diagonal)
    exceeds ``max_extent`` metres is background: the room's walls, floor and ceiling span metres,
    the faces of furniture rarely more than two.
-2. **Objects.** The remaining pixels are split at depth discontinuities (neighbours whose depths
-   differ by more than ``depth_jump`` of the depth) and at colour edges only where no depth is
-   measured; each connected piece larger than ``min_share`` of the frame is one instance.
-   Pieces larger than ``max_share`` of the frame are background too.
+2. **Objects.** The remaining pixels with depth are split at depth discontinuities (neighbours
+   whose depths differ by more than ``depth_jump`` of the depth); each connected piece larger than
+   ``min_share`` of the frame is one instance. Pieces larger than ``max_share`` of the frame are
+   background too; pixels without depth get no instance.
 
 Without depth: :func:`skimage.segmentation.felzenszwalb` on CIELAB colour; segments over
 ``max_share`` of the frame or touching three or more image sides are background.
@@ -144,19 +144,17 @@ class ClassicalSegmenter(Segmenter):
         points = _points(depth, k)
         normals = _normals(points)
         background = self._background_planes(points, normals, valid)
-        # pixels joined to their right / lower neighbour when both are foreground and depth is continuous
         foreground = valid & ~background
         jump_x = np.abs(np.diff(depth, axis=1)) > o.depth_jump * np.minimum(depth[:, 1:], depth[:, :-1])
         jump_y = np.abs(np.diff(depth, axis=0)) > o.depth_jump * np.minimum(depth[1:], depth[:-1])
-        # cut the foreground along depth jumps: a pixel next to a farther neighbour across a jump stays,
-        # the farther one is cut off by removing it from the foreground used for labelling
+        # separate pieces along depth jumps: of two neighbours across a jump, the farther pixel leaves
+        # the foreground (a one-pixel seam on the far side, so the nearer object keeps its outline)
         cut = np.zeros_like(foreground)
         cut[:, 1:] |= jump_x & (depth[:, 1:] > depth[:, :-1])
         cut[:, :-1] |= jump_x & (depth[:, :-1] > depth[:, 1:])
         cut[1:] |= jump_y & (depth[1:] > depth[:-1])
         cut[:-1] |= jump_y & (depth[:-1] > depth[1:])
         pieces, count = ndimage.label(foreground & ~cut)
-        # give the cut pixels to the piece of a foreground neighbour at the same depth, if any
         area = np.bincount(pieces.ravel(), minlength=count + 1)
         keep = (area >= o.min_share * height * width) & (area <= o.max_share * height * width)
         keep[0] = False
