@@ -5,7 +5,9 @@ benchmarks/prepare_speed.py's helper), two scenes are prepared with the `classic
 classes): one with poses from `prepare` (structure-from-motion, metric through depth), one with the
 true poses imported (`--poses scannet`). Each is trained in instance mode (`cpu` preset), its test
 views are rendered and scored class-agnostically against the capture's ground truth (every thing
-instance is an "object"). Prints JSON with both runs' scores and the pose errors.
+instance is an "object"). Scored twice: what `render` writes, and instance ids taken straight from
+the object channels that training voted "object" (what `render` should write for a scene without
+classes; see :func:`render_instances`). Prints JSON.
 
     PYTHONPATH=src python benchmarks/prepare_quality.py [--iters N]   # two trainings: ~2 x 16 min on 2 cores
 """
@@ -35,6 +37,30 @@ def cli(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
+def render_instances(run: Path, out: Path) -> Path:
+    """Test views with instance ids from the object channels (what `render` should write for a scene
+    without classes): a pixel's instance is its channel when training voted that channel "object"
+    (class 2), else 0; semantics 2 where there is an instance, 1 elsewhere."""
+    import numpy as np
+    import torch
+
+    from clusteringsdf.data import layout
+    from clusteringsdf.data.classes import AGNOSTIC_OBJECT
+    from clusteringsdf.inference.evaluate_run import label_cameras
+    from clusteringsdf.inference.loading import load_trained_run
+
+    trained = load_trained_run(run, torch.device("cpu"))
+    scene = trained.scene
+    frames = scene.split("test")
+    views, _, _ = label_cameras(trained.renderer, trained.config, scene, scene.poses[frames], scene.intrinsics[frames], progress=False, normals=False)
+    voted = trained.renderer.channel_classes().cpu().numpy()
+    for index, view in zip(frames, views):
+        instance = np.where(voted[view.channel] == AGNOSTIC_OBJECT, view.channel + 1, 0)
+        layout.write_label(out / "pred_instance" / f"{scene.frame_names[index]}.png", instance)
+        layout.write_label(out / "pred_semantics" / f"{scene.frame_names[index]}.png", np.where(instance > 0, 2, 1))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, help="training iterations (default: the cpu preset's)")
@@ -56,13 +82,14 @@ def main() -> int:
         train_seconds = time.perf_counter() - start
         cli("render", "--run", str(run), "--out", str(run / "render_test"), "--quiet")
         scores = evaluate_predictions(root, run / "render_test", class_agnostic=True)
+        channels = evaluate_predictions(root, render_instances(run, run / "render_channels"), class_agnostic=True)
         results[name] = {
             "pose_source": prepared.pose_source,
             "prepare_s": round(prepare_seconds, 1),
             "train_s": round(train_seconds, 1),
-            "class_agnostic_pq_things": scores["pq_things"],
-            "class_agnostic_pq": scores["pq"],
-            "object_background_miou": scores["miou"],
+            "render": {"class_agnostic_pq_things": scores["pq_things"], "class_agnostic_pq": scores["pq"], "object_background_miou": scores["miou"]},
+            "voted_channels": {"class_agnostic_pq_things": channels["pq_things"], "class_agnostic_pq": channels["pq"],
+                               "object_background_miou": channels["miou"]},
             "test_frames": scores["frames"],
         }
     machine = evaluate_predictions(root, OUT / "prepared" / "quality_true_poses", use_machine_labels=True, class_agnostic=True)
