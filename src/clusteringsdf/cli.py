@@ -34,6 +34,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- prepare
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import PrepareOptions, prepare_scene
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value is not None else None
+
+    options = PrepareOptions(
+        out=Path(args.out), images=path(args.images), video=path(args.video), depth=path(args.depth), depth_scale=args.depth_scale,
+        intrinsics=path(args.intrinsics), poses=args.poses, poses_path=path(args.poses_path), matching=args.matching,
+        segmenter=args.segmenter, segmenter_weights=path(args.segmenter_weights), masks=path(args.masks), masks_format=args.masks_format,
+        every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
+        min_registered=args.min_registered, device=args.device, threads=args.threads, keep_work=args.keep_work,
+    )
+    prepare_scene(options, log=(lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- info
 
 
@@ -83,7 +103,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ClusteringSDFError("eval: give --pred (label maps) and/or --mesh (meshes)")
     result: dict = {}
     if args.pred is not None:
-        result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels)
+        result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels,
+                                      class_agnostic=True if args.class_agnostic else None)
     if args.mesh is not None:
         from .evaluation.geometry import evaluate_meshes
 
@@ -369,6 +390,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("prepare", help="turn a capture (images or a video, optional depth) into a scene: poses, undistortion, masks")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="folder of images (any common format; file stems become frame names)")
+    source.add_argument("--video", help="video file, sampled by --every / --fps (sharpest frame per window, blurred frames dropped)")
+    p.add_argument("--out", required=True, help="output scene folder (must not exist or be empty)")
+    p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG in 1/--depth-scale m, float TIFF or .npy in m)")
+    p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default 1000; TUM: 5000)")
+    p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
+    p.add_argument("--poses", choices=("auto", "sfm", "rgbd", "colmap", "transforms", "scannet"), default="auto",
+                   help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")
+    p.add_argument("--poses-path", help="colmap: sparse model folder; transforms: transforms.json; scannet: folder with pose/ and intrinsic/ "
+                   "(default: beside the image folder)")
+    p.add_argument("--matching", choices=("auto", "sequential", "exhaustive"), default="auto",
+                   help="SfM matching (auto: sequential for video and > 50 images, else exhaustive)")
+    p.add_argument("--segmenter", choices=("classical", "mask2former", "sam", "import"), default="classical")
+    p.add_argument("--segmenter-weights", help="local checkpoint folder (save_pretrained layout) for mask2former / sam")
+    p.add_argument("--masks", help="with --segmenter import: folder of existing masks")
+    p.add_argument("--masks-format", choices=("coco-panoptic", "instance-png", "binary-masks", "panoptic-lifting"))
+    p.add_argument("--every", type=int, help="video: keep one frame per N (default 10)")
+    p.add_argument("--fps", type=float, help="video: keep about F frames per second")
+    p.add_argument("--blur-ratio", type=float, default=0.5, help="video: drop frames sharper than less than this share of the median")
+    p.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
+    p.add_argument("--test-every", type=int, default=4, help="every N-th frame is a test view (0: no test split)")
+    p.add_argument("--min-registered", type=float, default=0.5, help="fail when fewer than this share of frames get a pose")
+    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (staged frames, COLMAP database and logs)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
     p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
     p.add_argument("--run", required=True)
     p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
@@ -415,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the scores to this file")
     p.add_argument("--protocol", choices=("native", "panoptic-lifting"), default="native")
     p.add_argument("--use-machine-labels", action="store_true", help="score PRED's m2f_* maps (the 2D baseline)")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="score instances without classes (GT things = objects); automatic for scenes without classes")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train a run on a scene")
