@@ -140,8 +140,8 @@ def build_config(args: argparse.Namespace):
         if getattr(args, flag, None) is not None:
             values[key] = getattr(args, flag)
     mode_given = "mode" in values or "mode" in file_values or any(a.split("=", 1)[0].strip() == "mode" for a in assignments)
-    if not mode_given:  # view-consistent labels need no clustering: supervised ObjectSDF++; raw machine labels: ClusteringSDF
-        values["mode"] = "objectsdf" if values.get("data.labels", config.data.labels) == "gt" else "panoptic"
+    if not mode_given:
+        values["mode"] = default_mode(values.get("data.labels", config.data.labels), getattr(args, "data", None))
     spheres = getattr(args, "spheres", None)
     if spheres == "on":
         values["sampler.kind"] = "spheres"
@@ -153,6 +153,21 @@ def build_config(args: argparse.Namespace):
     config = config.with_values(values)
     method_class(config.mode)
     return config
+
+
+def default_mode(labels: str, scene: str | None) -> str:
+    """Without --mode: view-consistent GT labels need no clustering (supervised ObjectSDF++); raw
+    machine labels get ClusteringSDF, panoptic (one model, both predictions), or instance mode when
+    the scene's masks carry no classes (classical or SAM masks: its classes are "object" and
+    "background", nothing for a semantic head to learn)."""
+    if labels == "gt":
+        return "objectsdf"
+    if scene is not None and (Path(scene) / "segmentation_data.pkl").is_file():
+        from .data.scene import read_classes
+
+        if read_classes(Path(scene)).class_agnostic:
+            return "instance"
+    return "panoptic"
 
 
 def _channel_count(text: str) -> int:

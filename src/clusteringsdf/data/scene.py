@@ -108,6 +108,11 @@ class Scene:
         path = self.root / layout.GT_MESH_FILE
         return path if path.is_file() else None
 
+    @property
+    def has_gt_labels(self) -> bool:
+        """Whether the scene has ground-truth label maps (``rs_*``) to score predictions against."""
+        return (self.root / layout.FOLDERS["rs_semantics"]).is_dir() and (self.root / layout.FOLDERS["rs_instance"]).is_dir()
+
 
 # --------------------------------------------------------------------------------------- loading
 
@@ -210,7 +215,7 @@ def read_segmentation_classes(path: Path) -> SegmentationClasses:
     return segmentation_classes(layout.read_segmentation_data(Path(path)), Path(path))
 
 
-def _read_classes(root: Path) -> SegmentationClasses:
+def read_classes(root: Path) -> SegmentationClasses:
     return read_segmentation_classes(root / layout.SEGMENTATION_FILE)
 
 
@@ -297,7 +302,7 @@ def load_scene(
         raise DataError(root, "scene folder not found")
     frame_paths = layout.list_frames(root)
     names = list(frame_paths)
-    classes = _read_classes(root)
+    classes = read_classes(root)
 
     raw_splits = layout.read_splits(root / layout.SPLITS_FILE)
     index = {name: i for i, name in enumerate(names)}

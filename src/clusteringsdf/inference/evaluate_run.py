@@ -108,7 +108,10 @@ def evaluate_run(
     start = time.perf_counter()
     predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run)
     seconds = time.perf_counter() - start
-    scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
+    if trained.scene.has_gt_labels:
+        scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
+    else:  # a prepared capture: renders and label maps, nothing to score them against
+        scores = {"frames": len(trained.scene.split(split)), "note": f"{trained.scene.root}: no ground truth (rs_*): nothing scored"}
     scores["render_seconds"] = round(seconds, 1)
     scores["channels"] = trained.method.votes.usage()
     if semantic_run:
