@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from clusteringsdf.data import layout  # noqa: E402
-from clusteringsdf.data.synthetic.capture import write_capture  # noqa: E402
-from clusteringsdf.evaluation.panoptic import panoptic_quality  # noqa: E402
-from clusteringsdf.prepare.segmenters.classical import ClassicalOptions, ClassicalSegmenter  # noqa: E402
+from clusteringsdf.data import layout
+from clusteringsdf.data.synthetic.capture import write_capture
+from clusteringsdf.evaluation.panoptic import panoptic_quality
+from clusteringsdf.prepare.segmenters.classical import ClassicalOptions, ClassicalSegmenter
 
 
 def score(segmenter: ClassicalSegmenter, root: Path, names: list[str], k: np.ndarray, use_depth: bool) -> dict:

@@ -4,12 +4,12 @@ On the textured synthetic capture (100 frames at 320x240, colour + depth, writte
 benchmarks/prepare_speed.py's helper), two scenes are prepared with the `classical` segmenter (no
 classes): one with poses from `prepare` (structure-from-motion, metric through depth), one with the
 true poses imported (`--poses scannet`). Each is trained in instance mode (`cpu` preset), its test
-views are rendered and scored class-agnostically against the capture's ground truth (every thing
-instance is an "object"). Scored twice: what `render` writes, and instance ids taken straight from
-the object channels that training voted "object" (what `render` should write for a scene without
-classes; see :func:`render_instances`). Prints JSON.
+views are rendered (instance mode: each pixel takes its object channel's voted class, "object" or
+"background", and object channels are the instances) and scored class-agnostically against the
+capture's ground truth (every thing instance is an "object"). Prints JSON and writes
+benchmarks/out/results/prepare_quality.json.
 
-    PYTHONPATH=src python benchmarks/prepare_quality.py [--iters N]   # two trainings: ~2 x 16 min on 2 cores
+    python benchmarks/prepare_quality.py [--iters N]   # two trainings: ~2 x 16 min on 2 cores
 """
 
 from __future__ import annotations
@@ -22,43 +22,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from _common import OUT
+from prepare_speed import capture
 
-from _common import OUT  # noqa: E402
-from prepare_speed import capture  # noqa: E402
-
-from clusteringsdf.evaluation import evaluate_predictions  # noqa: E402
-from clusteringsdf.prepare import PrepareOptions, prepare_scene  # noqa: E402
+from clusteringsdf.evaluation import evaluate_predictions
+from clusteringsdf.prepare import PrepareOptions, prepare_scene
 
 
 def cli(*args: str) -> None:
     command = [sys.executable, "-m", "clusteringsdf.cli", *args]
     print("$ clusteringsdf " + " ".join(args), file=sys.stderr, flush=True)
     subprocess.run(command, check=True)
-
-
-def render_instances(run: Path, out: Path) -> Path:
-    """Test views with instance ids from the object channels (what `render` should write for a scene
-    without classes): a pixel's instance is its channel when training voted that channel "object"
-    (class 2), else 0; semantics 2 where there is an instance, 1 elsewhere."""
-    import numpy as np
-    import torch
-
-    from clusteringsdf.data import layout
-    from clusteringsdf.data.classes import AGNOSTIC_OBJECT
-    from clusteringsdf.inference.evaluate_run import label_cameras
-    from clusteringsdf.inference.loading import load_trained_run
-
-    trained = load_trained_run(run, torch.device("cpu"))
-    scene = trained.scene
-    frames = scene.split("test")
-    views, _, _ = label_cameras(trained.renderer, trained.config, scene, scene.poses[frames], scene.intrinsics[frames], progress=False, normals=False)
-    voted = trained.renderer.channel_classes().cpu().numpy()
-    for index, view in zip(frames, views):
-        instance = np.where(voted[view.channel] == AGNOSTIC_OBJECT, view.channel + 1, 0)
-        layout.write_label(out / "pred_instance" / f"{scene.frame_names[index]}.png", instance)
-        layout.write_label(out / "pred_semantics" / f"{scene.frame_names[index]}.png", np.where(instance > 0, 2, 1))
-    return out
 
 
 def main() -> int:
@@ -82,19 +56,22 @@ def main() -> int:
         train_seconds = time.perf_counter() - start
         cli("render", "--run", str(run), "--out", str(run / "render_test"), "--quiet")
         scores = evaluate_predictions(root, run / "render_test", class_agnostic=True)
-        channels = evaluate_predictions(root, render_instances(run, run / "render_channels"), class_agnostic=True)
         results[name] = {
             "pose_source": prepared.pose_source,
             "prepare_s": round(prepare_seconds, 1),
             "train_s": round(train_seconds, 1),
-            "render": {"class_agnostic_pq_things": scores["pq_things"], "class_agnostic_pq": scores["pq"], "object_background_miou": scores["miou"]},
-            "voted_channels": {"class_agnostic_pq_things": channels["pq_things"], "class_agnostic_pq": channels["pq"],
-                               "object_background_miou": channels["miou"]},
+            "class_agnostic_pq_things": scores["pq_things"],
+            "class_agnostic_pq": scores["pq"],
+            "object_background_miou": scores["miou"],
             "test_frames": scores["frames"],
         }
     machine = evaluate_predictions(root, OUT / "prepared" / "quality_true_poses", use_machine_labels=True, class_agnostic=True)
     results["classical_masks_2d"] = {"class_agnostic_pq_things": machine["pq_things"], "note": "the per-frame masks themselves (scene-level PQ)"}
-    print(json.dumps({"capture": str(root), "iterations": args.iters or "cpu preset", "results": results}, indent=1))
+    output = {"capture": str(root), "iterations": args.iters or "cpu preset", "results": results}
+    path = OUT / "results" / "prepare_quality.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(output, indent=1) + "\n")
+    print(json.dumps(output, indent=1))
     return 0
 
 

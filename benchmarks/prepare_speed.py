@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _common import OUT  # noqa: E402
+from _common import OUT
 
-from clusteringsdf.data import layout  # noqa: E402
-from clusteringsdf.data.synthetic.capture import write_capture  # noqa: E402
-from clusteringsdf.prepare import PrepareOptions, prepare_scene  # noqa: E402
-from clusteringsdf.prepare.alignment import pose_errors  # noqa: E402
+from clusteringsdf.data import layout
+from clusteringsdf.data.synthetic.capture import write_capture
+from clusteringsdf.prepare import PrepareOptions, prepare_scene
+from clusteringsdf.prepare.alignment import pose_errors
 
 
 def capture(kind: str, frames: int, width: int, height: int):
