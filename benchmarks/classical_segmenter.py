@@ -6,7 +6,7 @@ instances as 2D class-agnostic panoptic quality (things = GT thing instances; ma
 TP/FP/FN summed over frames). Also reports the share of stuff pixels (walls, floor, ...) that the
 masks turn into objects. Prints JSON.
 
-    PYTHONPATH=src python benchmarks/classical_segmenter.py [--frames 25] [--size 320x240]
+    python benchmarks/classical_segmenter.py [--frames 25] [--size 320x240]
 """
 
 from __future__ import annotations

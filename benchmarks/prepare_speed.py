@@ -7,7 +7,7 @@ the RGB-D fall-back. Every run uses the `classical` segmenter and 2 threads. Pos
 similarity alignment: median rotation error (degrees), median camera-centre error (metres and % of
 the room diagonal), the alignment scale (1.0 = metric) and the share of frames registered.
 
-    PYTHONPATH=src python benchmarks/prepare_speed.py [--runs colour,depth,plain] [--frames 100]
+    python benchmarks/prepare_speed.py [--runs colour,depth,plain] [--frames 100]
 """
 
 from __future__ import annotations
