@@ -105,3 +105,18 @@ def test_a_checkpoint_of_another_network_is_a_one_line_error(tiny_scene, tmp_pat
     assert main(["render", "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not fit this run's network" in err
+
+
+def test_without_a_semantic_head_classes_come_from_the_channel_votes():
+    """Instance mode trains no semantic head: a rendered ray takes the class its channel was voted
+    (so an instance run alone, or a class-agnostic scene, still gets classes and instance ids)."""
+    from clusteringsdf.methods import Instance
+    from clusteringsdf.model import RenderOutput
+
+    method = Instance(preset("tiny"), num_classes=4, channels=3)
+    assert not method.render_request(normals=False).semantics
+    method.votes.votes[1, 3] = 5.0  # channel 1 is class 3, channel 2 has no votes
+    opacity = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]])
+    out = RenderOutput(rgb=torch.zeros(3, 3), depth=torch.zeros(3), weights=torch.zeros(3, 2), z=torch.zeros(3, 2), opacity=opacity)
+    scores = method.class_scores(out)
+    assert scores.argmax(-1).tolist() == [3, 0, 0] and torch.equal(scores.sum(-1), torch.ones(3))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,34 @@ def test_run_identity_ignores_render_settings_and_fills_keys_an_older_config_lac
     assert same_run(older, run_identity(config, tmp_path))
     older["config"]["clustering"]["unknown_key"] = 1
     assert not same_run(older, run_identity(config, tmp_path))
+
+
+def test_a_scene_without_ground_truth_trains_renders_and_reports(tiny_scene, tmp_path, capsys):
+    """A prepared capture has no rs_* maps: --eval renders and writes the report, scoring nothing."""
+    import shutil
+
+    for folder in ("rs_semantics", "rs_instance"):
+        shutil.rmtree(tiny_scene / folder)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_scene), "--out", str(run), "--preset", "tiny", "--iters", "4", "--eval", "--quiet"]) == 0
+    scores = json.loads((run / "eval" / "metrics.json").read_text())
+    assert "no ground truth" in scores["note"] and "pq" not in scores
+    assert len(list((run / "eval" / "pred_instance").glob("*.png"))) == 3
+    assert "no ground truth" in (run / "report.html").read_text()
+
+
+def test_a_scene_without_classes_trains_instance_mode_by_default(tiny_scene, tmp_path):
+    from clusteringsdf.data import layout
+    from clusteringsdf.data.classes import class_agnostic_data
+
+    layout.write_segmentation_data(tiny_scene / "segmentation_data.pkl", class_agnostic_data())
+    for folder in ("m2f_semantics", "rs_semantics"):  # "object" where there is an instance, background elsewhere
+        instances = "m2f_instance" if folder.startswith("m2f") else "rs_instance"
+        for path in (tiny_scene / instances).glob("*.png"):
+            labels = layout.read_label(path)
+            layout.write_label(tiny_scene / folder / path.name, np.where(labels > 0, 2, 1))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_scene), "--out", str(run), "--preset", "tiny", "--iters", "4", "--eval", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["mode"] == "instance"
+    scores = json.loads((run / "eval" / "metrics.json").read_text())
+    assert scores["class_agnostic"] is True

@@ -34,6 +34,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- prepare
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import PrepareOptions, prepare_scene
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value is not None else None
+
+    options = PrepareOptions(
+        out=Path(args.out), images=path(args.images), video=path(args.video), depth=path(args.depth), depth_scale=args.depth_scale,
+        intrinsics=path(args.intrinsics), poses=args.poses, poses_path=path(args.poses_path), matching=args.matching,
+        segmenter=args.segmenter, segmenter_weights=path(args.segmenter_weights), masks=path(args.masks), masks_format=args.masks_format,
+        every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
+        min_registered=args.min_registered, device=args.device, threads=args.threads, keep_work=args.keep_work,
+    )
+    prepare_scene(options, log=(lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- info
 
 
@@ -83,7 +103,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ClusteringSDFError("eval: give --pred (label maps) and/or --mesh (meshes)")
     result: dict = {}
     if args.pred is not None:
-        result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels)
+        result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels,
+                                      class_agnostic=True if args.class_agnostic else None)
     if args.mesh is not None:
         from .evaluation.geometry import evaluate_meshes
 
@@ -121,8 +142,8 @@ def build_config(args: argparse.Namespace):
         if getattr(args, flag, None) is not None:
             values[key] = getattr(args, flag)
     mode_given = "mode" in values or "mode" in file_values or any(a.split("=", 1)[0].strip() == "mode" for a in assignments)
-    if not mode_given:  # view-consistent labels need no clustering: supervised ObjectSDF++; raw machine labels: ClusteringSDF
-        values["mode"] = "objectsdf" if values.get("data.labels", config.data.labels) == "gt" else "panoptic"
+    if not mode_given:
+        values["mode"] = default_mode(values.get("data.labels", config.data.labels), getattr(args, "data", None))
     spheres = getattr(args, "spheres", None)
     if spheres == "on":
         values["sampler.kind"] = "spheres"
@@ -134,6 +155,21 @@ def build_config(args: argparse.Namespace):
     config = config.with_values(values)
     method_class(config.mode)
     return config
+
+
+def default_mode(labels: str, scene: str | None) -> str:
+    """Without --mode: view-consistent GT labels need no clustering (supervised ObjectSDF++); raw
+    machine labels get ClusteringSDF, panoptic (one model, both predictions), or instance mode when
+    the scene's masks carry no classes (classical or SAM masks: its classes are "object" and
+    "background", nothing for a semantic head to learn)."""
+    if labels == "gt":
+        return "objectsdf"
+    if scene is not None and (Path(scene) / "segmentation_data.pkl").is_file():
+        from .data.scene import read_classes
+
+        if read_classes(Path(scene)).class_agnostic:
+            return "instance"
+    return "panoptic"
 
 
 def _channel_count(text: str) -> int:
@@ -278,6 +314,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- view
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Serve a trained run in the browser until Ctrl-C / SIGTERM."""
+    from .viewer.server import is_loopback, serve_until_stopped, start_viewer
+
+    if not 0 <= args.port <= 65535:
+        raise ClusteringSDFError(f"--port: expected 0-65535, got {args.port}")
+    viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution)
+
+    def announce() -> None:
+        print(f"viewer of {args.run}: {viewer.url} (Ctrl-C to stop)", flush=True)
+        if is_loopback(args.host):
+            print(f"from another machine: ssh -L {viewer.port}:localhost:{viewer.port} USER@THIS_HOST, then open http://localhost:{viewer.port}", flush=True)
+        else:
+            print(f"note: serving on {args.host}, reachable by anyone who can reach this address (no password)", flush=True)
+
+    serve_until_stopped(viewer, announce)
+    print("viewer stopped")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 
@@ -355,6 +414,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("prepare", help="turn a capture (images or a video, optional depth) into a scene: poses, undistortion, masks")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="folder of images (any common format; file stems become frame names)")
+    source.add_argument("--video", help="video file, sampled by --every / --fps (sharpest frame per window, blurred frames dropped)")
+    p.add_argument("--out", required=True, help="output scene folder (must not exist or be empty)")
+    p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG in 1/--depth-scale m, float TIFF or .npy in m)")
+    p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default 1000; TUM: 5000)")
+    p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
+    p.add_argument("--poses", choices=("auto", "sfm", "rgbd", "colmap", "transforms", "scannet"), default="auto",
+                   help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")
+    p.add_argument("--poses-path", help="colmap: sparse model folder; transforms: transforms.json; scannet: folder with pose/ and intrinsic/ "
+                   "(default: beside the image folder)")
+    p.add_argument("--matching", choices=("auto", "sequential", "exhaustive"), default="auto",
+                   help="SfM matching (auto: sequential for video and > 50 images, else exhaustive)")
+    p.add_argument("--segmenter", choices=("classical", "mask2former", "sam", "import"), default="classical")
+    p.add_argument("--segmenter-weights", help="local checkpoint folder (save_pretrained layout) for mask2former / sam")
+    p.add_argument("--masks", help="with --segmenter import: folder of existing masks")
+    p.add_argument("--masks-format", choices=("coco-panoptic", "instance-png", "binary-masks", "panoptic-lifting"))
+    p.add_argument("--every", type=int, help="video: keep one frame per N (default 10)")
+    p.add_argument("--fps", type=float, help="video: keep about F frames per second")
+    p.add_argument("--blur-ratio", type=float, default=0.5, help="video: drop frames sharper than less than this share of the median")
+    p.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
+    p.add_argument("--test-every", type=int, default=4, help="every N-th frame is a test view (0: no test split)")
+    p.add_argument("--min-registered", type=float, default=0.5, help="fail when fewer than this share of frames get a pose")
+    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (staged frames, COLMAP database and logs)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
     p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
     p.add_argument("--run", required=True)
     p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
@@ -374,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("view", help="look around a trained run in the browser (meshes, objects, cameras, renders)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
     p.add_argument("--scene", default="scenes/demo")
@@ -396,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the scores to this file")
     p.add_argument("--protocol", choices=("native", "panoptic-lifting"), default="native")
     p.add_argument("--use-machine-labels", action="store_true", help="score PRED's m2f_* maps (the 2D baseline)")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="score instances without classes (GT things = objects); automatic for scenes without classes")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train a run on a scene")

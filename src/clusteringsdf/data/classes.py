@@ -32,3 +32,18 @@ REDUCED_SCANNET_CLASSES: dict[int, str] = {
 NUM_CLASSES = len(REDUCED_SCANNET_CLASSES)  # 22, class 0 = void
 THING_CLASSES: tuple[int, ...] = (4, 5, 6, 14, 15, 16, 17, 18, 20)
 STUFF_CLASSES: tuple[int, ...] = tuple(c for c in REDUCED_SCANNET_CLASSES if c not in THING_CLASSES)  # includes 0
+
+# Scenes without classes (masks with instance ids only): every instance is an "object" (thing), the
+# rest "background" (stuff), 0 = a pixel the segmenter left unlabelled.
+AGNOSTIC_UNLABELLED, AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT = 0, 1, 2
+
+
+def class_agnostic_data() -> dict:
+    """``segmentation_data.pkl`` of a scene without classes (the contract training and rendering read)."""
+    return {
+        "fg_classes": [AGNOSTIC_OBJECT],
+        "bg_classes": [AGNOSTIC_BACKGROUND],
+        "num_semantic_classes": 3,
+        "class_names": {AGNOSTIC_UNLABELLED: "void", AGNOSTIC_BACKGROUND: "background", AGNOSTIC_OBJECT: "object"},
+        "class_agnostic": True,
+    }

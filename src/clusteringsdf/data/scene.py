@@ -24,12 +24,17 @@ ALL_COMPONENTS = frozenset({"color", "depth", "normal", "m2f", "gt"})
 
 @dataclass(frozen=True)
 class SegmentationClasses:
-    """Class metadata from ``segmentation_data.pkl``."""
+    """Class metadata from ``segmentation_data.pkl``.
+
+    ``class_agnostic`` marks a scene whose masks carry no classes (instance ids only): class 2 =
+    "object" (thing), 1 = "background" (stuff), 0 = unlabelled; training picks the instance mode.
+    """
 
     num_classes: int
     thing_classes: tuple[int, ...]
     stuff_classes: tuple[int, ...]
     names: dict[int, str] = field(default_factory=dict)
+    class_agnostic: bool = False
 
     def is_thing(self, class_id: int) -> bool:
         return class_id in self.thing_classes
@@ -103,6 +108,11 @@ class Scene:
         path = self.root / layout.GT_MESH_FILE
         return path if path.is_file() else None
 
+    @property
+    def has_gt_labels(self) -> bool:
+        """Whether the scene has ground-truth label maps (``rs_*``) to score predictions against."""
+        return (self.root / layout.FOLDERS["rs_semantics"]).is_dir() and (self.root / layout.FOLDERS["rs_instance"]).is_dir()
+
 
 # --------------------------------------------------------------------------------------- loading
 
@@ -142,19 +152,71 @@ def _resize(array: np.ndarray, hw: tuple[int, int], resample: int) -> np.ndarray
     return np.stack(channels, axis=-1)
 
 
-def _read_classes(root: Path) -> SegmentationClasses:
-    path = root / layout.SEGMENTATION_FILE
-    data = layout.read_segmentation_data(path)
-    try:
-        things = tuple(sorted(int(c) for c in data["fg_classes"]))
-        stuff = tuple(sorted(int(c) for c in data["bg_classes"]))
-        count = int(data.get("num_semantic_classes", max(things + stuff) + 1))
-        names = {int(k): str(v) for k, v in dict(data.get("class_names", {})).items()}
-    except (TypeError, ValueError) as exc:
-        raise DataError(path, f"fg_classes/bg_classes must be lists of integers ({exc})") from None
+def _class_ids(data: dict, key: str, path: Path) -> tuple[int, ...]:
+    value = data[key]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1).tolist()
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise DataError(path, f"'{key}' must be a list of integer class ids, got {type(value).__name__}")
+    ids = []
+    for item in value:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise DataError(path, f"'{key}' must be a list of integer class ids, holds {item!r}")
+        ids.append(int(item))
+    return tuple(sorted(set(ids)))
+
+
+def _class_names(value, path: Path) -> dict[int, str]:
+    """``class_names`` as a list indexed by class id or a dict {id: name} (ids may be numpy ints or digit strings)."""
+    if value is None:
+        return {}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return {i: str(name) for i, name in enumerate(value)}
+    if isinstance(value, dict):
+        names = {}
+        for key, name in value.items():
+            try:
+                names[int(key)] = str(name)
+            except (TypeError, ValueError):
+                raise DataError(path, f"'class_names' keys must be class ids, got {key!r}") from None
+        return names
+    raise DataError(path, f"'class_names' must be a list indexed by class id or a dict {{id: name}}, got {type(value).__name__}")
+
+
+def segmentation_classes(data: dict, path: Path) -> SegmentationClasses:
+    """Class metadata from the content of a ``segmentation_data.pkl`` written by any tool.
+
+    Reads ``fg_classes`` and ``bg_classes`` (lists, tuples, sets or arrays of Python or numpy
+    integers), ``num_semantic_classes`` (default: largest id + 1), ``class_names`` (a list indexed by
+    class id or a dict) and ``class_agnostic``; other keys are ignored. Errors name the key at fault.
+    """
+    things = _class_ids(data, "fg_classes", path)
+    stuff = _class_ids(data, "bg_classes", path)
+    top = max(things + stuff + (0,))
+    count = data.get("num_semantic_classes", top + 1)
+    if isinstance(count, np.ndarray) and count.size == 1:
+        count = count.item()
+    if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+        raise DataError(path, f"'num_semantic_classes' must be an integer, got {count!r}")
+    if int(count) <= top:
+        raise DataError(path, f"'num_semantic_classes' is {int(count)} but class {top} is listed in fg_classes/bg_classes")
     if set(things) & set(stuff):
         raise DataError(path, f"classes {sorted(set(things) & set(stuff))} are both thing and stuff")
-    return SegmentationClasses(count, things, stuff, names)
+    if min(things + stuff + (0,)) < 0:
+        raise DataError(path, "'fg_classes'/'bg_classes' hold a negative class id")
+    names = _class_names(data.get("class_names"), path)
+    return SegmentationClasses(int(count), things, stuff, names, bool(data.get("class_agnostic", False)))
+
+
+def read_segmentation_classes(path: Path) -> SegmentationClasses:
+    """:func:`segmentation_classes` of the ``segmentation_data.pkl`` at ``path``."""
+    return segmentation_classes(layout.read_segmentation_data(Path(path)), Path(path))
+
+
+def read_classes(root: Path) -> SegmentationClasses:
+    return read_segmentation_classes(root / layout.SEGMENTATION_FILE)
 
 
 def _check_shape(path: Path, array: np.ndarray, native_hw: tuple[int, int], what: str) -> None:
@@ -251,7 +313,7 @@ def load_scene(
         raise DataError(root, "scene folder not found")
     frame_paths = layout.list_frames(root)
     names = list(frame_paths)
-    classes = _read_classes(root)
+    classes = read_classes(root)
 
     raw_splits = layout.read_splits(root / layout.SPLITS_FILE)
     index = {name: i for i, name in enumerate(names)}

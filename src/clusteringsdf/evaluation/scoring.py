@@ -4,7 +4,8 @@ Layout read:
 
 * ``SCENE/splits.json`` — test frames (the ``split`` list; a "val" list stands in for "test");
 * ``SCENE/segmentation_data.pkl`` — ``fg_classes`` (things), ``bg_classes`` (stuff, incl. void 0),
-  ``num_semantic_classes`` (default: max class + 1);
+  ``num_semantic_classes`` (default: max class + 1), ``class_agnostic`` (scenes without classes:
+  scored class-agnostically, see ``evaluate_predictions``);
 * GT: ``SCENE/rs_semantics/<f>.png`` and ``SCENE/rs_instance/<f>.png``;
 * predictions: ``PRED/pred_semantics/<f>.png`` and ``PRED/pred_instance/<f>.png`` (when there is no
   ``pred_instance/`` folder, ``pred_surrogateid/`` as written by Panoptic Lifting is read instead);
@@ -39,6 +40,8 @@ import numpy as np
 from PIL import Image
 
 from ..data import layout
+from ..data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT
+from ..data.scene import read_segmentation_classes
 from ..errors import DataError
 from .edges import frame_edge_dice
 from .image_metrics import DepthAccumulator, psnr
@@ -77,11 +80,9 @@ def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize((size[1], size[0]), resample=Image.NEAREST)).astype(np.float32)
 
 
-def _class_set(data: dict[str, Any], key: str, path: Path) -> set[int]:
-    try:
-        return {int(c) for c in data[key]}
-    except (TypeError, ValueError):
-        raise DataError(path, f"'{key}' must be a list of integer class ids") from None
+def _agnostic_classes(is_object: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Class-agnostic class map: 2 = object, 1 = background, 0 = void (where not ``labelled``)."""
+    return np.where(labelled, np.where(is_object, AGNOSTIC_OBJECT, AGNOSTIC_BACKGROUND), 0).astype(np.int64)
 
 
 def _json_value(value: Any) -> Any:
@@ -112,6 +113,7 @@ def evaluate_predictions(
     protocol: str = "native",
     use_machine_labels: bool = False,
     split: str = "test",
+    class_agnostic: bool | None = None,
 ) -> dict:
     """Scene-level PQ/SQ/RQ (+ things/stuff), mIoU, edge accuracy and optional PSNR / depth AbsRel.
 
@@ -121,6 +123,11 @@ def evaluate_predictions(
         protocol: ``"native"`` or ``"panoptic-lifting"`` (512x512 nearest resize of everything).
         use_machine_labels: score ``m2f_semantics`` / ``m2f_instance`` of ``pred_root`` instead.
         split: the ``splits.json`` list to score.
+        class_agnostic: score instances without classes: GT pixels of thing instances become class
+            2 ("object"), other labelled GT pixels class 1 ("background"); predicted pixels with an
+            instance id > 0 become "object", all others "background". None = when the
+            scene's ``segmentation_data.pkl`` says ``class_agnostic`` (a scene whose masks have no
+            classes). ``pq_things`` is then the class-agnostic PQ of the things.
 
     Returns:
         JSON-serialisable dict: ``pq, sq, rq, pq_things, pq_stuff, sq_things, sq_stuff, rq_things,
@@ -143,17 +150,14 @@ def evaluate_predictions(
     if not frames:
         raise DataError(splits_path, f"split '{split}' is empty")
 
-    seg_path = scene_root / layout.SEGMENTATION_FILE
-    seg_data = layout.read_segmentation_data(seg_path)
-    things = _class_set(seg_data, "fg_classes", seg_path)
-    stuff = _class_set(seg_data, "bg_classes", seg_path)
-    default_classes = max(things | stuff | {0}) + 1
-    try:
-        num_classes = int(seg_data.get("num_semantic_classes", default_classes))
-    except (TypeError, ValueError):
-        raise DataError(seg_path, "'num_semantic_classes' must be an integer") from None
-    if num_classes < 1:
-        raise DataError(seg_path, f"'num_semantic_classes' must be positive, got {num_classes}")
+    classes = read_segmentation_classes(scene_root / layout.SEGMENTATION_FILE)
+    gt_things, gt_classes = set(classes.thing_classes), classes.num_classes
+    if class_agnostic is None:
+        class_agnostic = classes.class_agnostic
+    if class_agnostic:  # every GT thing instance is one "object"; predictions: instance id > 0 = object
+        things, stuff, num_classes = {AGNOSTIC_OBJECT}, {AGNOSTIC_BACKGROUND}, 3
+    else:
+        things, stuff, num_classes = gt_things, set(classes.stuff_classes), gt_classes
 
     if use_machine_labels:
         sem_dir, ins_dir = pred_root / "m2f_semantics", pred_root / "m2f_instance"
@@ -176,17 +180,20 @@ def evaluate_predictions(
         gt_ins = layout.read_label(gt_ins_path)
         if gt_ins.shape != gt_sem.shape:
             raise DataError(gt_ins_path, f"size {gt_ins.shape} differs from the GT semantics {gt_sem.shape}")
-        outside = gt_sem[(gt_sem < 0) | (gt_sem >= num_classes)]
+        outside = gt_sem[(gt_sem < 0) | (gt_sem >= gt_classes)]
         if outside.size:
             raise DataError(
                 gt_sem_path,
-                f"semantic class {int(outside[0])} outside [0, {num_classes}) declared by {layout.SEGMENTATION_FILE}",
+                f"semantic class {int(outside[0])} outside [0, {gt_classes}) declared by {layout.SEGMENTATION_FILE}",
             )
         size = PANOPTIC_LIFTING_SIZE if protocol == "panoptic-lifting" else gt_sem.shape
         gt_sem = _resize_labels(gt_sem, size, gt_sem_path)
         gt_ins = _resize_labels(gt_ins, size, gt_ins_path)
         pred_sem = _resize_labels(layout.read_label(pred_sem_path), size, pred_sem_path)
         pred_ins = _resize_labels(layout.read_label(pred_ins_path), size, pred_ins_path)
+        if class_agnostic:
+            gt_sem = _agnostic_classes(np.isin(gt_sem, list(gt_things)) & (gt_ins > 0), gt_sem > 0)
+            pred_sem = _agnostic_classes(pred_ins > 0, np.ones(pred_ins.shape, dtype=bool))
         if resolution is None:
             resolution = [int(size[0]), int(size[1])]
 
@@ -225,6 +232,7 @@ def evaluate_predictions(
         "split": split,
         "use_machine_labels": bool(use_machine_labels),
         "num_classes": num_classes,
+        "class_agnostic": bool(class_agnostic),
         "things": sorted(things),
         "stuff": sorted(stuff),
         "per_class": per_class,

@@ -31,9 +31,11 @@ def label_cameras(
     normals: bool = True,
     class_run: TrainedRun | None = None,
     min_segment_fraction: float | None = None,
+    hw: tuple[int, int] | None = None,
 ) -> tuple[list[ViewRender], list[np.ndarray], list[np.ndarray]]:
-    """Render cameras (poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3)) at the
-    scene's working size and fuse their panoptic labels: (views, semantic maps, instance maps).
+    """Render cameras (poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3) for images
+    of ``hw`` (default: the scene's working size)) and fuse their panoptic labels: (views, semantic
+    maps, instance maps).
 
     ``class_run``: a semantic-mode run whose classes are merged with this run's instance channels
     (the paper's two-run panoptic prediction). ``min_segment_fraction`` overrides the run's
@@ -41,7 +43,7 @@ def label_cameras(
     """
     config, scene = trained.config, trained.scene
     classes = scene.classes
-    common = dict(hw=scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
+    common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
     class_views = None
     if class_run is not None:
@@ -109,7 +111,10 @@ def evaluate_run(
     start = time.perf_counter()
     predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run)
     seconds = time.perf_counter() - start
-    scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
+    if trained.scene.has_gt_labels:
+        scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
+    else:  # a prepared capture: renders and label maps, nothing to score them against
+        scores = {"frames": len(trained.scene.split(split)), "note": f"{trained.scene.root}: no ground truth (rs_*): nothing scored"}
     scores["render_seconds"] = round(seconds, 1)
     scores["channels"] = trained.method.votes.usage()
     if semantic_run:

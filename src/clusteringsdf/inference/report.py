@@ -260,8 +260,7 @@ def build_report(
         f"{last.get('iteration', 0)} iterations in {last.get('seconds', 0):.0f} s &middot; sampler {config.sampler.kind} &middot; "
         f"{scene.hw[1]}x{scene.hw[0]} working resolution"
     )
-    note = channel_sharing_note(scores.get("channels"))
-    notes = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in (scores.get("note"), channel_sharing_note(scores.get("channels"))) if note)
     page = PAGE.format(
         title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, notes=notes, table=metrics_table(rows), curves=curves, views=view_html,
         meshes=mesh_html, geometry=geometry_tables(run / "meshes"),

@@ -174,12 +174,16 @@ class Method(nn.Module):
 
     def render_request(self, normals: bool) -> RenderRequest:
         """What the model renders for a test view."""
-        return RenderRequest(normals=normals, opacity=True, semantics=not self.classes_in_channels)
+        return RenderRequest(normals=normals, opacity=True, semantics=self.uses_semantic_head and not self.classes_in_channels)
 
     def class_scores(self, out: RenderOutput) -> torch.Tensor:
         """(R, K) per-ray class scores of a rendered view (classes absent from the training labels
-        are masked by the caller)."""
-        return out.semantics
+        are masked by the caller): the semantic head's, or without one, the class the training
+        labels voted for the ray's object channel (a channel without votes is void)."""
+        if self.uses_semantic_head:
+            return out.semantics
+        voted = self.votes.classes().clamp_min(0)[out.opacity.argmax(-1)]
+        return torch.nn.functional.one_hot(voted, self.num_classes).to(out.opacity.dtype)
 
     def fuse_labels(
         self,

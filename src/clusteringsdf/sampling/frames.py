@@ -131,8 +131,9 @@ class FrameStore:
     the scene's arrays, no copy); :meth:`rays` gathers a batch and widens it: colors uint8
     (F, H, W, 3); depth (F, H, W) float32 metres or None; normals (F, H, W, 3) float32 or None;
     semantic, instance (raw ids) int32 and segment (the method's per-pixel target) int16
-    (F, H, W) or None; confidence (F, H, W) float32. Memory: 3 + 4 (depth) + 4 + 4 + 2 + 4 = 21
-    bytes per pixel with labels and depth, plus 12 with normals.
+    (F, H, W) or None; confidence (F, H, W) float32. Memory: 3 (colour) + 4 (depth) + 4 + 4
+    (labels) + 2 (segment) + 4 (confidence) = 21 bytes per pixel, plus 12 with normals; the clustering
+    methods' label index adds 4 (see :mod:`.pixels`).
     """
 
     def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None) -> None:

@@ -1,0 +1,89 @@
+"""Time `clusteringsdf prepare` on a 100-frame 320x240 capture and score its poses; prints JSON.
+
+Captures (synthetic room seed 0, the cameras of `synth --preset room`, written once under
+benchmarks/out/captures/): `textured` (SIFT-friendly surfaces) prepared from colour only and from
+colour + depth, and `plain` (the room preset's own bare materials) with depth, which goes through
+the RGB-D fall-back. Every run uses the `classical` segmenter and 2 threads. Pose errors are after a
+similarity alignment: median rotation error (degrees), median camera-centre error (metres and % of
+the room diagonal), the alignment scale (1.0 = metric) and the share of frames registered.
+
+    python benchmarks/prepare_speed.py [--runs colour,depth,plain] [--frames 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+from _common import OUT
+
+from clusteringsdf.data import layout
+from clusteringsdf.data.synthetic.capture import write_capture
+from clusteringsdf.prepare import PrepareOptions, prepare_scene
+from clusteringsdf.prepare.alignment import pose_errors
+
+
+def capture(kind: str, frames: int, width: int, height: int):
+    root = OUT / "captures" / f"{kind}_{frames}_{width}x{height}"
+    if root.exists() and not (root / "capture_info.json").is_file():
+        shutil.rmtree(root)
+    if not root.exists():
+        write_capture(root, frames, width, height, textured=kind == "textured")
+    truth = np.stack([layout.read_pose(p) for p in sorted((root / "pose").glob("*.txt"))])
+    names = [p.stem for p in sorted((root / "pose").glob("*.txt"))]
+    extent = json.loads((root / "capture_info.json").read_text())["extent_m"]
+    return root, names, truth, extent
+
+
+def run(name: str, kind: str, depth: bool, frames: int, width: int, height: int) -> dict:
+    root, names, truth, extent = capture(kind, frames, width, height)
+    out = OUT / "prepared" / name
+    shutil.rmtree(out, ignore_errors=True)
+    options = PrepareOptions(
+        out=out, images=root / "color", depth=root / "depth" if depth else None,
+        intrinsics=root / layout.INTRINSICS_FILE if depth else None, segmenter="classical", threads=2,
+    )
+    start = time.perf_counter()
+    result = prepare_scene(options, log=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - start
+    registered = sorted(p.stem for p in (out / "pose").glob("*.txt"))
+    estimated = np.stack([layout.read_pose(out / "pose" / f"{n}.txt") for n in registered])
+    errors = pose_errors(estimated, truth[[names.index(n) for n in registered]])
+    return {
+        "capture": f"{kind}, {frames} frames at {width}x{height}" + (", depth" if depth else ""),
+        "seconds": round(seconds, 1),
+        "stages_s": {k: round(v, 1) for k, v in result.timings.items()},
+        "pose_source": result.pose_source,
+        "registered": f"{len(registered)}/{frames}",
+        "median_rotation_deg": round(errors.median_rotation_deg, 3),
+        "median_centre_m": round(errors.median_centre, 4),
+        "median_centre_pct_extent": round(100 * errors.median_centre / extent, 3),
+        "alignment_scale": round(errors.scale, 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="colour,depth,plain")
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", default="320x240")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    plans = {"colour": ("textured", False), "depth": ("textured", True), "plain": ("plain", True)}
+    results = {}
+    for name in args.runs.split(","):
+        kind, depth = plans[name]
+        results[name] = run(name, kind, depth, args.frames, width, height)
+    print(json.dumps({"target": "<= 180 s per run on 2 cores (classical segmenter)", "runs": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""``clusteringsdf prepare``: a capture (images or a video, optional depth) -> a scene folder.
+
+Frames -> poses (SfM, RGB-D tracking or imported) -> undistortion to one pinhole camera -> masks
+(a segmenter or imported masks) -> the Panoptic Lifting layout that ``info``/``train`` read, written
+in a temporary folder and moved into place when complete. ``OUT/prepare.json`` records what was
+used (pose source, scale, unregistered frames, segmenter) and the timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ClusteringSDFError
+from .cameras import remap
+from .depth import DepthFrames
+from .frames import stage_images, stage_video
+from .mask_import import MASK_FORMATS, MaskImporter
+from .poses import POSE_METHODS, default_poses_path, estimate_poses
+from .segmenters import SEGMENTERS, build_segmenter, class_agnostic_data, class_agnostic_semantics
+from .writer import SceneWriter
+
+__all__ = ["PrepareOptions", "PrepareResult", "prepare_scene"]
+
+
+@dataclass
+class PrepareOptions:
+    """Everything ``prepare`` takes (the CLI flags of the same names); validated on creation."""
+
+    out: Path
+    images: Path | None = None
+    video: Path | None = None
+    depth: Path | None = None
+    depth_scale: float = 1000.0
+    intrinsics: Path | None = None
+    poses: str = "auto"
+    poses_path: Path | None = None
+    matching: str = "auto"
+    segmenter: str = "classical"
+    segmenter_weights: Path | None = None
+    masks: Path | None = None
+    masks_format: str | None = None
+    every: int | None = None
+    fps: float | None = None
+    blur_ratio: float = 0.5
+    max_size: int | None = None
+    test_every: int = 4
+    min_registered: float = 0.5
+    device: str = "cpu"
+    threads: int = 2
+    keep_work: bool = False
+
+    def __post_init__(self) -> None:
+        def fail(message: str) -> None:
+            raise ClusteringSDFError(f"prepare: {message}")
+
+        if (self.images is None) == (self.video is None):
+            fail("give exactly one of --images DIR or --video FILE")
+        if self.video is not None and self.depth is not None:
+            fail("--depth needs --images (depth files are matched to image names)")
+        if self.images is not None and (self.every is not None or self.fps is not None):
+            fail("--every and --fps sample a --video")
+        if self.every is not None and self.fps is not None:
+            fail("give --every or --fps, not both")
+        if self.every is not None and self.every < 1 or self.fps is not None and self.fps <= 0:
+            fail("--every must be >= 1 and --fps > 0")
+        if self.poses not in POSE_METHODS:
+            fail(f"--poses must be one of {', '.join(POSE_METHODS)}")
+        if self.matching not in ("auto", "sequential", "exhaustive"):
+            fail("--matching must be auto, sequential or exhaustive")
+        if self.segmenter not in SEGMENTERS:
+            fail(f"--segmenter must be one of {', '.join(SEGMENTERS)}")
+        if self.segmenter == "import":
+            if self.masks is None or self.masks_format is None:
+                fail(f"--segmenter import needs --masks DIR and --masks-format ({', '.join(MASK_FORMATS)})")
+            if self.masks_format not in MASK_FORMATS:
+                fail(f"--masks-format must be one of {', '.join(MASK_FORMATS)}")
+        elif self.masks is not None:
+            fail("--masks needs --segmenter import")
+        if self.segmenter_weights is not None and self.segmenter not in ("mask2former", "sam"):
+            fail("--segmenter-weights is for --segmenter mask2former or sam")
+        if self.test_every == 1 or self.test_every < 0:
+            fail("--test-every must be 0 (no test split) or at least 2")
+        if not 0.0 < self.min_registered <= 1.0 or self.depth_scale <= 0 or not 0.0 <= self.blur_ratio < 1.0:
+            fail("--min-registered must be in (0, 1], --depth-scale positive, --blur-ratio in [0, 1)")
+        if self.max_size is not None and self.max_size < 16:
+            fail("--max-size must be at least 16 pixels")
+
+
+@dataclass
+class PrepareResult:
+    """The written scene, its frame count, the pose source, the frames left out and stage timings (s)."""
+
+    root: Path
+    frames: int
+    pose_source: str
+    class_agnostic: bool
+    unregistered: dict[str, str]
+    timings: dict[str, float]
+
+
+def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print) -> PrepareResult:
+    """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad input."""
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    writer = SceneWriter(options.out)
+    try:
+        # masks source first: a missing checkpoint fails before minutes of SfM
+        importer = MaskImporter(options.masks, options.masks_format) if options.segmenter == "import" else None
+        segmenter = None if importer is not None else build_segmenter(options.segmenter, options.segmenter_weights, options.device)
+        classes = importer.classes if importer is not None else segmenter.classes
+
+        if options.images is not None:
+            frames = stage_images(options.images, writer.work / "frames", options.max_size, log)
+        else:
+            frames = stage_video(options.video, writer.work / "frames", options.every, options.fps, options.blur_ratio, options.max_size, log)
+        depth = DepthFrames(options.depth, frames.names, frames.hw, options.depth_scale) if options.depth is not None else None
+        timings["frames"] = time.perf_counter() - start
+
+        t0 = time.perf_counter()
+        poses_path = options.poses_path or default_poses_path(options.poses, options.images)
+        poses = estimate_poses(
+            options.poses, frames, writer.work, depth, options.intrinsics, poses_path, options.matching,
+            options.min_registered, options.threads, log,
+        )
+        timings["poses"] = time.perf_counter() - t0
+        for note in poses.notes:
+            log(f"poses: {note}")
+        if poses.unregistered:
+            listed = ", ".join(sorted(poses.unregistered)[:10]) + (" ..." if len(poses.unregistered) > 10 else "")
+            log(f"poses: {len(poses.unregistered)} frames left out (no pose): {listed}")
+
+        t0 = time.perf_counter()
+        names = [n for n in frames.names if n in poses.poses]
+        grid = poses.undistort_map
+        for index, name in enumerate(names):
+            rgb = remap(np.asarray(Image.open(frames.path(name)).convert("RGB")), grid, order=1)
+            depth_m = remap(depth.read(name), grid, order=0) if depth is not None else None
+            writer.frame(name, rgb, poses.poses[name], depth_m)
+            if importer is not None:  # masks of the original images: undistorted like the colour
+                masks, grid_masks = importer.read(name, frames.hw), grid
+            else:  # the segmenter saw the undistorted frame
+                masks, grid_masks = segmenter.segment(rgb, depth_m, poses.k), None
+            instance = remap(masks.instance.astype(np.int32), grid_masks, order=0)
+            confidence = remap(masks.confidence.astype(np.float32), grid_masks, order=1) if masks.confidence is not None else None
+            if classes is None:
+                labelled = remap(masks.labelled.astype(np.uint8), grid_masks, order=0) > 0 if masks.labelled is not None else None
+                semantics = class_agnostic_semantics(instance, labelled)
+            else:
+                semantics = remap(masks.semantics.astype(np.int32), grid_masks, order=0)
+            writer.masks(name, semantics, instance, confidence)
+            if (index + 1) % 25 == 0 or index + 1 == len(names):
+                log(f"masks: {index + 1}/{len(names)} frames ({options.segmenter})")
+        timings["masks_and_writing"] = time.perf_counter() - t0
+
+        test = names[:: options.test_every] if options.test_every else []
+        splits = {"train": [n for n in names if n not in set(test)], "test": test}
+        segmentation_data = classes.segmentation_data() if classes is not None else class_agnostic_data()
+        timings["total"] = time.perf_counter() - start
+        report = {
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            "frames": {"source": frames.source, "count": len(frames.names), "dropped": frames.dropped, "size": [frames.hw[1], frames.hw[0]]},
+            "poses": {"source": poses.source, "metric": poses.metric, "registered": len(names), "unregistered": poses.unregistered,
+                      "undistorted": grid is not None, "notes": poses.notes},
+            "masks": {"segmenter": options.segmenter, "class_agnostic": classes is None},
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        }
+        writer.scene_files(poses.k, splits, segmentation_data, report)
+        root = writer.commit(options.keep_work)
+    except BaseException:
+        writer.abort()
+        raise
+    log(f"wrote {root}: {len(names)} frames ({len(splits['test'])} test), poses from {poses.source}"
+        f"{' (metric)' if poses.metric else ' (arbitrary scale)'}, masks from {options.segmenter} ({timings['total']:.0f} s)")
+    return PrepareResult(root, len(names), poses.source, classes is None, poses.unregistered, timings)

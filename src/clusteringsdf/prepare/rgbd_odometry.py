@@ -1,0 +1,310 @@
+"""Camera tracking from colour + depth (Open3D): odometry, loop closures and a pose graph.
+
+For bare indoor frames where SIFT finds too little to match, depth still constrains the motion.
+
+1. **Odometry** between consecutive frames with Open3D's hybrid (photometric + geometric) RGB-D
+   odometry, started from three guesses: no motion, the previous step's motion (constant
+   velocity) and a global registration of the two point clouds (FPFH features + RANSAC). The
+   refined result with the lowest photometric error among those that reproject the most depth
+   consistently wins. (Measured on the plain synthetic room at 36 frames: 10-19 degree steps
+   converge from the identity to a wrong minimum in 2 of 35 pairs with the same depth agreement but
+   12x the photometric error; the other guesses converge.) The global registration, the slow part,
+   is skipped when the two local guesses agree and their photometric error is under twice the
+   median of the frames tracked so far (a pair where both local guesses agreed on a wrong minimum
+   0.57 m off had a photometric error far above that median). A frame no guess registers (too little
+   depth agreement) is left out and the next one is registered to the last good frame.
+2. **Extra edges** to the frame two back, and **loop closures** between key frames whose chained
+   poses look at the same place (viewing directions within 45 degrees, centres within the median
+   depth), registered from the chained guess (and the global registration for loop closures),
+   kept when enough depth agrees and the photometric error is under twice the median of the
+   sequential registrations (a skip edge stuck in a wrong minimum 8 cm off had 1.4x the error of
+   the right one and pulled the graph).
+3. **Pose graph** optimisation (Open3D's Levenberg-Marquardt with line-process pruning of wrong
+   loop closures).
+
+Poses are metric (from the depth) in the frame of the first tracked camera.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ClusteringSDFError
+
+__all__ = ["RgbdTrackingOptions", "RgbdTrack", "track_rgbd"]
+
+
+@dataclass(frozen=True)
+class RgbdTrackingOptions:
+    """Settings of :func:`track_rgbd`.
+
+    Attributes:
+        min_fitness: least share of a frame's depth pixels that must reproject consistently into
+            the other frame for a registration to count.
+        depth_tolerance: relative depth difference under which a reprojected pixel agrees.
+        keyframe_every: key frame spacing for loop closures (0 = about 12 key frames).
+        loop_fitness: least depth agreement for a loop closure.
+        seed: random seed of the global registration (RANSAC).
+    """
+
+    min_fitness: float = 0.3
+    depth_tolerance: float = 0.03
+    keyframe_every: int = 0
+    loop_fitness: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_fitness < 1.0 or not 0.0 < self.loop_fitness < 1.0:
+            raise ValueError("fitness thresholds must be in (0, 1)")
+        if self.depth_tolerance <= 0 or self.keyframe_every < 0:
+            raise ValueError("depth_tolerance must be positive and keyframe_every non-negative")
+
+
+@dataclass
+class RgbdTrack:
+    """Camera-to-world poses (4, 4) by frame index, frames left out with the reason, statistics."""
+
+    poses: dict[int, np.ndarray]
+    failed: dict[int, str] = field(default_factory=dict)
+    loop_closures: int = 0
+    mean_fitness: float = 0.0
+
+
+def _require_open3d():
+    if importlib.util.find_spec("open3d") is None:
+        raise ClusteringSDFError('RGB-D tracking needs Open3D: pip install -e ".[prepare]"')
+    import open3d
+
+    return open3d
+
+
+class _Frames:
+    """Open3D images, clouds and FPFH features of the frames, built once each, on demand."""
+
+    def __init__(self, o3d, colors: list[np.ndarray], depths: list[np.ndarray], k: np.ndarray) -> None:
+        self.o3d, self.colors, self.depths, self.k = o3d, colors, depths, k
+        height, width = depths[0].shape
+        self.intrinsic = o3d.camera.PinholeCameraIntrinsic(width, height, k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+        valid = np.concatenate([d[d > 0] for d in depths])
+        self.median_depth = float(np.median(valid)) if valid.size else 1.0
+        self.voxel = 0.03 * self.median_depth
+        self.grey = [c.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0 for c in colors]
+        self._rgbd: dict[int, object] = {}
+        self._features: dict[int, tuple] = {}
+
+    def rgbd(self, i: int):
+        if i not in self._rgbd:
+            o3d = self.o3d
+            color = o3d.geometry.Image(np.ascontiguousarray(self.colors[i]))
+            depth = o3d.geometry.Image(np.ascontiguousarray(self.depths[i].astype(np.float32)))
+            self._rgbd[i] = o3d.geometry.RGBDImage.create_from_color_and_depth(
+                color, depth, depth_scale=1.0, depth_trunc=1e6, convert_rgb_to_intensity=True
+            )
+        return self._rgbd[i]
+
+    def features(self, i: int):
+        if i not in self._features:
+            o3d = self.o3d
+            cloud = o3d.geometry.PointCloud.create_from_rgbd_image(self.rgbd(i), self.intrinsic).voxel_down_sample(self.voxel)
+            cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * self.voxel, max_nn=30))
+            fpfh = o3d.pipelines.registration.compute_fpfh_feature(cloud, o3d.geometry.KDTreeSearchParamHybrid(radius=5 * self.voxel, max_nn=100))
+            self._features[i] = (cloud, fpfh)
+        return self._features[i]
+
+
+class _Registration:
+    """Pairwise registration of two frames by index (see :meth:`register` and :meth:`refine`)."""
+
+    def __init__(self, frames: _Frames, options: RgbdTrackingOptions) -> None:
+        o3d = frames.o3d
+        self.o3d, self.frames, self.options = o3d, frames, options
+        self.jacobian = o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm()
+        self.odometry_option = o3d.pipelines.odometry.OdometryOption(
+            iteration_number_per_pyramid_level=o3d.utility.IntVector([40, 20, 10]),
+            depth_diff_max=0.04 * frames.median_depth, depth_min=1e-3, depth_max=1e6,
+        )
+        self.photometric_history: list[float] = []
+
+    def global_guess(self, source: int, target: int) -> np.ndarray | None:
+        reg = self.o3d.pipelines.registration
+        (cloud_s, fpfh_s), (cloud_t, fpfh_t) = self.frames.features(source), self.frames.features(target)
+        distance = 1.5 * self.frames.voxel
+        result = reg.registration_ransac_based_on_feature_matching(
+            cloud_s, cloud_t, fpfh_s, fpfh_t, True, distance, reg.TransformationEstimationPointToPoint(False), 3,
+            [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(distance)],
+            reg.RANSACConvergenceCriteria(20000, 0.999),
+        )
+        return np.asarray(result.transformation) if result.fitness > 0 else None
+
+    def agreement(self, transform: np.ndarray, source: int, target: int) -> tuple[float, float]:
+        """Share of the source's depth pixels that reproject onto agreeing target depth, and the mean
+        absolute grey difference (0-1) over those pixels."""
+        k = self.frames.k
+        depth_s, depth_t = self.frames.depths[source], self.frames.depths[target]
+        height, width = depth_s.shape
+        step = max(1, int(np.sqrt(height * width / 20000)))
+        v, u = np.nonzero(depth_s[::step, ::step] > 0)
+        v, u = v * step, u * step
+        z = depth_s[v, u]
+        if z.size == 0:
+            return 0.0, np.inf
+        points = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
+        moved = points @ transform[:3, :3].T + transform[:3, 3]
+        ahead = moved[:, 2] > 1e-3
+        zt = np.where(ahead, moved[:, 2], 1.0)
+        ut = np.rint(moved[:, 0] / zt * k[0, 0] + k[0, 2]).astype(np.int64)
+        vt = np.rint(moved[:, 1] / zt * k[1, 1] + k[1, 2]).astype(np.int64)
+        inside = ahead & (ut >= 0) & (ut < width) & (vt >= 0) & (vt < height)
+        measured = np.zeros_like(zt)
+        measured[inside] = depth_t[vt[inside], ut[inside]]
+        good = inside & (measured > 0) & (np.abs(measured - zt) < self.options.depth_tolerance * zt)
+        if not good.any():
+            return 0.0, np.inf
+        photometric = np.abs(self.frames.grey[source][v[good], u[good]] - self.frames.grey[target][vt[good], ut[good]]).mean()
+        return float(good.sum() / z.size), float(photometric)
+
+    def refine(self, source: int, target: int, guess: np.ndarray):
+        """Hybrid odometry from ``guess``: (depth agreement, photometric error, transform source->target,
+        information (6, 6)), or None when Open3D reports failure."""
+        ok, transform, information = self.o3d.pipelines.odometry.compute_rgbd_odometry(
+            self.frames.rgbd(source), self.frames.rgbd(target), self.frames.intrinsic, guess, self.jacobian, self.odometry_option
+        )
+        if not ok:
+            return None
+        fitness, photometric = self.agreement(np.asarray(transform), source, target)
+        return fitness, photometric, np.asarray(transform), np.asarray(information)
+
+    def _agree(self, a: np.ndarray, b: np.ndarray) -> bool:
+        delta = np.linalg.inv(a) @ b
+        angle = np.degrees(np.arccos(np.clip((np.trace(delta[:3, :3]) - 1.0) / 2.0, -1.0, 1.0)))
+        return angle < 0.5 and np.linalg.norm(delta[:3, 3]) < 0.01 * self.frames.median_depth
+
+    def register(self, source: int, target: int, guesses: list[np.ndarray], accept: float, sequential: bool = False):
+        """Refine every guess; unless they agree, reach ``accept`` depth agreement and (for
+        ``sequential`` odometry) a photometric error under twice the median of the accepted
+        sequential registrations so far, also refine the global registration.
+        Returns (depth agreement, photometric error, transform source->target, information) or None."""
+        results = [r for r in (self.refine(source, target, g) for g in guesses) if r is not None]
+        confident = bool(results) and max(r[0] for r in results) >= accept and all(self._agree(results[0][2], r[2]) for r in results[1:])
+        if confident and sequential:
+            history = self.photometric_history
+            confident = len(history) >= 3 and min(r[1] for r in results) <= 2.0 * float(np.median(history))
+        if not confident:
+            guess = self.global_guess(source, target)
+            refined = self.refine(source, target, guess) if guess is not None else None
+            if refined is not None:
+                results.append(refined)
+        if not results:
+            return None
+        best_fitness = max(r[0] for r in results)
+        chosen = min((r for r in results if r[0] >= 0.7 * best_fitness), key=lambda r: r[1])
+        if sequential and chosen[0] >= accept:
+            self.photometric_history.append(chosen[1])
+        return chosen
+
+    def plausible(self, result, accept: float) -> bool:
+        """A registration good enough for an extra pose-graph edge: ``accept`` depth agreement and a
+        photometric error under twice the median of the sequential registrations."""
+        if result is None or result[0] < accept:
+            return False
+        return not self.photometric_history or result[1] <= 2.0 * float(np.median(self.photometric_history))
+
+
+def track_rgbd(
+    colors: list[np.ndarray],
+    depths: list[np.ndarray],
+    k: np.ndarray,
+    options: RgbdTrackingOptions = RgbdTrackingOptions(),
+    log: Callable[[str], None] = print,
+) -> RgbdTrack:
+    """Camera-to-world poses of RGB-D frames in capture order.
+
+    Args:
+        colors: uint8 (H, W, 3) per frame.
+        depths: float32 (H, W) metres per frame (0 = missing).
+        k: pinhole K (3, 3), pixel centres at integer coordinates.
+
+    Returns:
+        Poses of the tracked frames (the first tracked frame is the world frame), the failed frames
+        with the reason, the number of loop closures kept and the mean odometry depth agreement.
+    """
+    o3d = _require_open3d()
+    o3d.utility.random.seed(options.seed)
+    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
+    frames = _Frames(o3d, colors, depths, np.asarray(k, dtype=np.float64))
+    registration = _Registration(frames, options)
+    graph_module = o3d.pipelines.registration
+    graph = graph_module.PoseGraph()
+    count = len(colors)
+
+    # 1. odometry along the sequence
+    node_of: dict[int, int] = {}
+    world_from: dict[int, np.ndarray] = {}
+    failed: dict[int, str] = {}
+    fitnesses: list[float] = []
+    first = next((i for i in range(count) if np.any(depths[i] > 0)), None)
+    if first is None:
+        raise ClusteringSDFError("RGB-D tracking: no frame has valid depth")
+    for i in range(first):
+        failed[i] = "no valid depth"
+    node_of[first] = 0
+    world_from[first] = np.eye(4)
+    graph.nodes.append(graph_module.PoseGraphNode(np.eye(4)))
+    last, velocity = first, np.eye(4)
+    for i in range(first + 1, count):
+        if not np.any(depths[i] > 0):
+            failed[i] = "no valid depth"
+            continue
+        result = registration.register(i, last, [np.eye(4), velocity], options.min_fitness, sequential=True)
+        if result is None or result[0] < options.min_fitness:
+            failed[i] = f"odometry to frame {last} failed (depth agreement {0.0 if result is None else result[0]:.2f} < {options.min_fitness})"
+            continue
+        fitness, _, transform, information = result  # transform maps frame i into frame `last`
+        fitnesses.append(fitness)
+        world_from[i] = world_from[last] @ transform
+        node_of[i] = len(graph.nodes)
+        graph.nodes.append(graph_module.PoseGraphNode(world_from[i]))
+        graph.edges.append(graph_module.PoseGraphEdge(node_of[i], node_of[last], transform, information, uncertain=False))
+        velocity = transform if i - last == 1 else np.eye(4)
+        last = i
+        if len(node_of) % 25 == 0:
+            log(f"rgbd: {len(node_of)} of the first {i + 1} frames tracked")
+
+    tracked = sorted(node_of)
+    # 2. edges to the frame two back and loop closures between key frames
+    for a, b in zip(tracked, tracked[2:]):
+        guess = np.linalg.inv(world_from[a]) @ world_from[b]
+        result = registration.refine(b, a, guess)
+        if registration.plausible(result, options.min_fitness):
+            graph.edges.append(graph_module.PoseGraphEdge(node_of[b], node_of[a], result[2], result[3], uncertain=True))
+    every = options.keyframe_every or max(1, len(tracked) // 12)
+    keys = tracked[::every]
+    loops = 0
+    for ia, a in enumerate(keys):
+        for b in keys[ia + 1 :]:
+            if tracked.index(b) - tracked.index(a) <= 2:
+                continue
+            guess = np.linalg.inv(world_from[a]) @ world_from[b]  # maps b into a
+            looking = np.degrees(np.arccos(np.clip(world_from[a][:3, 2] @ world_from[b][:3, 2], -1.0, 1.0)))
+            if looking > 45.0 or np.linalg.norm(guess[:3, 3]) > frames.median_depth:
+                continue
+            result = registration.register(b, a, [guess], options.loop_fitness)
+            if registration.plausible(result, options.loop_fitness):
+                graph.edges.append(graph_module.PoseGraphEdge(node_of[b], node_of[a], result[2], result[3], uncertain=True))
+                loops += 1
+
+    # 3. pose graph
+    if len(tracked) > 2:
+        option = graph_module.GlobalOptimizationOption(
+            max_correspondence_distance=options.depth_tolerance * frames.median_depth,
+            edge_prune_threshold=0.25, preference_loop_closure=0.1, reference_node=0,
+        )
+        graph_module.global_optimization(
+            graph, graph_module.GlobalOptimizationLevenbergMarquardt(), graph_module.GlobalOptimizationConvergenceCriteria(), option
+        )
+    poses = {i: np.asarray(graph.nodes[node_of[i]].pose, dtype=np.float64) for i in tracked}
+    return RgbdTrack(poses, failed, loops, float(np.mean(fitnesses)) if fitnesses else 0.0)
