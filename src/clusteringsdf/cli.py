@@ -184,11 +184,11 @@ def _channel_count(text: str) -> int:
 def auto_channels(config, scene_path: Path):
     """``--channels auto``: the scene's label statistics choose the channel count (see
     :func:`auto_channel_count`); returns the config with it and the loaded scene."""
-    from .data.scene import load_scene
+    from .runs.trained import load_run_scene
     from .sampling.frames import auto_channel_count, segment_statistics, training_labels
     from .training.trainer import training_components
 
-    scene = load_scene(scene_path, downscale=config.data.downscale, components=training_components(config))
+    scene = load_run_scene(config, scene_path, training_components(config))
     _, instance, _ = training_labels(scene, config.data.labels)
     stats = segment_statistics(instance)
     channels = auto_channel_count(stats, view_consistent=config.data.labels == "gt")

@@ -141,9 +141,16 @@ class DataConfig(_Section):
     section: ClassVar[str] = "data"
     downscale: float = 1.0  # working resolution = native / downscale
     labels: LabelSource = "m2f"  # "gt" (view-consistent rs_*) or "m2f" (raw per-view machine labels)
+    # The scene box around the depth points: all but box_tail_percent (%) of them on each side, plus
+    # box_margin of the content's extent. The defaults are how runs were normalised before these keys
+    # existed; the presets use a 10% margin (a surface next to the box was not formed: rays end on it).
+    box_margin: float = 0.02
+    box_tail_percent: float = 0.1
 
     def _check_ranges(self) -> None:
         self._positive("downscale")
+        self._require(0.0 <= self.box_margin <= 1.0, "box_margin", "in [0, 1]")
+        self._require(0.0 <= self.box_tail_percent < 10.0, "box_tail_percent", "in [0, 10)")
 
 
 @dataclass(frozen=True)
@@ -443,15 +450,19 @@ class Config:
         return self.with_values(values)
 
 
+PRESET_DATA = DataConfig(box_margin=0.1, box_tail_percent=0.01)
+
+
 def preset(name: str) -> Config:
     """A named preset: ``tiny`` (tests), ``cpu`` (the default), ``gpu`` (where a GPU user should
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        return Config(preset="cpu", clustering=ClusteringConfig(sem_ray=0.5))
+        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5))
     if name == "tiny":
         return Config(
             preset="tiny",
+            data=PRESET_DATA,
             field=FieldConfig(
                 channels=8,
                 grid_levels=4,
@@ -475,6 +486,7 @@ def preset(name: str) -> Config:
     if name == "gpu":
         return Config(
             preset="gpu",
+            data=PRESET_DATA,
             field=FieldConfig(
                 channels=64,
                 grid_levels=16,
@@ -496,6 +508,7 @@ def preset(name: str) -> Config:
     if name == "paper":
         return Config(
             preset="paper",
+            data=PRESET_DATA,
             field=FieldConfig(
                 channels=50,
                 color_uses_normal=True,

@@ -226,26 +226,25 @@ def _check_shape(path: Path, array: np.ndarray, native_hw: tuple[int, int], what
         )
 
 
-BOX_TAIL_PERCENT = 0.01  # share (%) of the points left out on each side of each axis: outliers, not content
-BOX_MARGIN = 0.1  # free space around the content, as a fraction of its extent per axis
+def _normalization_from_points(
+    points: np.ndarray, fit: float = 1.05, tail_percent: float = 0.1, margin: float = 0.02
+) -> tuple[Normalization, np.ndarray]:
+    """Centre and scale that put the content box of ``points`` (N, 3) inside the unit sphere, and the
+    scene box: the content box plus ``margin`` of its extent on every side.
 
-
-def _normalization_from_points(points: np.ndarray, fit: float = 1.05) -> tuple[Normalization, np.ndarray]:
-    """Centre and scale that put an axis-aligned box around ``points`` (N, 3) inside the unit sphere.
-
-    The box holds the points (all but ``BOX_TAIL_PERCENT`` on each side) plus a margin of
-    ``BOX_MARGIN`` of their extent. The margin matters: a ray ends on the box at the latest, so a
-    surface within a few centimetres of the box (a floor, a wall) could be left unmodelled at the
-    price of a depth error as small as that gap; with a margin the depth loss forms the surface.
+    The content box holds all points but ``tail_percent`` (%) on each side of each axis (outliers).
+    The margin matters: a ray ends on the scene box at the latest, so a surface within a few
+    centimetres of the box (a floor, a wall) can be left unmodelled at the price of a depth error
+    as small as that gap. The presets use a 10% margin; 2% (and a 0.1% tail) is how runs made
+    before were normalised, and stays the default of configs that do not say.
     """
-    low = np.percentile(points, BOX_TAIL_PERCENT, axis=0)
-    high = np.percentile(points, 100.0 - BOX_TAIL_PERCENT, axis=0)
-    pad = BOX_MARGIN * (high - low)
-    low, high = low - pad, high + pad
+    low = np.percentile(points, tail_percent, axis=0)
+    high = np.percentile(points, 100.0 - tail_percent, axis=0)
     center = (low + high) / 2.0
     radius = float(np.linalg.norm(high - low) / 2.0) * fit
     normalization = Normalization(center=center, scale=1.0 / max(radius, 1e-6))
-    bbox = np.stack([normalization.apply(low), normalization.apply(high)])
+    pad = margin * (high - low)
+    bbox = np.stack([normalization.apply(low - pad), normalization.apply(high + pad)])
     return normalization, bbox.astype(np.float32)
 
 
@@ -256,6 +255,8 @@ def compute_normalization(
     depths: np.ndarray | None,
     frames: np.ndarray,
     max_depth: float = 5.0,
+    tail_percent: float = 0.1,
+    margin: float = 0.02,
 ) -> tuple[Normalization, np.ndarray]:
     """Normalisation of the scene into the unit sphere.
 
@@ -277,7 +278,7 @@ def compute_normalization(
             y = (v[ok] - k[1, 2]) / k[1, 1] * d[ok]
             cam = np.stack([x, y, d[ok]], axis=-1)
             clouds.append(cam @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
-        return _normalization_from_points(np.concatenate(clouds))
+        return _normalization_from_points(np.concatenate(clouds), tail_percent=tail_percent, margin=margin)
     corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
     clouds = [centres]
     for i in frames:
@@ -285,7 +286,7 @@ def compute_normalization(
         rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
         for depth in (0.01, max_depth):
             clouds.append((rays * depth) @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
-    return _normalization_from_points(np.concatenate(clouds), fit=1.0)
+    return _normalization_from_points(np.concatenate(clouds), fit=1.0, tail_percent=tail_percent, margin=margin)
 
 
 def load_scene(
@@ -294,6 +295,8 @@ def load_scene(
     target_hw: tuple[int, int] | None = None,
     components: frozenset[str] | set[str] = ALL_COMPONENTS,
     max_depth: float = 5.0,
+    box_margin: float = 0.02,
+    box_tail_percent: float = 0.1,
 ) -> Scene:
     """Read and validate a scene folder in the Panoptic Lifting layout.
 
@@ -304,6 +307,8 @@ def load_scene(
         components: which optional parts to load (subset of :data:`ALL_COMPONENTS`); parts that the
             scene does not have are skipped silently, except that "m2f" and "gt" are all-or-nothing.
         max_depth: frustum depth in metres for the normalisation of scenes without depth.
+        box_margin, box_tail_percent: how the scene box is drawn around the content (see
+            :func:`_normalization_from_points`; a run passes its ``data.box_*`` settings).
 
     Raises:
         DataError: one line naming the file and the problem.
@@ -374,7 +379,7 @@ def load_scene(
     norm_frames = splits.get("train", np.arange(len(names)))
     if len(norm_frames) == 0:
         norm_frames = np.arange(len(names))
-    normalization, bbox = compute_normalization(poses_world, norm_k, hw, norm_depths, norm_frames, max_depth)
+    normalization, bbox = compute_normalization(poses_world, norm_k, hw, norm_depths, norm_frames, max_depth, box_tail_percent, box_margin)
     poses = normalization.pose_to_norm(poses_world).astype(np.float32)
 
     return Scene(

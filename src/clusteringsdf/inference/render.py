@@ -82,7 +82,7 @@ def render_view(
     allowed = method.votes.observed_classes()  # scores of other classes are masked below
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "channel_second", "embedding")}
     for start in range(0, len(rays), chunk):
-        out = model(rays.select(slice(start, start + chunk)), request, train=False)
+        out = model.render(rays.select(slice(start, start + chunk)), request)
         parts["rgb"].append(out.rgb.clamp(0, 1))
         parts["depth"].append(out.depth)
         if normals:

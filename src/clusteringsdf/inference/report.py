@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from ..data import layout
-from ..data.scene import load_scene
 from ..errors import ClusteringSDFError
 from ..files import write_text_atomic
 from ..methods import channel_sharing_note
 from ..runs import METRICS_FILE, load_run_config, load_run_identity
+from ..runs.trained import load_run_scene
 from .visualize import color_image, instance_image, semantic_image, tile
 
 COLUMNS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
@@ -241,7 +241,7 @@ def build_report(
     out_dir = run / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = '<img src="report/curves.png" alt="training curves">' if plot_curves(run / METRICS_FILE, out_dir / "curves.png") else "<p>no metrics logged</p>"
-    scene = load_scene(scene_root, downscale=config.data.downscale, components={"color", "m2f", "gt"})
+    scene = load_run_scene(config, scene_root, {"color", "m2f", "gt"})
     view_html = "".join(
         f'<figure><img src="report/{file}" alt="view {html.escape(name)}"><figcaption>test view {html.escape(name)}</figcaption></figure>'
         for name, file in view_pictures(scene, run / "eval", out_dir, views)

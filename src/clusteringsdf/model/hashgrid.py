@@ -177,7 +177,7 @@ class HashGrid(nn.Module):
 
         index = self._corner_indices(cell).view(-1)
         features, jacobian = _GridInterpolation.apply(self.table, index, weights, dweights)
-        features = features.permute(2, 1, 0).reshape(n, -1)  # (N, L*F), level-major
+        features = features.permute(2, 1, 0).reshape(n, self.output_dim)  # (N, L*F), level-major
         if not with_jacobian:
             return features, None
-        return features, jacobian.permute(3, 0, 2, 1).reshape(n, 3, -1)
+        return features, jacobian.permute(3, 0, 2, 1).reshape(n, 3, self.output_dim)

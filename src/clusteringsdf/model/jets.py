@@ -103,5 +103,5 @@ def positional_encoding(points: torch.Tensor, frequencies: int, with_jacobian: b
     # d sin(s x_a)/d x_b = s cos(s x_a) [a == b]; layout per frequency: [sin(3), cos(3)].
     dsin = (scales.view(1, -1, 1) * cos).unsqueeze(1) * eye.view(1, 3, 1, 3)  # (N, 3, M, 3)
     dcos = (-scales.view(1, -1, 1) * sin).unsqueeze(1) * eye.view(1, 3, 1, 3)
-    tangent = torch.cat([eye.expand(n, 3, 3), torch.stack([dsin, dcos], dim=3).reshape(n, 3, -1)], dim=-1)
+    tangent = torch.cat([eye.expand(n, 3, 3), torch.stack([dsin, dcos], dim=3).reshape(n, 3, 6 * frequencies)], dim=-1)
     return Jet(value, tangent)

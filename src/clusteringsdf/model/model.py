@@ -21,7 +21,8 @@ from .rendering import composite, density_share_opacity, expected_distance, inte
 from .samplers import RaySamples, SdfVolume, build_samplers
 
 
-CONTRIBUTING_WEIGHT = 1e-4  # samples below this volume-rendering weight are skipped at inference
+SURFACE_COARSE_STEPS = 128  # cached-volume lookups per ray to find its first surface at inference
+SURFACE_STEPS = 3  # regula-falsi steps on the field to refine it
 
 
 class LaplaceDensity(nn.Module):
@@ -80,53 +81,35 @@ class Model(nn.Module):
         return sampler.sample(rays, float(self.density.beta.detach()), train, generator)
 
     def forward(self, rays: RayBatch, request: RenderRequest, train: bool, generator: torch.Generator | None = None) -> RenderOutput:
-        """Render a batch of R rays (see :class:`RenderOutput` for what comes back).
-
-        With gradients (training) every sample goes through every requested head. Without
-        (inference), the geometry is evaluated at every sample for the weights, and the Jacobian
-        (normals), the heads and the object opacities only at samples whose weight exceeds
-        ``CONTRIBUTING_WEIGHT`` (a few per ray): the same pictures, several times faster.
-        """
+        """Volume-render a batch of R rays (see :class:`RenderOutput` for what comes back): the
+        training path, every sample through every requested head."""
         samples = self.sample(rays, train, generator)
         z = samples.z
         r, s = z.shape
         points = rays.origins.unsqueeze(1) + z.unsqueeze(-1) * rays.directions.unsqueeze(1)  # (R, S, 3)
-        dense = torch.is_grad_enabled()
+        flat_points = points.reshape(-1, 3)
         need_gradient = request.normals or self.field.config.color_uses_normal
-        geometry = self.field.geometry(points.reshape(-1, 3), with_jacobian=need_gradient and dense)
+        geometry = self.field.geometry(flat_points, with_jacobian=need_gradient)
         channel_sdf = geometry.sdf.view(r, s, -1)
         scene_sdf = channel_sdf.min(dim=-1).values
         beta = self.density.beta
         deltas = interval_lengths(z, valid=samples.valid)
         weights, transmittance = render_weights(laplace_density(scene_sdf, beta), deltas)
-        out = RenderOutput(rgb=weights.new_zeros(r, 3), depth=weights.new_zeros(r), weights=weights, z=z)
-        if request.normals:
-            out.surface_crossing = (scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1)
-        # The infinite last interval lets a ray that hits nothing inside the box end on its last
-        # sample for colour; for ownership ("occlusion" opacities) it would hand that ray to every
-        # channel at once.
-        finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
-        if dense:
-            self._compose_dense(out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance, generator)
-        else:
-            self._compose_sparse(out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance)
-        return out
-
-    def _compose_dense(self, out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance, generator) -> None:
-        """Every sample through every requested head (gradients flow to all of them)."""
-        weights = out.weights
-        r, s = weights.shape
-        flat_points = points.reshape(-1, 3)
         directions = rays.directions.unsqueeze(1).expand(r, s, 3).reshape(-1, 3)
-        gradient = geometry.scene_gradient() if geometry.jacobian is not None else None
-        out.rgb = composite(weights, self.field.color(flat_points, directions, gradient, geometry.feature).view(r, s, 3))
-        out.depth = expected_distance(weights, out.z) * rays.dz  # after the colour: autograd sums into the weights in this order
+        gradient = geometry.scene_gradient() if need_gradient else None
+        rgb = composite(weights, self.field.color(flat_points, directions, gradient, geometry.feature).view(r, s, 3))
+        # the depth after the colour: autograd sums into the weights in this order (repeatable runs)
+        out = RenderOutput(rgb=rgb, depth=expected_distance(weights, z) * rays.dz, weights=weights, z=z)
         if request.normals:
             unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
             out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, composite(weights, unit.view(r, s, 3)))
+            out.surface_crossing = (scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1)
         if request.opacity and self.opacity_kind == "share":
             out.opacity = density_share_opacity(channel_sdf, beta, weights.detach())
         elif request.opacity:
+            # The infinite last interval lets a ray that hits nothing inside the box end on its last
+            # sample for colour; for ownership it would hand that ray to every channel at once.
+            finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
             out.opacity = object_opacity(channel_sdf, beta, finite, transmittance)
         detached = weights.detach()
         if request.semantics:
@@ -137,43 +120,95 @@ class Model(nn.Module):
         for name, head, width in request.feature_heads:
             out.extras[name] = composite(detached, head(geometry.feature.detach()).view(r, s, width))
         if request.surface_points:
-            pick = torch.randint(0, s, (r, 1), device=points.device, generator=generator)
+            pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
             out.surface_points = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
+        return out
 
-    def _compose_sparse(self, out, rays, request, points, geometry, channel_sdf, beta, finite, transmittance) -> None:
-        """Heads, Jacobian and opacities only at the contributing samples, accumulated per ray."""
-        weights = out.weights
-        r, s = weights.shape
-        active = (weights.reshape(-1) > CONTRIBUTING_WEIGHT).nonzero().squeeze(-1)  # (A,) flat sample index
-        ray = active // s
-        w = weights.reshape(-1)[active].unsqueeze(-1)  # (A, 1)
+    @torch.no_grad()
+    def render(self, rays: RayBatch, request: RenderRequest) -> RenderOutput:
+        """Inference rendering of R rays, several times cheaper than :meth:`forward`.
 
-        def accumulate(values: torch.Tensor) -> torch.Tensor:
-            """(A, D) per-sample values -> (R, D) weighted sums per ray."""
-            return values.new_zeros(r, values.shape[-1]).index_add_(0, ray, w * values)
+        Once trained, the density is a sharp step at the zero level (beta ~ 1e-3), so a ray's
+        colour, depth, normal, classes and channel ownership are those of its first surface point.
+        That point is found from the cached SDF volume (the first outside-to-inside crossing of its
+        coarse lookups, no network) and refined on the field by ``SURFACE_STEPS`` regula-falsi steps
+        (one plain evaluation per ray each, plus two for the bracket); the heads and the normal (the
+        analytic Jacobian) are then evaluated at that one point. Rays the volume sees no crossing
+        on, or whose bracket the field does not confirm (thin parts finer than the volume, grazing
+        rays), are volume-rendered with :meth:`forward`. Outputs are those of :meth:`forward`;
+        ``weights`` and ``z`` hold one sample per ray (weight 1 at the surface) for surface rays and
+        the sum of weights and the expected distance for the others.
+        """
+        if not self.volume.is_ready:
+            self.refresh_volume()
+        bins, coarse = _coarse_lookups(self.volume, rays, SURFACE_COARSE_STEPS)
+        crossing = (coarse[:, :-1] > 0) & (coarse[:, 1:] <= 0)
+        found = crossing.any(-1)
+        first = crossing.float().argmax(-1, keepdim=True)
+        t_a, t_b = bins.gather(1, first).squeeze(1), bins.gather(1, first + 1).squeeze(1)
+        s_a, s_b = self._scene_sdf_along(rays, t_a), self._scene_sdf_along(rays, t_b)
+        found &= (s_a > 0) & (s_b <= 0)
+        for _ in range(SURFACE_STEPS):  # regula falsi on the bracket [t_a, t_b]
+            t_m = t_a + (t_b - t_a) * s_a / (s_a - s_b).clamp_min(1e-12)
+            s_m = self._scene_sdf_along(rays, t_m)
+            outside = s_m > 0
+            t_a, s_a = torch.where(outside, t_m, t_a), torch.where(outside, s_m, s_a)
+            t_b, s_b = torch.where(outside, t_b, t_m), torch.where(outside, s_b, s_m)
+        t = t_a + (t_b - t_a) * s_a / (s_a - s_b).clamp_min(1e-12)
+        surface = found.nonzero().squeeze(-1)
+        rest = (~found).nonzero().squeeze(-1)
+        r = len(rays)
+        out = self._render_points(rays.select(surface), t[surface], request, r, surface)
+        if rest.numel():
+            volume = self.forward(rays.select(rest), request, train=False)
+            out.rgb[rest], out.depth[rest] = volume.rgb, volume.depth
+            out.weights[rest] = volume.weights.sum(-1, keepdim=True)
+            out.z[rest] = (volume.depth / rays.dz[rest]).unsqueeze(-1)
+            for name in ("normal", "opacity", "semantics", "embedding"):
+                value = getattr(volume, name)
+                if value is not None:
+                    getattr(out, name)[rest] = value
+        return out
 
-        feature = geometry.feature[active]
-        at = points.reshape(-1, 3)[active]
-        gradient = None
-        if request.normals or self.field.config.color_uses_normal:
-            gradient = self.field.geometry(at, with_jacobian=True).scene_gradient()
-        out.rgb = accumulate(self.field.color(at, rays.directions[ray], gradient, feature))
-        out.depth = expected_distance(weights, out.z) * rays.dz
+    def _scene_sdf_along(self, rays: RayBatch, t: torch.Tensor) -> torch.Tensor:
+        """(R,) scene SDF at distance t (R,) along each ray."""
+        return self.field.geometry(rays.origins + t.unsqueeze(-1) * rays.directions).scene_sdf
+
+    def _render_points(self, rays: RayBatch, t: torch.Tensor, request: RenderRequest, total: int, index: torch.Tensor) -> RenderOutput:
+        """Outputs for ``total`` rays, filled at ``index`` from the surface points at distance t."""
+        points = rays.origins + t.unsqueeze(-1) * rays.directions
+        need_gradient = request.normals or self.field.config.color_uses_normal
+        geometry = self.field.geometry(points, with_jacobian=need_gradient)
+        gradient = geometry.scene_gradient() if need_gradient else None
+
+        def filled(values: torch.Tensor) -> torch.Tensor:
+            full = values.new_zeros(total, *values.shape[1:])
+            full[index] = values
+            return full
+
+        out = RenderOutput(
+            rgb=filled(self.field.color(points, rays.directions, gradient, geometry.feature)),
+            depth=filled(t * rays.dz),
+            weights=filled(torch.ones_like(t).unsqueeze(-1)),
+            z=filled(t.unsqueeze(-1)),
+        )
         if request.normals:
             unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
-            out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, accumulate(unit))
-        if request.opacity:
-            sdf = channel_sdf.reshape(r * s, -1)[active]
-            if self.opacity_kind == "share":
-                out.opacity = accumulate(torch.softmax(-sdf / beta, dim=-1))
-            else:  # T_i (1 - exp(-sigma(s_k,i) delta_i)), summed per ray
-                alpha = 1.0 - torch.exp(-laplace_density(sdf, beta) * finite.reshape(-1)[active].unsqueeze(-1))
-                t = transmittance.reshape(-1)[active].unsqueeze(-1)
-                out.opacity = (t * alpha).new_zeros(r, sdf.shape[-1]).index_add_(0, ray, t * alpha)
+            out.normal = filled(torch.einsum("rji,rj->ri", rays.cam_to_world, unit))
+            out.surface_crossing = filled(torch.ones_like(t, dtype=torch.bool))
+        if request.opacity:  # each channel's share of the density at the surface (see density_share_opacity)
+            out.opacity = filled(torch.softmax(-geometry.sdf / self.density.beta, dim=-1))
         if request.semantics:
-            total = weights.sum(-1, keepdim=True) + 1e-6
-            out.semantics = accumulate(torch.softmax(self.field.semantic_logits(feature), dim=-1)) / total
+            out.semantics = filled(torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1))
         if request.embedding:
-            out.embedding = accumulate(self.field.embedding(feature))
+            out.embedding = filled(self.field.embedding(geometry.feature))
         for name, head, width in request.feature_heads:
-            out.extras[name] = accumulate(head(feature))
+            out.extras[name] = filled(head(geometry.feature))
+        return out
+
+
+def _coarse_lookups(volume: SdfVolume, rays: RayBatch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evenly spaced distances (R, steps + 1) along the rays and the cached scene SDF there."""
+    near, far = rays.near, rays.far
+    bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
+    return bins, volume.query(rays.origins.unsqueeze(1) + bins.unsqueeze(-1) * rays.directions.unsqueeze(1))

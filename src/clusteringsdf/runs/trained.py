@@ -104,10 +104,16 @@ def load_trained_run(run_dir: Path, device: torch.device, scene: Scene | None = 
     if path is None:
         raise RunError(f"{run_dir / 'checkpoints'}: no checkpoint yet (train the run first)")
     if scene is None:
-        scene = load_scene(identity["scene"], downscale=config.data.downscale, components=components)
+        scene = load_run_scene(config, identity["scene"], components)
     state = load_checkpoint(path, device)
     model, method = build_model_and_method(config, scene, device)
     load_states(model, method, state, path)
     model.eval()
     method.eval()
     return TrainedRun(run_dir, config, scene, model, method, int(state["iteration"]))
+
+
+def load_run_scene(config: Config, root: str | Path, components=frozenset()) -> Scene:
+    """The scene a run trains on, normalised the way the run's config says."""
+    data = config.data
+    return load_scene(root, downscale=data.downscale, components=components, box_margin=data.box_margin, box_tail_percent=data.box_tail_percent)

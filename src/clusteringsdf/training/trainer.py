@@ -21,12 +21,12 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..data.scene import Scene, load_scene
+from ..data.scene import Scene
 from ..errors import RunError
 from ..methods import channel_sharing_note, weighted_total
 from ..model import Model
 from ..runs.folder import METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
-from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_states
+from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_run_scene, load_states
 from ..sampling.batches import BatchBuilder
 from ..sampling.frames import FrameStore, LabelMaps, ignored_segment_frames, training_labels
 from .spheres import SphereTrainer
@@ -93,7 +93,7 @@ class Trainer:
         self.show_progress = progress
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
-        self.scene = scene if scene is not None else load_scene(scene_path, downscale=config.data.downscale, components=training_components(config))
+        self.scene = scene if scene is not None else load_run_scene(config, scene_path, training_components(config))
         resumed = prepare_run_folder(self.run_dir, run_identity(config, scene_path), resume, force)
 
         torch.manual_seed(config.train.seed)
