@@ -268,6 +268,65 @@ def geometry_section(geometry: dict, memory_log: str | None) -> str:
     )
 
 
+def surface_section(before: dict | None, after: dict) -> str:
+    """Per-object surface quality of the shipped preset, before and after the surface work."""
+    runs = [("before", before), ("after", after)] if before else [("after", after)]
+    text = "## Object surfaces (`cpu` preset, medium noise, marching cubes at 256)\n\n"
+    rows = []
+    for name, data in runs:
+        scene, objects = data["scene"], data["objects"]
+        rows.append([name, scene["chamfer_l1"], scene["precision"], scene["recall"], scene["fscore"],
+                     f"{objects['matched']}/{objects['gt_things']}", objects["mean_fscore"], objects["max_floater_share"]])
+    text += table(["", "scene Chamfer-L1 (m)", "precision", "recall", "scene F@5cm", "GT things matched",
+                   "mean object F@5cm", "largest floater share"], rows) + "\n\nPer GT thing (F-score@5cm; precision / recall; floater share):\n\n"
+    per = {name: {r["gt_instance"]: r for r in data["per_object"]} for name, data in runs}
+    header = ["GT thing"] + [f"{name}: F (P / R), floaters" for name, _ in runs]
+    rows = []
+    for gt, row in per["after"].items():
+        cells = [f"{gt} {row.get('gt_name') or ''}".strip()]
+        for name, _ in runs:
+            r = per[name].get(gt, {})
+            cells.append("unmatched" if r.get("object") is None else
+                         f"{r['fscore']:.3f} ({r['precision']:.2f} / {r['recall']:.2f}), {r['floater_share']:.3f}")
+        rows.append(cells)
+    text += table(header, rows) + "\n"
+    commands = [f"`python benchmarks/surface_quality.py --run {data['run']} --resolution {data['resolution']}"
+                + (f" --old-commit {data['mesher'].split()[-1]}" if data["mesher"].startswith("package at") else "")
+                + f"` ({name})" for name, data in runs]
+    return text + "\n" + "; ".join(commands) + "\n"
+
+
+def json_section(title: str, data: dict, command: str) -> str:
+    """A benchmark's figures as its JSON, with the command that makes them."""
+    return f"## {title}\n\n```json\n{json.dumps(data, indent=2)}\n```\n\n`{command}`\n"
+
+
+JSON_SECTIONS = (  # (results file, title, command)
+    ("architecture_speed.json", "Architecture refactor: train-speed probe before and after (issue 13)",
+     "python benchmarks/train_speed.py --presets cpu --iterations 100 (old package: PYTHONPATH=<checkout of 419b33e>/src)"),
+    ("render_speed.json", "Rendering speed: orbit frames with normals, new path against the old one",
+     "python benchmarks/render_speed.py --run RUN --frames 6"),
+    ("large_scene.json", "Replica-size scene (`synth --preset large`): memory, pace and PQ of things",
+     "python benchmarks/large_scene.py"),
+    ("gpu_check.json", "GPU check script", "benchmarks/gpu_check.sh --device cpu"),
+    ("prepare_speed.json", "`prepare` on 100 frames at 320x240: time and pose errors", "python benchmarks/prepare_speed.py"),
+    ("prepare_quality.json", "Training on a prepared capture against the same run on true poses",
+     "python benchmarks/prepare_quality.py"),
+)
+
+
+def keep_unregenerated(parts: list[str]) -> list[str]:
+    """Sections of the existing docs/results.md whose results files are not here (benchmarks/out is
+    not committed) are kept, in their place after the regenerated ones, so a partial rerun never
+    deletes figures."""
+    if not DOC.is_file():
+        return parts
+    titles = {part.split("\n", 1)[0] for part in parts}
+    old = DOC.read_text().split("\n## ")[1:]
+    kept = ["## " + section.rstrip("\n") + "\n" for section in old if "## " + section.split("\n", 1)[0] not in titles]
+    return parts + kept
+
+
 EXAMPLE_RUN = ROOT / "benchmarks" / "out" / "runs" / "medium_panoptic"
 EXAMPLE_TRAJECTORY = ROOT / "benchmarks" / "out" / "trajectory_orbit" / "frames"
 
@@ -328,6 +387,14 @@ def main() -> None:
     if geometry:
         log = RESULTS / "mesh512.log"
         parts.append(geometry_section(geometry, log.read_text() if log.is_file() else None))
+    after = load("surface_after.json")
+    if after:
+        parts.append(surface_section(load("surface_before.json"), after))
+    for name, title, command in JSON_SECTIONS:
+        data = load(name)
+        if data:
+            parts.append(json_section(title, data, command))
+    parts = keep_unregenerated(parts)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(parts))
     images = export_example_images()

@@ -45,9 +45,13 @@ def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
     assert json.loads((tmp_path / "meshes" / "index.json").read_text()) == index
 
 
-def _analytic_run(tiny_run):
+GHOST = (torch.tensor([-0.13, 0.15, 0.0]), 0.05)  # a ball of channel 3 on the chair's surface
+
+
+def _analytic_run(tiny_run, ghost: bool = False):
     """The tiny run with a field whose channels are known spheres: channel 1 (a chair) at radius 0.12
-    with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out."""
+    with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out; with
+    ``ghost``, channel 3 (which owns no pixels) has a ball straddling the chair's surface."""
     from clusteringsdf.model.field import GeometryOutput
 
     trained = load_trained_run(tiny_run, CPU)
@@ -62,6 +66,8 @@ def _analytic_run(tiny_run):
             sdf[:, c] = (points - centres[c]).norm(dim=-1) - radii[c]
         satellite = (points - torch.tensor([-0.25, 0.15, 0.2])).norm(dim=-1) - 0.02  # 3% of the area
         sdf[:, 1] = torch.minimum(sdf[:, 1], satellite)
+        if ghost:
+            sdf[:, 3] = (points - GHOST[0]).norm(dim=-1) - GHOST[1]
         return GeometryOutput(sdf=sdf, feature=torch.zeros(points.shape[0], trained.model.field.config.feature_dim))
 
     trained.model.field.geometry = geometry
@@ -94,6 +100,19 @@ def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
     assert kept["objects"][0]["floater_share"] > 0  # without cleaning the satellite stays, as a floater
 
 
+def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_path):
+    """The chair's surface inside channel 3's ball is not part of the chair's mesh (it is not the
+    chair's, the scene there is channel 3's); --watertight keeps the whole closed sphere."""
+    trained, _, _ = _analytic_run(tiny_run, ghost=True)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    chair = trimesh.load(tmp_path / "meshes" / index["objects"][0]["file"], process=False)
+    inside_ghost = np.linalg.norm(trained.scene.normalization.apply(np.asarray(chair.vertices)) - GHOST[0].numpy(), axis=1) < GHOST[1]
+    assert not inside_ghost.any()
+    closed = extract_meshes(trained, tmp_path / "closed", resolution=64, watertight=True)
+    whole = trimesh.load(tmp_path / "closed" / closed["objects"][0]["file"], process=False)
+    assert whole.area > chair.area * 1.02  # the cap inside the ghost ball is about 4% of the sphere
+
+
 def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path):
     trained, _, _ = _analytic_run(tiny_run)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True)
@@ -122,6 +141,24 @@ def test_cleaning_keeps_the_largest_component():
     assert len(cleaned.faces) == len(big.faces) and floaters == 0.0
     kept, floaters = clean_components(surface, 0.0)
     assert len(kept.faces) == len(both.faces) and floaters == pytest.approx(small.area / both.area)
+
+
+def test_components_the_cameras_barely_observed_are_dropped():
+    from clusteringsdf.inference.mesh import Surface, drop_unobserved_components
+
+    seen_sphere = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+    shell = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+    shell.apply_translation([5.0, 0.0, 0.0])
+    both = trimesh.util.concatenate([seen_sphere, shell])
+    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+    n = len(seen_sphere.vertices)
+    observed = np.zeros(len(both.vertices), dtype=bool)
+    observed[: n // 2] = True  # half of the first sphere seen
+    observed[n + 1] = True  # one vertex of the shell on a measured depth: a few faces, under 10%
+    kept = drop_unobserved_components(surface, observed)
+    assert len(kept.faces) == len(seen_sphere.faces) and np.allclose(kept.vertices, seen_sphere.vertices)
+    nothing_seen = drop_unobserved_components(surface, np.zeros(len(both.vertices), dtype=bool))
+    assert len(nothing_seen.faces) == len(both.faces)  # no observation to judge by: unchanged
 
 
 def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):
@@ -188,6 +225,9 @@ def test_render_trajectory_writes_frames_and_a_video(tiny_run, tmp_path):
     summary = render_trajectory(trained, "spiral", 3, tmp_path / "traj", video=True, progress=False)
     frames = sorted((tmp_path / "traj" / "frames").glob("*.png"))
     assert len(frames) == summary["frames"] == 3
+    assert summary["frame_size"] == list(trained.scene.hw)
+    assert summary["render_seconds"] > 0
+    assert summary["frames_per_second"] == pytest.approx(3 / summary["render_seconds"], rel=0.01)
     video = Path(summary["video"])
     assert video.is_file() and video.stat().st_size > 0
 

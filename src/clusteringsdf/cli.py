@@ -267,6 +267,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     summary = render_trajectory(
         trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet, min_segment_fraction=fraction
     )
+    height, width = summary["frame_size"]
+    print(f"rendered {summary['frames']} frames of {width}x{height} in {summary['render_seconds']:.1f} s "
+          f"({summary['frames_per_second']:.2f} frames/s)")
     print(f"wrote {summary['frames']} frames to {summary['folder']}" + (f" and {summary['video']}" if "video" in summary else ""))
     return 0
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.layout import GT_MESH_FILE
 from ..data.mesh_io import read_labelled_mesh, read_mesh
 from ..data.scene import load_scene
+from ..data.visibility import VisibilityCuller
 from ..errors import DataError
 
 THRESHOLD = 0.05
@@ -42,34 +44,6 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: in
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
     t = triangles[pick]
     return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-
-
-class VisibilityCuller:
-    """Keeps points observed by some frame (projects in front of the camera, within ``tolerance``
-    of that frame's depth). Poses/intrinsics/depths of a scene in world metres."""
-
-    def __init__(self, poses_world: np.ndarray, intrinsics: np.ndarray, depths: np.ndarray | None, tolerance: float = 0.05) -> None:
-        self.poses = poses_world
-        self.intrinsics = intrinsics
-        self.depths = depths
-        self.tolerance = tolerance
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        if self.depths is None or len(points) == 0:
-            return np.ones(len(points), dtype=bool)
-        seen = np.zeros(len(points), dtype=bool)
-        height, width = self.depths.shape[1:]
-        for pose, k, depth in zip(self.poses, self.intrinsics, self.depths):
-            camera = (points - pose[:3, 3]) @ pose[:3, :3]
-            z = camera[:, 2]
-            front = z > 1e-3
-            u = np.round(k[0, 0] * camera[:, 0] / np.where(front, z, 1) + k[0, 2]).astype(int)
-            v = np.round(k[1, 1] * camera[:, 1] / np.where(front, z, 1) + k[1, 2]).astype(int)
-            inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-            measured = np.zeros(len(points))
-            measured[inside] = depth[v[inside], u[inside]]
-            seen |= inside & (measured > 0) & (np.abs(measured - z) < self.tolerance)
-        return seen
 
 
 def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRESHOLD) -> dict:
@@ -99,7 +73,7 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
     from scipy.optimize import linear_sum_assignment
 
     scene = load_scene(scene_root, components={"depth"})
-    gt_path = scene.root / "gt_mesh.ply"
+    gt_path = scene.root / GT_MESH_FILE
     if not gt_path.is_file():
         raise DataError(gt_path, "scene has no gt_mesh.ply to compare with")
     index_path = mesh_dir / "index.json"

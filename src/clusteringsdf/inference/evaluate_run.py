@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.layout import GT_MESH_FILE
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run
@@ -119,5 +120,21 @@ def evaluate_run(
     scores["channels"] = trained.method.votes.usage()
     if semantic_run:
         scores["semantic_run"] = str(semantic_run)
+    resolution = trained.config.inference.eval_mesh_resolution if mesh_resolution is None else mesh_resolution
+    if resolution and (trained.scene.root / GT_MESH_FILE).is_file():
+        scores["geometry"] = score_geometry(trained, run / "meshes", resolution)
     write_json_atomic(out_dir / "metrics.json", scores)
     return scores
+
+
+def score_geometry(trained: TrainedRun, mesh_dir: Path, resolution: int) -> dict:
+    """Mesh the run into ``mesh_dir`` and score it against the scene's GT mesh: the full scores go to
+    ``mesh_dir/geometry.json``, the headline figures (:func:`summarize_geometry`) are returned."""
+    from ..evaluation.geometry import evaluate_meshes, summarize_geometry
+    from .mesh import extract_meshes
+
+    start = time.perf_counter()
+    extract_meshes(trained, mesh_dir, resolution=resolution)
+    geometry = evaluate_meshes(trained.scene.root, mesh_dir)
+    write_json_atomic(mesh_dir / "geometry.json", geometry)
+    return {**summarize_geometry(geometry), "mesh_resolution": resolution, "seconds": round(time.perf_counter() - start, 1)}

@@ -4,11 +4,18 @@ Memory stays bounded at any resolution: the scene SDF and its arg-min channel ar
 chunks on the full grid (two bytes + one float per voxel), and each object channel is then
 evaluated only inside the (padded) box of the voxels it owns.
 
-Object meshes are ownership-aware: channel c's surface is the zero level of
-``max(s_c, -min_{k != c} s_k)``, the part of the object that is not inside another channel (a
-chair's legs end at the floor, an object's surface hidden inside a neighbour is not meshed). Small
-connected components (under ``min_component`` of the object's largest one) are dropped; the largest
-is always kept. ``watertight`` closes every object surface where it meets its box.
+Object meshes are ownership-aware: channel c's mesh is the zero level of s_c, kept only where no
+other channel contains it (every other s_k > 0 at the face's three vertices). Channels are free
+to put surfaces anywhere they are never rendered, and do: copies of a neighbour's surface that
+coincide with it, and shells buried in the floor or a wall. Those are the faces inside another
+channel; dropping them raised the mean object F-score on the medium-noise room from 0.62 to 0.74
+(cutting the channel's volume instead, ``max(s_c, -min_k s_k)``, shattered it into hundreds of
+pieces: object interiors, never observed, are often inside other channels). Then, when the scene
+has depth, connected components the cameras barely observed are dropped (see
+:func:`drop_unobserved_components`: shells grown under the floor or in a corner), and the small
+ones (under ``min_component`` of the object's largest one); the largest is always kept.
+``watertight`` keeps the channel's whole surface, closed where it meets its box, so that every
+component is closed (the ownership cut would open it).
 
 Meshes are written in world coordinates (metres):
 
@@ -30,10 +37,14 @@ import numpy as np
 import torch
 
 from ..data.mesh_io import write_mesh
+from ..data.visibility import VisibilityCuller
 from ..files import atomic_write, write_json_atomic
 from ..model import Model
-from ..runs import TrainedRun
+from ..runs import TrainedRun, load_run_scene
 from .palette import class_color, instance_color
+
+
+MIN_OBSERVED_SHARE = 0.1  # object mesh components with less of their area observed are dropped
 
 
 @dataclass
@@ -69,8 +80,8 @@ class Surface:
 
 @torch.no_grad()
 def _evaluate(model: Model, points: np.ndarray, chunk: int, channel: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """At points (n, 3), chunked: the scene SDF and its arg-min channel, or for ``channel`` c the
-    ownership-aware field max(s_c, -min_{k != c} s_k) (negative only inside c and outside the rest)."""
+    """At points (n, 3), chunked: the scene SDF and its arg-min channel, or for ``channel`` c its own
+    SDF s_c and whether any other channel contains the point (min_{k != c} s_k <= 0)."""
     device = model.bbox.device
     values, owners = [], []
     for start in range(0, points.shape[0], chunk):
@@ -82,8 +93,9 @@ def _evaluate(model: Model, points: np.ndarray, chunk: int, channel: int | None 
             owners.append(argmin.to(torch.int16).cpu().numpy())
         else:
             others = torch.cat([sdf[:, :channel], sdf[:, channel + 1 :]], dim=-1).min(dim=-1).values
-            values.append(torch.maximum(sdf[:, channel], -others).cpu().numpy())
-    return np.concatenate(values).astype(np.float32), (np.concatenate(owners) if owners else None)
+            values.append(sdf[:, channel].cpu().numpy())
+            owners.append((others <= 0).cpu().numpy())
+    return np.concatenate(values).astype(np.float32), np.concatenate(owners)
 
 
 def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], mask: np.ndarray | None = None, close: bool = False) -> Surface | None:
@@ -106,21 +118,58 @@ def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], ma
     return Surface(verts + grid.origin + grid.step * np.asarray(lo), faces, -normals)  # skimage's point down the SDF
 
 
-def clean_components(surface: Surface, min_component: float) -> tuple[Surface, float]:
-    """Drop connected components whose area is under ``min_component`` times the largest one's (the
-    largest is always kept). Returns the cleaned surface and its floater share: the area outside its
-    largest component over its whole area."""
+def _keep_faces(surface: Surface, keep: np.ndarray) -> Surface | None:
+    """The faces where ``keep`` (M,) is true and the vertices they use; None when none is kept."""
+    if not keep.any():
+        return None
+    used = np.unique(surface.faces[keep])
+    remap = np.full(len(surface.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return Surface(surface.vertices[used], remap[surface.faces[keep]], surface.normals[used])
+
+
+def face_areas(surface: Surface) -> np.ndarray:
+    """Area of every face (M,)."""
+    a, b, c = (surface.vertices[surface.faces[:, i]] for i in range(3))
+    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+
+
+def _components(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
+    """Connected component of every face (M,) and the area of every component."""
     import trimesh
 
     mesh = trimesh.Trimesh(surface.vertices, surface.faces, process=False, validate=False)
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
-    area = np.bincount(labels, weights=mesh.area_faces)
+    return labels, np.bincount(labels, weights=face_areas(surface))
+
+
+def drop_unobserved_components(surface: Surface, observed: np.ndarray) -> Surface:
+    """Drop connected components under ``MIN_OBSERVED_SHARE`` of whose area is ``observed`` (N,)
+    bool at a vertex (the best-observed one is always kept); a surface no camera observed at all is
+    left as it is (nothing to judge it by).
+
+    On the medium-noise room (4000 iterations) the chairs' own pieces had 23-46% of their area
+    observed, the shells their channels grew under the floor or in a corner 0-12% (they touch
+    observed surfaces): 0.1 drops most of those. 0.2 would drop the rest but lost the refrigerator
+    and the bed, whose large, partly seen bodies scored below a shell their channels grew along a
+    wall."""
+    labels, area = _components(surface)
+    seen = np.bincount(labels, weights=face_areas(surface) * observed[surface.faces].any(axis=1), minlength=len(area))
+    if not seen.any():
+        return surface
+    share = seen / np.maximum(area, 1e-12)
+    keep = share >= MIN_OBSERVED_SHARE
+    keep[share.argmax()] = True  # the best-observed component stays whatever its share
+    return _keep_faces(surface, keep[labels])
+
+
+def clean_components(surface: Surface, min_component: float) -> tuple[Surface, float]:
+    """Drop connected components whose area is under ``min_component`` times the largest one's (the
+    largest is always kept). Returns the cleaned surface and its floater share: the area outside its
+    largest component over its whole area."""
+    labels, area = _components(surface)
     largest = float(area.max()) if len(area) else 0.0
-    keep_faces = area[labels] >= min_component * largest
-    used = np.unique(surface.faces[keep_faces])
-    remap = np.full(len(surface.vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    cleaned = Surface(surface.vertices[used], remap[surface.faces[keep_faces]], surface.normals[used])
+    cleaned = _keep_faces(surface, area[labels] >= min_component * largest)
     total = float(area[area >= min_component * largest].sum())
     return cleaned, (1.0 - largest / total) if total > 0 else 0.0
 
@@ -205,6 +254,7 @@ def extract_meshes(
         if background.any():
             glb_parts.append(("background", world, surface.faces[background], colors))
 
+    observed = _observation_test(trained)
     wanted = trained.method.votes.owned() if objects is None else [c for c in objects if 0 < c < model.field.channels]
     pad = 3
     for channel in wanted:
@@ -217,8 +267,13 @@ def extract_meshes(
         volume = values.reshape(tuple(h - l for l, h in zip(lo, hi)))
         sub_mask = None if mask is None else mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         surface = _marching_cubes(volume, grid, lo, sub_mask, close=watertight)
+        if surface is not None and not watertight:
+            _, claimed = _evaluate(model, surface.vertices, chunk, channel)
+            surface = _keep_faces(surface, ~claimed[surface.faces].any(axis=1))
         if surface is None:
             continue
+        if observed is not None:
+            surface = drop_unobserved_components(surface, observed(to_world(surface.vertices)))
         surface, floaters = clean_components(surface, min_component)
         world = to_world(surface.vertices)
         class_id = int(classes[channel])
@@ -249,6 +304,17 @@ def extract_meshes(
         index["glb"] = "scene.glb"
     write_json_atomic(out_dir / "index.json", index)
     return index
+
+
+def _observation_test(trained: TrainedRun) -> VisibilityCuller | None:
+    """World points (N, 3) -> (N,) bool: on the measured depth of some training frame; None when
+    the scene has no depth."""
+    scene = load_run_scene(trained.config, trained.scene.root, {"depth"})
+    if scene.depths is None:
+        return None
+    train = scene.split("train")
+    poses = scene.normalization.pose_to_world(scene.poses[train].astype(np.float64))
+    return VisibilityCuller(poses, scene.intrinsics[train].astype(np.float64), scene.depths[train])
 
 
 def _sphere_mask(model: Model, grid: Grid) -> np.ndarray:

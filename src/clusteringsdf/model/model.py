@@ -164,10 +164,12 @@ class Model(nn.Module):
             out.rgb[rest], out.depth[rest] = volume.rgb, volume.depth
             out.weights[rest] = volume.weights.sum(-1, keepdim=True)
             out.z[rest] = (volume.depth / rays.dz[rest]).unsqueeze(-1)
-            for name in ("normal", "opacity", "semantics", "embedding"):
+            for name in ("normal", "surface_crossing", "opacity", "semantics", "embedding"):
                 value = getattr(volume, name)
                 if value is not None:
                     getattr(out, name)[rest] = value
+            for name, value in volume.extras.items():
+                out.extras[name][rest] = value
         return out
 
     def _scene_sdf_along(self, rays: RayBatch, t: torch.Tensor) -> torch.Tensor:
