@@ -46,9 +46,9 @@ train = scene.split("train")
 poses = trajectory_poses(scene.poses[train], scene.bbox, "orbit", frames)
 intrinsics = np.repeat(scene.intrinsics[train[:1]], len(poses), axis=0)
 try:
-    label_cameras(trained, poses[:1], intrinsics[:1], progress=False)  # warm-up
+    label_cameras(trained, poses[:1], intrinsics[:1], progress=False, surface=True)  # warm-up
     start = time.perf_counter()
-    views, semantics, instances = label_cameras(trained, poses, intrinsics, progress=False)
+    views, semantics, instances = label_cameras(trained, poses, intrinsics, progress=False, surface=True)
 except TypeError:  # the old signature
     label_cameras(trained.renderer, trained.config, scene, poses[:1], intrinsics[:1], False)
     start = time.perf_counter()

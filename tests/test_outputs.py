@@ -113,6 +113,41 @@ def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_pat
     assert whole.area > chair.area * 1.02  # the cap inside the ghost ball is about 4% of the sphere
 
 
+def _first_hit(origins: torch.Tensor, directions: torch.Tensor, spheres: list[tuple[torch.Tensor, float, bool]]) -> torch.Tensor:
+    """Distance (R,) to the first sphere surface along unit rays; (centre, radius, seen from inside)."""
+    hits = []
+    for centre, radius, inside in spheres:
+        oc = origins - centre
+        b = (oc * directions).sum(-1)
+        disc = b**2 - ((oc * oc).sum(-1) - radius**2)
+        root = torch.sqrt(disc.clamp_min(0))
+        t = -b + root if inside else -b - root
+        hits.append(torch.where((disc > 0) & (t > 0), t, torch.full_like(t, float("inf"))))
+    return torch.stack(hits).min(0).values
+
+
+def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run):
+    """Model.render (trajectories, viewer) puts each ray on its first surface: the analytic spheres'
+    ray intersections, within a thousandth of the room's radius."""
+    from clusteringsdf.inference.render import camera_rays
+
+    trained, centres, radii = _analytic_run(tiny_run)
+    model, scene = trained.model, trained.scene
+    model.refresh_volume()
+    frame = int(scene.split("test")[0])
+    pose = torch.as_tensor(scene.poses[frame], dtype=torch.float32)
+    rays = camera_rays(pose, torch.as_tensor(scene.intrinsics[frame], dtype=torch.float32), scene.hw, model.bbox, trained.config.sampler.near)
+    with torch.no_grad():
+        out = model.render(rays, trained.method.render_request(False))  # the analytic field has no Jacobian
+    spheres = [(torch.zeros(3), 0.7, True), (centres[1], float(radii[1]), False), (centres[2], float(radii[2]), False),
+               (torch.tensor([-0.25, 0.15, 0.2]), 0.02, False)]
+    expected = _first_hit(rays.origins, rays.directions, spheres)
+    inside = expected < rays.far  # the hit lies in the box
+    distance = out.depth / rays.dz
+    assert inside.float().mean() > 0.5
+    assert ((distance - expected).abs()[inside] < 1e-3).float().mean() > 0.99
+
+
 def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path):
     trained, _, _ = _analytic_run(tiny_run)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True)

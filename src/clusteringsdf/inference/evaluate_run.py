@@ -33,6 +33,7 @@ def label_cameras(
     class_run: TrainedRun | None = None,
     min_segment_fraction: float | None = None,
     hw: tuple[int, int] | None = None,
+    surface: bool = False,
 ) -> tuple[list[ViewRender], list[np.ndarray], list[np.ndarray]]:
     """Render cameras (poses (F, 4, 4) normalised camera-to-world, intrinsics (F, 3, 3) for images
     of ``hw`` (default: the scene's working size)) and fuse their panoptic labels: (views, semantic
@@ -40,11 +41,12 @@ def label_cameras(
 
     ``class_run``: a semantic-mode run whose classes are merged with this run's instance channels
     (the paper's two-run panoptic prediction). ``min_segment_fraction`` overrides the run's
-    ``inference.min_segment_fraction``.
+    ``inference.min_segment_fraction``. ``surface``: render each ray at its first surface (fast,
+    for trajectories and the viewer; scores are measured on volume rendering).
     """
     config, scene = trained.config, trained.scene
     classes = scene.classes
-    common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress)
+    common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
     class_views = None
     if class_run is not None:

@@ -112,7 +112,7 @@ def render_trajectory(
     poses = trajectory_poses(scene.poses[train], scene.bbox, kind, frames)
     intrinsics = np.repeat(scene.intrinsics[train[:1]], len(poses), axis=0)
     start = time.perf_counter()
-    views, semantics, instances = label_cameras(trained, poses, intrinsics, progress, min_segment_fraction=min_segment_fraction)
+    views, semantics, instances = label_cameras(trained, poses, intrinsics, progress, min_segment_fraction=min_segment_fraction, surface=True)
     seconds = time.perf_counter() - start
     depths = np.concatenate([np.zeros(0)] + [v.depth[v.depth > 0] for v in views])
     far = float(np.percentile(depths, 99)) if depths.size else 1.0  # one depth scale for every frame

@@ -21,8 +21,10 @@ from .rendering import composite, density_share_opacity, expected_distance, inte
 from .samplers import RaySamples, SdfVolume, build_samplers
 
 
-SURFACE_COARSE_STEPS = 128  # cached-volume lookups per ray to find its first surface at inference
-SURFACE_STEPS = 3  # regula-falsi steps on the field to refine it
+SURFACE_COARSE_STEPS = 96  # cached-volume lookups per ray to find its first surface at inference
+SURFACE_SEARCH_POINTS = 5  # field evaluations per ray around the volume's crossing (one voxel each side)
+SURFACE_CLEAR_POINTS = 16  # field evaluations along a ray the volume sees no surface on
+SURFACE_STEPS = 2  # regula-falsi steps on the field to refine it
 
 
 class LaplaceDensity(nn.Module):
@@ -131,23 +133,37 @@ class Model(nn.Module):
         Once trained, the density is a sharp step at the zero level (beta ~ 1e-3), so a ray's
         colour, depth, normal, classes and channel ownership are those of its first surface point.
         That point is found from the cached SDF volume (the first outside-to-inside crossing of its
-        coarse lookups, no network) and refined on the field by ``SURFACE_STEPS`` regula-falsi steps
-        (one plain evaluation per ray each, plus two for the bracket); the heads and the normal (the
-        analytic Jacobian) are then evaluated at that one point. Rays the volume sees no crossing
-        on, or whose bracket the field does not confirm (thin parts finer than the volume, grazing
-        rays), are volume-rendered with :meth:`forward`. Outputs are those of :meth:`forward`;
-        ``weights`` and ``z`` hold one sample per ray (weight 1 at the surface) for surface rays and
-        the sum of weights and the expected distance for the others.
+        coarse lookups, no network), searched for on the field at ``SURFACE_SEARCH_POINTS`` points
+        from one volume voxel before to one after that crossing (the trilinear volume is smoother
+        than the field: for about 40% of rays the field's surface lies before the volume's), and
+        refined by ``SURFACE_STEPS`` regula-falsi steps (one plain evaluation per ray each); the
+        heads and the normal (the analytic Jacobian) are then evaluated at that one point. Rays the
+        volume sees no crossing on, or on which the field has none near it (parts thinner than the
+        search spacing, grazing rays), are volume-rendered with :meth:`forward`. Rays the volume
+        sees no surface on are searched on the field at ``SURFACE_CLEAR_POINTS`` points along their
+        whole length, and end on the box when it has none either (where volume rendering's infinite
+        last interval puts their weight). Outputs are those
+        of :meth:`forward`; ``weights`` and ``z`` hold one sample per ray (weight 1 at the surface)
+        for surface rays and the sum of weights and the expected distance for the others.
         """
         if not self.volume.is_ready:
             self.refresh_volume()
         bins, coarse = _coarse_lookups(self.volume, rays, SURFACE_COARSE_STEPS)
         crossing = (coarse[:, :-1] > 0) & (coarse[:, 1:] <= 0)
-        found = crossing.any(-1)
         first = crossing.float().argmax(-1, keepdim=True)
-        t_a, t_b = bins.gather(1, first).squeeze(1), bins.gather(1, first + 1).squeeze(1)
-        s_a, s_b = self._scene_sdf_along(rays, t_a), self._scene_sdf_along(rays, t_b)
-        found &= (s_a > 0) & (s_b <= 0)
+        voxel = self.volume.voxel
+        t_lo = torch.maximum(bins.gather(1, first).squeeze(1) - voxel, rays.near)
+        t_hi = torch.minimum(bins.gather(1, first + 1).squeeze(1) + voxel, rays.far)
+        found, t_a, t_b, s_a, s_b = self._first_crossing(rays, t_lo, t_hi, SURFACE_SEARCH_POINTS)
+        found &= crossing.any(-1)
+        # Rays the volume sees no surface on at all (a thin part it smoothed away, or nothing): the
+        # field is searched along the whole ray, as the volume renderer's uniform samples would.
+        clear = (coarse > 0).all(-1).nonzero().squeeze(-1)
+        if clear.numel():
+            hit, *bracket = self._first_crossing(rays.select(clear), rays.near[clear], rays.far[clear], SURFACE_CLEAR_POINTS)
+            found[clear] = hit
+            for full, part in zip((t_a, t_b, s_a, s_b), bracket):
+                full[clear] = part
         for _ in range(SURFACE_STEPS):  # regula falsi on the bracket [t_a, t_b]
             t_m = t_a + (t_b - t_a) * s_a / (s_a - s_b).clamp_min(1e-12)
             s_m = self._scene_sdf_along(rays, t_m)
@@ -155,6 +171,12 @@ class Model(nn.Module):
             t_a, s_a = torch.where(outside, t_m, t_a), torch.where(outside, s_m, s_a)
             t_b, s_b = torch.where(outside, t_b, t_m), torch.where(outside, s_b, s_m)
         t = t_a + (t_b - t_a) * s_a / (s_a - s_b).clamp_min(1e-12)
+        # Nothing found on a clear ray: it ends on the box, where volume rendering's infinite last
+        # interval puts its weight.
+        if clear.numel():
+            empty = clear[~found[clear]]
+            t[empty] = rays.far[empty]
+            found[empty] = True
         surface = found.nonzero().squeeze(-1)
         rest = (~found).nonzero().squeeze(-1)
         r = len(rays)
@@ -171,6 +193,19 @@ class Model(nn.Module):
             for name, value in volume.extras.items():
                 out.extras[name][rest] = value
         return out
+
+    def _first_crossing(self, rays: RayBatch, t_lo: torch.Tensor, t_hi: torch.Tensor, points: int) -> tuple[torch.Tensor, ...]:
+        """The first outside-to-inside crossing of the scene SDF among ``points`` evenly spaced
+        distances in [t_lo, t_hi] (R,): (found (R,) bool, t_a, t_b, s_a, s_b (R,)), the bracket and
+        the field's values at its ends."""
+        search = t_lo.unsqueeze(-1) + (t_hi - t_lo).unsqueeze(-1) * torch.linspace(0, 1, points, device=t_lo.device)
+        r, k = search.shape
+        where = rays.origins.unsqueeze(1) + search.unsqueeze(-1) * rays.directions.unsqueeze(1)
+        values = self.field.geometry(where.reshape(-1, 3)).scene_sdf.view(r, k)
+        inward = (values[:, :-1] > 0) & (values[:, 1:] <= 0)
+        step = inward.float().argmax(-1, keepdim=True)
+        ends = [x.gather(1, i).squeeze(1) for x in (search, values) for i in (step, step + 1)]
+        return inward.any(-1), ends[0], ends[1], ends[2], ends[3]
 
     def _scene_sdf_along(self, rays: RayBatch, t: torch.Tensor) -> torch.Tensor:
         """(R,) scene SDF at distance t (R,) along each ray."""

@@ -413,7 +413,7 @@ class RunAccess:
         with self._lock:
             views, semantics, instances = label_cameras(
                 self._trained, pose[None].astype(np.float32), np.asarray(intrinsics, dtype=np.float32)[None], progress=False, normals=False,
-                hw=(int(hw[0]), int(hw[1])),
+                hw=(int(hw[0]), int(hw[1])), surface=True,
             )
         view = views[0]
         depth = view.depth / scene.normalization.scale
