@@ -6,7 +6,7 @@ Each training runs as its own process under ``/usr/bin/time -v`` (peak RSS of th
 included) and is planned for ``--budget`` seconds of training from a probe of its pace. The small
 room's pace (same preset, same probe) is measured alongside for the per-iteration comparison.
 
-    python benchmarks/large_scene.py [--budget 1800] [--channels 32 64] [--name large_scene]
+    python benchmarks/large_scene.py [--budget 1800] [--channels 32 64] [--eval-every 5] [--name large_scene]
 
 Writes benchmarks/out/results/<name>.json and prints it.
 """
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1800.0, help="training seconds per run")
     parser.add_argument("--channels", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--name", default="large_scene")
+    parser.add_argument("--eval-every", type=int, default=5, help="score every k-th test view (75 at 640x480 take ~20 min to render)")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     results_path = OUT / "results" / f"{args.name}.json"
@@ -87,7 +88,8 @@ def main() -> None:
         iterations = max(100, int(args.budget / probe["seconds_per_iteration"]) // 50 * 50)
         run = OUT / "runs" / f"{args.name}_c{channels}"
         command = [sys.executable, "-m", "clusteringsdf.cli", "train", "--data", str(large), "--out", str(run), "--preset", "cpu",
-                   "--channels", str(channels), "--iters", str(iterations), "--threads", "2", "--eval", "--quiet"]
+                   "--channels", str(channels), "--iters", str(iterations), "--threads", "2", "--eval", "--quiet",
+                   "--set", f"inference.eval_every={args.eval_every}"]
         if run.exists():
             command.append("--resume")
         print(f"[{channels} channels] {iterations} iterations", file=sys.stderr, flush=True)
@@ -100,7 +102,7 @@ def main() -> None:
         scores_path = run / "eval" / "metrics.json"
         if scores_path.is_file():
             scores = json.loads(scores_path.read_text())
-            row.update({k: scores.get(k) for k in ("pq", "pq_things", "pq_stuff", "rq_things", "sq_things", "miou", "psnr", "depth_abs_rel", "render_seconds", "channels")})
+            row.update({k: scores.get(k) for k in ("frames", "eval_every", "pq", "pq_things", "pq_stuff", "rq_things", "sq_things", "miou", "psnr", "depth_abs_rel", "render_seconds", "channels")})
         rows[key] = row
         results["probe_seconds_per_iteration"] = pace
         results_path.parent.mkdir(parents=True, exist_ok=True)

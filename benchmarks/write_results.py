@@ -293,7 +293,9 @@ def surface_section(before: dict | None, after: dict) -> str:
     commands = [f"`python benchmarks/surface_quality.py --run {data['run']} --resolution {data['resolution']}"
                 + (f" --old-commit {data['mesher'].split()[-1]}" if data["mesher"].startswith("package at") else "")
                 + f"` ({name})" for name, data in runs]
-    return text + "\n" + "; ".join(commands) + "\n"
+    runs_made = ("Runs: `python benchmarks/clustering_results.py --iterations 4000 --noise medium --rows panoptic --name after16` "
+                 "(before: the same command in a checkout of 419b33e, `--name before16`), then ")
+    return text + "\n" + runs_made + "; ".join(commands) + "\n"
 
 
 def json_section(title: str, data: dict, command: str) -> str:
@@ -308,7 +310,8 @@ JSON_SECTIONS = (  # (results file, title, command)
      "python benchmarks/render_speed.py --run RUN --frames 6"),
     ("large_scene.json", "Replica-size scene (`synth --preset large`): memory, pace and PQ of things",
      "python benchmarks/large_scene.py"),
-    ("gpu_check.json", "GPU check script", "benchmarks/gpu_check.sh --device cpu"),
+    ("gpu_check_cpu.json", "Device check on the CPU (no GPU was lent)", "bash benchmarks/gpu_check.sh --device cpu"),
+    ("gpu_check_cuda.json", "Device check on a GPU", "bash benchmarks/gpu_check.sh --device cuda"),
     ("prepare_speed.json", "`prepare` on 100 frames at 320x240: time and pose errors", "python benchmarks/prepare_speed.py"),
     ("prepare_quality.json", "Training on a prepared capture against the same run on true poses",
      "python benchmarks/prepare_quality.py"),

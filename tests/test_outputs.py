@@ -267,6 +267,17 @@ def test_render_trajectory_writes_frames_and_a_video(tiny_run, tmp_path):
     assert video.is_file() and video.stat().st_size > 0
 
 
+def test_eval_every_renders_the_frames_the_scorer_takes(tiny_run, tmp_path):
+    from clusteringsdf.evaluation import evaluate_predictions
+    from clusteringsdf.inference.evaluate_run import predict_split
+
+    trained = load_trained_run(tiny_run, CPU)
+    test = len(trained.scene.split("test"))
+    predict_split(trained, "test", tmp_path / "pred", progress=False, normals=False, every=2)
+    assert len(list((tmp_path / "pred" / "pred_instance").glob("*.png"))) == (test + 1) // 2
+    assert evaluate_predictions(trained.scene.root, tmp_path / "pred", every=2)["frames"] == (test + 1) // 2
+
+
 def test_render_frames_need_a_trajectory(tiny_run, capsys):
     assert main(["render", "--run", str(tiny_run), "--video"]) == 2
     assert "--trajectory" in capsys.readouterr().err

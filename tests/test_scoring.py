@@ -107,6 +107,15 @@ def test_missing_prediction_frame_raises(scene, tmp_path):
     assert "missing prediction for test frame '3'" in str(info.value)
 
 
+def test_every_kth_frame_is_scored_when_asked(scene, tmp_path):
+    pred = tmp_path / "pred"
+    write_prediction(pred)
+    (pred / "pred_instance" / "3.png").unlink()  # the second test frame: not scored with every=2
+    result = evaluate_predictions(scene, pred, every=2)
+    assert_perfect(result)
+    assert result["frames"] == 1
+
+
 def test_surrogateid_folder_is_accepted(scene, tmp_path):
     pred = tmp_path / "pred"
     write_prediction(pred, ins_folder="pred_surrogateid")

@@ -342,10 +342,12 @@ class InferenceConfig(_Section):
     section: ClassVar[str] = "inference"
     min_segment_fraction: float = 2e-4  # thing segments smaller than this share of all rendered pixels are fragments
     eval_mesh_resolution: int = 256  # `train --eval` meshes the run at this resolution and scores it against a GT mesh (0: not)
+    eval_every: int = 1  # `train --eval` renders and scores every k-th view of the test split (large scenes)
 
     def _check_ranges(self) -> None:
         self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
         self._require(self.eval_mesh_resolution == 0 or self.eval_mesh_resolution >= 8, "eval_mesh_resolution", "0 or at least 8")
+        self._require(self.eval_every >= 1, "eval_every", "at least 1")
 
 
 # Keys older versions wrote that no longer mean anything (they were never read): accepted and dropped

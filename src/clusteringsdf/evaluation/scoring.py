@@ -114,6 +114,7 @@ def evaluate_predictions(
     use_machine_labels: bool = False,
     split: str = "test",
     class_agnostic: bool | None = None,
+    every: int = 1,
 ) -> dict:
     """Scene-level PQ/SQ/RQ (+ things/stuff), mIoU, edge accuracy and optional PSNR / depth AbsRel.
 
@@ -128,6 +129,7 @@ def evaluate_predictions(
             instance id > 0 become "object", all others "background". None = when the
             scene's ``segmentation_data.pkl`` says ``class_agnostic`` (a scene whose masks have no
             classes). ``pq_things`` is then the class-agnostic PQ of the things.
+        every: score every k-th frame of the split only.
 
     Returns:
         JSON-serialisable dict: ``pq, sq, rq, pq_things, pq_stuff, sq_things, sq_stuff, rq_things,
@@ -146,7 +148,7 @@ def evaluate_predictions(
     splits = layout.read_splits(splits_path)
     if split not in splits:
         raise DataError(splits_path, f"no '{split}' split (has: {', '.join(sorted(splits))})")
-    frames = layout.frame_sort_key(splits[split])
+    frames = layout.frame_sort_key(splits[split])[::every]
     if not frames:
         raise DataError(splits_path, f"split '{split}' is empty")
 

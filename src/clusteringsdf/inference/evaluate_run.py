@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.layout import GT_MESH_FILE
+from ..data.layout import GT_MESH_FILE, frame_sort_key
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run
@@ -64,10 +64,15 @@ def predict_split(
     normals: bool = True,
     class_run: TrainedRun | None = None,
     min_segment_fraction: float | None = None,
+    every: int = 1,
 ) -> Path:
-    """Render ``split`` of the run's scene and write images + panoptic label maps into ``out_dir``."""
+    """Render ``split`` of the run's scene (every k-th view) and write images + panoptic label maps
+    into ``out_dir``."""
     scene = trained.scene
     frames = scene.split(split)
+    if every > 1:  # the frames the scorer takes: every k-th in its order
+        chosen = set(frame_sort_key([scene.frame_names[i] for i in frames])[::every])
+        frames = np.array([i for i in frames if scene.frame_names[i] in chosen], dtype=np.int64)
     views, semantics, instances = label_cameras(
         trained, scene.poses[frames], scene.intrinsics[frames], progress, normals, class_run, min_segment_fraction
     )
@@ -112,12 +117,15 @@ def evaluate_run(
     class_run = load_class_run(semantic_run, device, trained.scene) if semantic_run else None
     out_dir = out_dir or run / "eval"
     start = time.perf_counter()
-    predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run)
+    every = trained.config.inference.eval_every
+    predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run, every=every)
     seconds = time.perf_counter() - start
     if trained.scene.has_gt_labels:
-        scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split)
+        scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split, every=every)
     else:  # a prepared capture: renders and label maps, nothing to score them against
-        scores = {"frames": len(trained.scene.split(split)), "note": f"{trained.scene.root}: no ground truth (rs_*): nothing scored"}
+        scores = {"frames": len(trained.scene.split(split)[::every]), "note": f"{trained.scene.root}: no ground truth (rs_*): nothing scored"}
+    if every > 1:
+        scores["eval_every"] = every
     scores["render_seconds"] = round(seconds, 1)
     scores["channels"] = trained.method.votes.usage()
     if semantic_run:
