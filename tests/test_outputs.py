@@ -276,6 +276,10 @@ def test_eval_every_renders_the_frames_the_scorer_takes(tiny_run, tmp_path):
     predict_split(trained, "test", tmp_path / "pred", progress=False, normals=False, every=2)
     assert len(list((tmp_path / "pred" / "pred_instance").glob("*.png"))) == (test + 1) // 2
     assert evaluate_predictions(trained.scene.root, tmp_path / "pred", every=2)["frames"] == (test + 1) // 2
+    from clusteringsdf.inference.report import view_pictures
+
+    pictures = view_pictures(trained.scene, tmp_path / "pred", tmp_path / "report", 4)  # only rendered views
+    assert len(pictures) == (test + 1) // 2
 
 
 def test_render_frames_need_a_trajectory(tiny_run, capsys):

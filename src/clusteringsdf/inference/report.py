@@ -96,8 +96,9 @@ def _resize_nearest(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def view_pictures(scene, eval_dir: Path, out_dir: Path, count: int) -> list[tuple[str, str]]:
-    """Per chosen test view one picture (two rows: instances, classes); returns (frame, file) pairs."""
-    test = scene.split("test")
+    """Per chosen test view one picture (two rows: instances, classes); returns (frame, file) pairs.
+    Views are chosen among those the evaluation rendered (all, or every k-th with ``eval_every``)."""
+    test = np.array([i for i in scene.split("test") if (eval_dir / "pred_semantics" / f"{scene.frame_names[i]}.png").is_file()], dtype=np.int64)
     chosen = test[np.round(np.linspace(0, len(test) - 1, min(count, len(test)))).astype(int)] if len(test) else []
     pictures = []
     for frame in chosen:
