@@ -262,7 +262,7 @@ def test_render_trajectory_writes_frames_and_a_video(tiny_run, tmp_path):
     assert len(frames) == summary["frames"] == 3
     assert summary["frame_size"] == list(trained.scene.hw)
     assert summary["render_seconds"] > 0
-    assert summary["frames_per_second"] == pytest.approx(3 / summary["render_seconds"], rel=0.01)
+    assert summary["frames_per_second"] == pytest.approx(3 / summary["render_seconds"], rel=0.02)  # both rounded
     video = Path(summary["video"])
     assert video.is_file() and video.stat().st_size > 0
 

@@ -5,7 +5,8 @@ chunks on the full grid (two bytes + one float per voxel), and each object chann
 evaluated only inside the (padded) box of the voxels it owns.
 
 Object meshes are ownership-aware: channel c's mesh is the zero level of s_c, kept only where no
-other channel contains it (every other s_k > 0 at the face's three vertices). Channels are free
+other channel contains it (every other s_k > 0 at the face's three vertices; a channel whose
+whole surface lies inside others, as in barely trained runs, keeps it all). Channels are free
 to put surfaces anywhere they are never rendered, and do: copies of a neighbour's surface that
 coincide with it, and shells buried in the floor or a wall. Those are the faces inside another
 channel; dropping them raised the mean object F-score on the medium-noise room from 0.62 to 0.74
@@ -269,7 +270,8 @@ def extract_meshes(
         surface = _marching_cubes(volume, grid, lo, sub_mask, close=watertight)
         if surface is not None and not watertight:
             _, claimed = _evaluate(model, surface.vertices, chunk, channel)
-            surface = _keep_faces(surface, ~claimed[surface.faces].any(axis=1))
+            owned = _keep_faces(surface, ~claimed[surface.faces].any(axis=1))
+            surface = owned if owned is not None else surface  # wholly inside others (barely trained): kept whole
         if surface is None:
             continue
         if observed is not None:

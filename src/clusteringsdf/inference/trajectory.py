@@ -124,7 +124,7 @@ def render_trajectory(
         pictures.append(picture)
     summary = {"trajectory": kind, "frames": len(pictures), "folder": str(out_dir / "frames"),
                "frame_size": list(views[0].rgb.shape[:2]),
-               "render_seconds": round(seconds, 2), "frames_per_second": round(len(pictures) / max(seconds, 1e-9), 3)}
+               "render_seconds": round(seconds, 3), "frames_per_second": round(len(pictures) / max(seconds, 1e-9), 3)}
     if video:
         summary["video"] = str(write_video(out_dir / f"{kind}.mp4", pictures))
     return summary
