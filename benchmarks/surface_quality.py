@@ -46,12 +46,13 @@ def mesh_run(run: Path, out: Path, resolution: int, old_commit: str | None, thre
 
 def floater_share(path: Path) -> float:
     """Area outside the largest connected component over the mesh's whole area."""
+    from clusteringsdf.inference.mesh import Surface, clean_components
+
     mesh = trimesh.load(path, process=False)
     if len(mesh.faces) == 0:
         return 0.0
-    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
-    area = np.bincount(labels, weights=mesh.area_faces)
-    return float(1.0 - area.max() / area.sum())
+    vertices = np.asarray(mesh.vertices)
+    return clean_components(Surface(vertices, np.asarray(mesh.faces), np.zeros_like(vertices)), 0.0)[1]
 
 
 def main() -> None:

@@ -129,19 +129,12 @@ def _keep_faces(surface: Surface, keep: np.ndarray) -> Surface | None:
     return Surface(surface.vertices[used], remap[surface.faces[keep]], surface.normals[used])
 
 
-def face_areas(surface: Surface) -> np.ndarray:
-    """Area of every face (M,)."""
-    a, b, c = (surface.vertices[surface.faces[:, i]] for i in range(3))
-    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-
-
 def _components(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
-    """Connected component of every face (M,) and the area of every component."""
+    """Connected component of every face (M,) and the area of every face (M,)."""
     import trimesh
 
     mesh = trimesh.Trimesh(surface.vertices, surface.faces, process=False, validate=False)
-    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
-    return labels, np.bincount(labels, weights=face_areas(surface))
+    return trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces)), mesh.area_faces
 
 
 def drop_unobserved_components(surface: Surface, observed: np.ndarray) -> Surface:
@@ -154,8 +147,9 @@ def drop_unobserved_components(surface: Surface, observed: np.ndarray) -> Surfac
     observed surfaces): 0.1 drops most of those. 0.2 would drop the rest but lost the refrigerator
     and the bed, whose large, partly seen bodies scored below a shell their channels grew along a
     wall."""
-    labels, area = _components(surface)
-    seen = np.bincount(labels, weights=face_areas(surface) * observed[surface.faces].any(axis=1), minlength=len(area))
+    labels, face_area = _components(surface)
+    area = np.bincount(labels, weights=face_area)
+    seen = np.bincount(labels, weights=face_area * observed[surface.faces].any(axis=1), minlength=len(area))
     if not seen.any():
         return surface
     share = seen / np.maximum(area, 1e-12)
@@ -168,7 +162,8 @@ def clean_components(surface: Surface, min_component: float) -> tuple[Surface, f
     """Drop connected components whose area is under ``min_component`` times the largest one's (the
     largest is always kept). Returns the cleaned surface and its floater share: the area outside its
     largest component over its whole area."""
-    labels, area = _components(surface)
+    labels, face_area = _components(surface)
+    area = np.bincount(labels, weights=face_area)
     largest = float(area.max()) if len(area) else 0.0
     cleaned = _keep_faces(surface, area[labels] >= min_component * largest)
     total = float(area[area >= min_component * largest].sum())

@@ -138,12 +138,11 @@ class Model(nn.Module):
         than the field: for about 40% of rays the field's surface lies before the volume's), and
         refined by ``SURFACE_STEPS`` regula-falsi steps (one plain evaluation per ray each); the
         heads and the normal (the analytic Jacobian) are then evaluated at that one point. Rays the
-        volume sees no crossing on, or on which the field has none near it (parts thinner than the
-        search spacing, grazing rays), are volume-rendered with :meth:`forward`. Rays the volume
-        sees no surface on are searched on the field at ``SURFACE_CLEAR_POINTS`` points along their
-        whole length, and end on the box when it has none either (where volume rendering's infinite
-        last interval puts their weight). Outputs are those
-        of :meth:`forward`; ``weights`` and ``z`` hold one sample per ray (weight 1 at the surface)
+        volume sees no surface on are searched on the field at ``SURFACE_CLEAR_POINTS`` points along
+        their whole length, and end on the box when it has none either (where volume rendering's
+        infinite last interval puts their weight). The rest (the field has no crossing near the
+        volume's: parts thinner than the search spacing, grazing rays; or a ray starting inside) are
+        volume-rendered with :meth:`forward`. Outputs are those of :meth:`forward`; ``weights`` and ``z`` hold one sample per ray (weight 1 at the surface)
         for surface rays and the sum of weights and the expected distance for the others.
         """
         if not self.volume.is_ready:
@@ -204,8 +203,9 @@ class Model(nn.Module):
         values = self.field.geometry(where.reshape(-1, 3)).scene_sdf.view(r, k)
         inward = (values[:, :-1] > 0) & (values[:, 1:] <= 0)
         step = inward.float().argmax(-1, keepdim=True)
-        ends = [x.gather(1, i).squeeze(1) for x in (search, values) for i in (step, step + 1)]
-        return inward.any(-1), ends[0], ends[1], ends[2], ends[3]
+        t_a, t_b = search.gather(1, step).squeeze(1), search.gather(1, step + 1).squeeze(1)
+        s_a, s_b = values.gather(1, step).squeeze(1), values.gather(1, step + 1).squeeze(1)
+        return inward.any(-1), t_a, t_b, s_a, s_b
 
     def _scene_sdf_along(self, rays: RayBatch, t: torch.Tensor) -> torch.Tensor:
         """(R,) scene SDF at distance t (R,) along each ray."""

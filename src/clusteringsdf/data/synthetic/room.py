@@ -309,6 +309,19 @@ def _overlap(a: SceneObject, b: SceneObject, slack: float = 0.02) -> bool:
     return bool(fa[0] < fb[2] - slack and fb[0] < fa[2] - slack and fa[1] < fb[3] - slack and fb[1] < fa[3] - slack)
 
 
+def _check_layout(objects: list[SceneObject], x_half: float, y_half: float) -> None:
+    """Every floor object inside the box |x| <= x_half, |y| <= y_half and overlapping no other;
+    ValueError naming the first that is not."""
+    floor_objects = [o for o in objects if o.on_floor]
+    for i, a in enumerate(floor_objects):
+        fp = a.footprint()
+        if fp[0] < -x_half - 1e-6 or fp[2] > x_half + 1e-6 or fp[1] < -y_half - 1e-6 or fp[3] > y_half + 1e-6:
+            raise ValueError(f"{a.name} does not fit in the room")
+        for other in floor_objects[i + 1 :]:
+            if _overlap(a, other):
+                raise ValueError(f"{a.name} overlaps {other.name}")
+
+
 def _shell_objects(builder: _Builder, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[Material, ...]]:
     """Objects and materials of the 6 shell faces (west, east, south, north walls, floor, ceiling)."""
     wall_color = tuple(rng.uniform([0.74, 0.70, 0.62], [0.86, 0.82, 0.74]))
@@ -435,14 +448,7 @@ def build_room(config: RoomConfig, rng: np.random.Generator) -> Room:
         b.add("picture", OTHERPROP, _flat(picture, 0.8, 0.55, 0.03, 1.15), (rng.uniform(-0.4, 0.4), -y_half, 0.0), (0, 1), on_floor=False)
 
     objects = b.objects
-    floor_objects = [o for o in objects if o.on_floor]
-    for i, a in enumerate(floor_objects):
-        fp = a.footprint()
-        if fp[0] < -x_half - 1e-6 or fp[2] > x_half + 1e-6 or fp[1] < -y_half - 1e-6 or fp[3] > y_half + 1e-6:
-            raise ValueError(f"{a.name} does not fit in the room")
-        for other in floor_objects[i + 1 :]:
-            if _overlap(a, other):
-                raise ValueError(f"{a.name} overlaps {other.name}")
+    _check_layout(objects, x_half, y_half)
     assert tv is not None and far is not None
     shell = RoomShell(np.array([-x_half, -y_half, 0.0]), np.array([x_half, y_half, lz]))
     lighting = Lighting(point_position=(0.0, 0.0, lz - 0.45))

@@ -24,7 +24,7 @@ import numpy as np
 from .geometry import RoomShell
 from .room import (  # the single room's classes, part builders and layout helpers
     _INSTANCE_BRIGHTNESS, BAG, BED, CABINET, CHAIR, DOOR, OTHERPROP, REFRIGERATOR, SHELVES, SOFA, TABLE, TELEVISION, VOID,
-    WALL, WINDOW, Part, Room, RoomConfig, _bag, _bed, _box, _Builder, _cabinet, _chair, _cyl, _flat, _overlap,
+    WALL, WINDOW, Part, Room, RoomConfig, _bag, _bed, _box, _Builder, _cabinet, _chair, _check_layout, _cyl, _flat,
     _refrigerator, _scaled, _shell_objects, _shelves, _sofa, _table, _television,
 )
 from .shading import Lighting, Material
@@ -331,14 +331,7 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
         b.add("rug", OTHERPROP, [_box(0, 0, 0.0, 2.2, 1.5, 0.012, rug)], (side * x_half / 2 + rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), 0.0), (0, 1), on_floor=False)
 
     objects = b.objects
-    floor_objects = [o for o in objects if o.on_floor]
-    for i, a in enumerate(floor_objects):
-        fp = a.footprint()
-        if fp[0] < -x_half - 1e-6 or fp[2] > x_half + 1e-6 or fp[1] < -y_half - 1e-6 or fp[3] > y_half + 1e-6:
-            raise ValueError(f"{a.name} does not fit in the room")
-        for other in floor_objects[i + 1 :]:
-            if _overlap(a, other):
-                raise ValueError(f"{a.name} overlaps {other.name}")
+    _check_layout(objects, x_half, y_half)
     things = sum(o.is_thing for o in objects)
     if things < MIN_THINGS:
         raise ValueError(f"only {things} things fit (at least {MIN_THINGS} wanted)")
