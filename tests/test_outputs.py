@@ -113,6 +113,32 @@ def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_pat
     assert whole.area > chair.area * 1.02  # the cap inside the ghost ball is about 4% of the sphere
 
 
+def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, monkeypatch):
+    """Channel 3 wraps the bed a fraction of a voxel outside it: where the cameras saw it (above the
+    bed's centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
+    import clusteringsdf.inference.mesh as mesh_module
+
+    trained, centres, radii = _analytic_run(tiny_run)
+    step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
+    bed = centres[2]
+    normalise = trained.scene.normalization.apply
+    inner = trained.model.field.geometry
+
+    def geometry(points, with_jacobian=False):
+        out = inner(points)
+        out.sdf[:, 3] = (points - bed).norm(dim=-1) - (float(radii[2]) + 0.3 * step)
+        return out
+
+    trained.model.field.geometry = geometry
+    trained.method.votes.votes[3, 20] = 3.0
+    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: lambda world: normalise(world)[:, 2] > float(bed[2]))
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    copy = next(o for o in index["objects"] if o["id"] == 3)
+    vertices = normalise(np.asarray(trimesh.load(tmp_path / "meshes" / copy["file"], process=False).vertices))
+    assert vertices[:, 2].min() > float(bed[2]) - 2 * step  # the seen half only
+    assert vertices[:, 2].max() > float(bed[2]) + 0.9 * float(radii[2])
+
+
 def _first_hit(origins: torch.Tensor, directions: torch.Tensor, spheres: list[tuple[torch.Tensor, float, bool]]) -> torch.Tensor:
     """Distance (R,) to the first sphere surface along unit rays; (centre, radius, seen from inside)."""
     hits = []
@@ -194,6 +220,10 @@ def test_components_the_cameras_barely_observed_are_dropped():
     assert len(kept.faces) == len(seen_sphere.faces) and np.allclose(kept.vertices, seen_sphere.vertices)
     nothing_seen = drop_unobserved_components(surface, np.zeros(len(both.vertices), dtype=bool))
     assert len(nothing_seen.faces) == len(both.faces)  # no observation to judge by: unchanged
+    observed[n:] = shell.vertices[:, 2] > 0.6  # a cap of the shell: over 10% of it, under half the sphere's seen area
+    assert len(drop_unobserved_components(surface, observed).faces) == len(seen_sphere.faces)
+    observed[n:] = True  # all of it: more seen area than the half-seen sphere, both kept
+    assert len(drop_unobserved_components(surface, observed).faces) == len(both.faces)
 
 
 def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):
