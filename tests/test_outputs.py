@@ -48,11 +48,15 @@ def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
 GHOST = (torch.tensor([-0.13, 0.15, 0.0]), 0.05)  # a ball of channel 3 on the chair's surface
 
 
-def _analytic_run(tiny_run, ghost: bool = False):
+def _analytic_run(tiny_run, monkeypatch, ghost: bool = False):
     """The tiny run with a field whose channels are known spheres: channel 1 (a chair) at radius 0.12
     with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out; with
-    ``ghost``, channel 3 (which owns no pixels) has a ball straddling the chair's surface."""
+    ``ghost``, channel 3 (which owns no pixels) has a ball straddling the chair's surface. The
+    scene's depth maps are not of this field: meshing judges nothing by them."""
+    import clusteringsdf.inference.mesh as mesh_module
     from clusteringsdf.model.field import GeometryOutput
+
+    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: None)
 
     trained = load_trained_run(tiny_run, CPU)
     centres = torch.tensor([[0.0, 0.0, 0.0], [-0.25, 0.15, 0.0], [0.25, -0.1, 0.05]])
@@ -77,10 +81,10 @@ def _analytic_run(tiny_run, ghost: bool = False):
     return trained, centres, radii
 
 
-def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
+def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path, monkeypatch):
     """Each object mesh is its channel's sphere, with its voted class, palette colour and name; a
     channel without votes gets no mesh; the small satellite is cleaned away (a floater)."""
-    trained, centres, radii = _analytic_run(tiny_run)
+    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
     names = trained.scene.classes.names
     assert [o["id"] for o in index["objects"]] == [1, 2]
@@ -100,10 +104,10 @@ def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
     assert kept["objects"][0]["floater_share"] > 0  # without cleaning the satellite stays, as a floater
 
 
-def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_path):
+def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_path, monkeypatch):
     """The chair's surface inside channel 3's ball is not part of the chair's mesh (it is not the
     chair's, the scene there is channel 3's); --watertight keeps the whole closed sphere."""
-    trained, _, _ = _analytic_run(tiny_run, ghost=True)
+    trained, _, _ = _analytic_run(tiny_run, monkeypatch, ghost=True)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
     chair = trimesh.load(tmp_path / "meshes" / index["objects"][0]["file"], process=False)
     inside_ghost = np.linalg.norm(trained.scene.normalization.apply(np.asarray(chair.vertices)) - GHOST[0].numpy(), axis=1) < GHOST[1]
@@ -118,7 +122,7 @@ def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, 
     bed's centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
     import clusteringsdf.inference.mesh as mesh_module
 
-    trained, centres, radii = _analytic_run(tiny_run)
+    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
     step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
     bed = centres[2]
     normalise = trained.scene.normalization.apply
@@ -139,6 +143,17 @@ def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, 
     assert vertices[:, 2].max() > float(bed[2]) + 0.9 * float(radii[2])
 
 
+def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path, monkeypatch):
+    import clusteringsdf.inference.mesh as mesh_module
+
+    trained, centres, _ = _analytic_run(tiny_run, monkeypatch)
+    normalise = trained.scene.normalization.apply
+    near_chair = lambda world: np.linalg.norm(normalise(world) - centres[1].numpy(), axis=1) < 0.2  # noqa: E731
+    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: near_chair)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=48)
+    assert [o["id"] for o in index["objects"]] == [1]  # the bed, never seen, is left out
+
+
 def _first_hit(origins: torch.Tensor, directions: torch.Tensor, spheres: list[tuple[torch.Tensor, float, bool]]) -> torch.Tensor:
     """Distance (R,) to the first sphere surface along unit rays; (centre, radius, seen from inside)."""
     hits = []
@@ -152,12 +167,12 @@ def _first_hit(origins: torch.Tensor, directions: torch.Tensor, spheres: list[tu
     return torch.stack(hits).min(0).values
 
 
-def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run):
+def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run, monkeypatch):
     """Model.render (trajectories, viewer) puts each ray on its first surface: the analytic spheres'
     ray intersections, within a thousandth of the room's radius."""
     from clusteringsdf.inference.render import camera_rays
 
-    trained, centres, radii = _analytic_run(tiny_run)
+    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
     model, scene = trained.model, trained.scene
     model.refresh_volume()
     frame = int(scene.split("test")[0])
@@ -174,8 +189,8 @@ def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run
     assert ((distance - expected).abs()[inside] < 1e-3).float().mean() > 0.99
 
 
-def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path):
-    trained, _, _ = _analytic_run(tiny_run)
+def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path, monkeypatch):
+    trained, _, _ = _analytic_run(tiny_run, monkeypatch)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True)
     scene = trimesh.load(tmp_path / "meshes" / "scene.glb")
     names = set(scene.graph.nodes_geometry)
