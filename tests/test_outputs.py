@@ -15,6 +15,7 @@ import trimesh
 from clusteringsdf.cli import main
 from clusteringsdf.data.mesh_io import read_labelled_mesh, write_mesh
 from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
+import clusteringsdf.inference.mesh as mesh_module
 from clusteringsdf.inference.mesh import extract_meshes
 from clusteringsdf.inference.mesh_preview import preview_mesh
 from clusteringsdf.inference.palette import instance_color
@@ -53,7 +54,6 @@ def _analytic_run(tiny_run, monkeypatch, ghost: bool = False):
     with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out; with
     ``ghost``, channel 3 (which owns no pixels) has a ball straddling the chair's surface. The
     scene's depth maps are not of this field: meshing judges nothing by them."""
-    import clusteringsdf.inference.mesh as mesh_module
     from clusteringsdf.model.field import GeometryOutput
 
     monkeypatch.setattr(mesh_module, "_observation_test", lambda run: None)
@@ -120,8 +120,6 @@ def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_pat
 def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, monkeypatch):
     """Channel 3 wraps the bed a fraction of a voxel outside it: where the cameras saw it (above the
     bed's centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
-    import clusteringsdf.inference.mesh as mesh_module
-
     trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
     step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
     bed = centres[2]
@@ -144,8 +142,6 @@ def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, 
 
 
 def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path, monkeypatch):
-    import clusteringsdf.inference.mesh as mesh_module
-
     trained, centres, _ = _analytic_run(tiny_run, monkeypatch)
     normalise = trained.scene.normalization.apply
     near_chair = lambda world: np.linalg.norm(normalise(world) - centres[1].numpy(), axis=1) < 0.2  # noqa: E731
