@@ -79,6 +79,7 @@ def run_sfm(request: dict, arrays: dict, meta: dict) -> None:
     if database.exists():
         database.unlink()
     threads = int(request.get("threads", 2))
+    pycolmap.set_random_seed(int(request.get("seed", 0)))  # RANSAC in matching and mapping: repeatable runs
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = request["camera_model"]
     if request.get("camera_params"):
