@@ -41,6 +41,7 @@ def test_with_values_returns_a_new_validated_config():
         ({"train.iterations": 2.5}, "train.iterations: expected an integer, got 2.5"),
         ({"clustering.use_diff": "no"}, "clustering.use_diff: expected true or false, got 'no'"),
         ({"field.channels": 1}, "field.channels: must be at least 2"),
+        ({"clustering.label_balance": 1.5}, "clustering.label_balance: must be in [0, 1], got 1.5"),
         ({"train.speed": 3}, "train.speed: unknown key"),
         ({"optimizer.lr": 3}, "optimizer.lr: unknown key"),
     ],

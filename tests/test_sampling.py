@@ -57,6 +57,17 @@ def test_label_comprehensive_pixels_cover_every_label_in_proportion():
     assert int((drawn[frame == 2] == 7).sum()) == 2  # ceil(10 * 4 / 20)
 
 
+@pytest.mark.parametrize("balance, frame0, frame2", [(0.5, {0: 6, 1: 4, 2: 4}, {0: 8, 7: 5}), (1.0, {0: 5, 1: 5, 2: 5}, {0: 7, 7: 7})])
+def test_label_balance_gives_every_label_an_equal_share_on_top(balance, frame0, frame2):
+    # budget 12: ceil((1 - balance) * 12 * area / 20) (>= 1) + floor(balance * 12 / labels in the frame)
+    labels = label_maps()
+    frame, pixel = pixels.label_comprehensive_pixels(pixels.index_labels(labels), torch.tensor([0, 2]), 12, torch.Generator().manual_seed(0), balance)
+    drawn = labels.reshape(3, -1)[frame, pixel]
+    for f, expected in ((0, frame0), (2, frame2)):
+        values, counts = torch.unique(drawn[frame == f], return_counts=True)
+        assert dict(zip(values.tolist(), counts.tolist())) == expected
+
+
 def test_keyframes_come_from_the_train_split_and_empty_frames_are_replaced():
     labels = label_maps()
     index = pixels.index_labels(labels)

@@ -282,10 +282,13 @@ class ClusteringConfig(_Section):
     compact: float = 1000.0  # our addition: intra-cluster compactness mean ||P_r - mu_g||^2 (fights fragmentation)
     keyframe_fraction: float = 0.1
     keyframe_probability: float = 0.2
+    # our addition: share of each frame's label rays split equally among its labels (0 = the paper's
+    # area-proportional quota); small and rarely seen objects then get rays of their own
+    label_balance: float = 0.0
 
     def _check_ranges(self) -> None:
         self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact")
-        self._fraction("keyframe_fraction", "keyframe_probability")
+        self._fraction("keyframe_fraction", "keyframe_probability", "label_balance")
 
 
 @dataclass(frozen=True)
@@ -460,7 +463,7 @@ def preset(name: str) -> Config:
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5))
+        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5))
     if name == "tiny":
         return Config(
             preset="tiny",

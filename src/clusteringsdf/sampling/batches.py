@@ -76,6 +76,8 @@ class BatchBuilder:
                 kept.append(torch.cat([v * store.width + u, pixel[i * free : (i + 1) * free]])[:free])
             pixel = torch.stack(kept).reshape(-1)
         if self.clustering is not None:
-            label_frame, label_pixel = pixels.label_comprehensive_pixels(self.label_index, frames, per_frame - free, generator)
+            label_frame, label_pixel = pixels.label_comprehensive_pixels(
+                self.label_index, frames, per_frame - free, generator, self.clustering.label_balance
+            )
             frame, pixel = torch.cat([frame, label_frame]), torch.cat([pixel, label_pixel])
         return store.rays(frame, pixel // store.width, pixel % store.width, self.near)

@@ -99,18 +99,22 @@ def choose_frames(
 
 
 def label_comprehensive_pixels(
-    index: FrameLabelIndex, frames: torch.Tensor, budget: int, generator: torch.Generator
+    index: FrameLabelIndex, frames: torch.Tensor, budget: int, generator: torch.Generator, balance: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixels covering every label of each frame: label u of a frame with n_u of its P pixels gets
-    ceil(budget * n_u / P) rays (>= 1), drawn uniformly within the label.
+    """Pixels covering every label of each frame, drawn uniformly within the label. Of a frame with
+    K labels and P pixels, label u with n_u pixels gets ceil((1 - balance) * budget * n_u / P) rays
+    (>= 1) plus floor(balance * budget / K): ``balance`` = 0 is the paper's area-proportional quota;
+    a positive ``balance`` gives small segments (small or rarely seen objects) rays of their own.
 
-    Returns (frame (R,), flat pixel index (R,)); R is between budget and budget + K - 1 per frame.
+    Returns (frame (R,), flat pixel index (R,)); R is at most budget + K per frame.
     """
     device = frames.device
     counts = index.counts[frames]  # (B, K)
     starts = index.starts[frames]
     pixels = index.order.shape[1]
-    quota = torch.where(counts > 0, torch.ceil(budget * counts.to(torch.float64) / pixels).long().clamp_min(1), torch.zeros_like(counts))
+    share = torch.ceil((1.0 - balance) * budget * counts.to(torch.float64) / pixels).long().clamp_min(1)
+    share = share + int(balance * budget) // index.num_labels[frames].clamp_min(1).unsqueeze(-1)
+    quota = torch.where(counts > 0, share, torch.zeros_like(counts))
     slot_frame = torch.arange(frames.shape[0], device=device).unsqueeze(-1).expand_as(quota)
     flat_quota = quota.reshape(-1)
     owner = torch.repeat_interleave(torch.arange(flat_quota.shape[0], device=device), flat_quota)  # (R,) slot of each ray
