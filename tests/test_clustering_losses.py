@@ -189,3 +189,19 @@ def test_slow_fast_halves_and_values():
     assert torch.isfinite(fast.grad).all()
     zero_c, zero_k = slow_fast_loss(fast[:1], slow[:1], labels[:1], torch.zeros(1, dtype=torch.long), torch.ones(1))
     assert float(zero_c.detach()) == 0.0 and float(zero_k.detach()) == 0.0
+
+
+def test_class_coherence_counts_a_rays_share_of_channels_voted_for_another_class():
+    logits = torch.tensor([[0.0, 1.0, 1.7], [0.0, 2.0, 0.0], [3.0, 0.0, 0.0]], requires_grad=True)
+    p = torch.softmax(logits, -1)
+    labels = torch.tensor([5, 5, -1])  # the third ray has no thing class: not counted
+    confidence = torch.tensor([0.5, 1.0, 1.0])
+    channel_classes = torch.tensor([1, 5, 14])  # channel 0 is the background: never counted
+    loss = clustering.class_coherence_loss(p, labels, confidence, channel_classes)
+    expected = (0.5 * p[0, 2] + 1.0 * p[1, 2]) / 2
+    assert math.isclose(float(loss.detach()), float(expected.detach()), rel_tol=1e-6)
+    loss.backward()
+    assert logits.grad[0, 2] > 0 and logits.grad[0, 1] < 0  # ray 0 leaves the refrigerator channel for the chair one
+    assert logits.grad[2].abs().sum() == 0
+    no_votes = clustering.class_coherence_loss(p.detach(), labels, confidence, torch.tensor([-1, -1, -1]))
+    assert float(no_votes) == 0.0

@@ -285,9 +285,12 @@ class ClusteringConfig(_Section):
     # our addition: share of each frame's label rays split equally among its labels (0 = the paper's
     # area-proportional quota); small and rarely seen objects then get rays of their own
     label_balance: float = 0.0
+    # our addition (cpu preset: 1.0): penalty on a thing ray's share of object channels voted for another
+    # class; separates objects of different classes that no frame shows together
+    class_coherence: float = 0.0
 
     def _check_ranges(self) -> None:
-        self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact")
+        self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence")
         self._fraction("keyframe_fraction", "keyframe_probability", "label_balance")
 
 
@@ -463,7 +466,7 @@ def preset(name: str) -> Config:
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5))
+        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5, class_coherence=1.0))
     if name == "tiny":
         return Config(
             preset="tiny",

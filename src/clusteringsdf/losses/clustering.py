@@ -169,3 +169,21 @@ def cross_view_loss(probabilities: torch.Tensor, semantic: torch.Tensor, frames:
     if not bool(mask.any()):
         return probabilities.sum() * 0.0
     return torch.exp(-distances[mask].mean())
+
+
+def class_coherence_loss(probabilities: torch.Tensor, labels: torch.Tensor, confidence: torch.Tensor, channel_classes: torch.Tensor) -> torch.Tensor:
+    """Our addition: ``mean_r conf_r * sum_{c >= 1, k_c >= 0, k_c != u_r} P_rc`` over rays with a
+    class label u_r >= 0: a ray's share of object channels that voted for another class.
+
+    Two objects of different classes that no frame shows together get no within-frame push apart;
+    when they share a channel, the class votes of that channel say so. probabilities (R, C) softmax
+    over channels; labels (R,) class (-1: not counted); confidence (R,); channel_classes (C,) the
+    class each channel voted for (-1: none yet; channel 0 is the background and never counted).
+    """
+    counted = labels >= 0
+    if not bool(counted.any()):
+        return probabilities.sum() * 0.0
+    other = (channel_classes.unsqueeze(0) >= 0) & (channel_classes.unsqueeze(0) != labels[counted].unsqueeze(-1))
+    other[:, 0] = False
+    wrong = (probabilities[counted] * other.to(probabilities.dtype)).sum(-1)
+    return (confidence[counted] * wrong).mean()

@@ -1,5 +1,6 @@
 """ClusteringSDF's instance mode (paper Eq. 11): clustering of the per-view instance labels with the
-foreground/background and cross-view terms. Classes come from the channel votes, or from a
+foreground/background and cross-view terms, and our class-coherence term (a thing ray's share of
+channels voted for another class). Classes come from the channel votes, or from a
 semantic-mode run merged at render time (the paper's two-run panoptic path)."""
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ class Instance(ClusteringSDF):
         terms: Terms = {}
         if c.use_fgbg:  # lambda4 / lambda5 are applied inside the term
             terms["fgbg"] = Term(clustering.foreground_background_loss(out.opacity, rays.segment, c.bg, c.fg), 1.0)
+        thing_semantic = torch.where(rays.instance > 0, rays.semantic, torch.full_like(rays.semantic, -1))
         if c.use_crossview:
-            thing_semantic = torch.where(rays.instance > 0, rays.semantic, torch.full_like(rays.semantic, -1))
             terms["cross_view"] = Term(clustering.cross_view_loss(probabilities, thing_semantic, rays.frame), c.cross_view)
+        if c.class_coherence > 0:
+            value = clustering.class_coherence_loss(probabilities, thing_semantic, rays.confidence, self.votes.classes())
+            terms["class_coherence"] = Term(value, c.class_coherence)
         return terms
