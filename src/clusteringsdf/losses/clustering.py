@@ -180,10 +180,9 @@ def class_coherence_loss(probabilities: torch.Tensor, labels: torch.Tensor, conf
     over channels; labels (R,) class (-1: not counted); confidence (R,); channel_classes (C,) the
     class each channel voted for (-1: none yet; channel 0 is the background and never counted).
     """
-    counted = labels >= 0
-    if not bool(counted.any()):
-        return probabilities.sum() * 0.0
-    other = (channel_classes.unsqueeze(0) >= 0) & (channel_classes.unsqueeze(0) != labels[counted].unsqueeze(-1))
-    other[:, 0] = False
-    wrong = (probabilities[counted] * other.to(probabilities.dtype)).sum(-1)
-    return (confidence[counted] * wrong).mean()
+    voted = channel_classes >= 0
+    voted[0] = False
+    other = voted.unsqueeze(0) & (channel_classes.unsqueeze(0) != labels.unsqueeze(-1))  # (R, C)
+    wrong = (probabilities * other.to(probabilities.dtype)).sum(-1)
+    counted = (labels >= 0).to(probabilities.dtype)  # masked, not indexed: no host sync on the training path
+    return (confidence * counted * wrong).sum() / counted.sum().clamp_min(1.0)
