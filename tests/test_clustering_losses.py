@@ -205,3 +205,34 @@ def test_class_coherence_counts_a_rays_share_of_channels_voted_for_another_class
     assert logits.grad[2].abs().sum() == 0
     no_votes = clustering.class_coherence_loss(p.detach(), labels, confidence, torch.tensor([-1, -1, -1]))
     assert float(no_votes) == 0.0
+
+
+def test_separation_counts_same_class_segments_apart_in_3d_sharing_a_channel():
+    """Segments 1 (frame 0) and 3 (frame 2) are one chair seen twice, segment 2 (frame 1) a chair 3
+    units away, segment 4 a table near it, segment 5 too few rays to judge."""
+    generator = torch.Generator().manual_seed(0)
+    centres = {1: (0.0, 0.0, 0.0), 2: (3.0, 0.0, 0.0), 3: (0.1, 0.0, 0.0), 4: (3.0, 0.5, 0.0), 5: (6.0, 0.0, 0.0)}
+    frames_of = {1: 0, 2: 1, 3: 2, 4: 1, 5: 3}
+    classes = {1: 5, 2: 5, 3: 5, 4: 7, 5: 5}
+    counts = {1: 6, 2: 6, 3: 6, 4: 6, 5: 2}
+    segment = torch.tensor([s for s in centres for _ in range(counts[s])] + [-1, -1])  # two rays of stuff
+    points = torch.cat([torch.tensor(centres[s]) + 0.2 * torch.rand(counts[s], 3, generator=generator) for s in centres])
+    points = torch.cat([points, torch.zeros(2, 3)])
+    frames = torch.tensor([frames_of[s] for s in centres for _ in range(counts[s])] + [0, 0])
+    semantic = torch.tensor([classes[s] for s in centres for _ in range(counts[s])] + [-1, -1])
+    channel = {1: 1, 2: 2, 3: 2, 4: 2, 5: 1}  # segment 3 shares segment 2's channel
+    logits = torch.full((len(segment), 4), -20.0)
+    for r, s in enumerate(segment.tolist()):
+        logits[r, channel.get(s, 0)] = 20.0
+    logits.requires_grad_(True)
+    loss = clustering.separation_loss(torch.softmax(logits, -1), points, segment, semantic, frames)
+    # counted pairs: (1, 2) and (2, 3) both ways; (1, 3) are not apart, 4 is a table, 5 has two rays
+    assert math.isclose(float(loss.detach()), 0.5, abs_tol=1e-6)
+    soft = (logits.detach() / 10).requires_grad_(True)  # the same choices, unsaturated: gradients everywhere
+    value = clustering.separation_loss(torch.softmax(soft, -1), points, segment, semantic, frames)
+    value.backward()
+    assert soft.grad[segment == 3, 2].min() > 0  # segment 3 leaves the far chair's channel
+    assert soft.grad[segment == 4].abs().sum() == 0 and soft.grad[segment == 5].abs().sum() == 0
+    assert soft.grad[segment == -1].abs().sum() == 0
+    empty = clustering.separation_loss(torch.softmax(soft, -1).detach(), points, torch.full_like(segment, -1), semantic, frames)
+    assert float(empty) == 0.0

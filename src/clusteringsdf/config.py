@@ -288,9 +288,14 @@ class ClusteringConfig(_Section):
     # our addition (cpu preset: 1.0): penalty on a thing ray's share of object channels voted for another
     # class; separates objects of different classes that no frame shows together
     class_coherence: float = 0.0
+    # our addition: penalty on two thing segments of one class, in different frames and apart in 3D,
+    # picking the same channel; separates objects of one class that few frames show together
+    separation: float = 0.0
 
     def _check_ranges(self) -> None:
-        self._non_negative("diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence")
+        self._non_negative(
+            "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation"
+        )
         self._fraction("keyframe_fraction", "keyframe_probability", "label_balance")
 
 
