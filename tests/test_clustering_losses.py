@@ -221,18 +221,17 @@ def test_separation_counts_same_class_segments_apart_in_3d_sharing_a_channel():
     frames = torch.tensor([frames_of[s] for s in centres for _ in range(counts[s])] + [0, 0])
     semantic = torch.tensor([classes[s] for s in centres for _ in range(counts[s])] + [-1, -1])
     channel = {1: 1, 2: 2, 3: 2, 4: 2, 5: 1}  # segment 3 shares segment 2's channel
-    logits = torch.full((len(segment), 4), -20.0)
+    opacity = torch.zeros(len(segment), 4)
     for r, s in enumerate(segment.tolist()):
-        logits[r, channel.get(s, 0)] = 20.0
-    logits.requires_grad_(True)
-    loss = clustering.separation_loss(torch.softmax(logits, -1), points, segment, semantic, frames)
+        opacity[r, channel.get(s, 0)] = 1.0
+    loss = clustering.separation_loss(opacity, points, segment, semantic, frames)
     # counted pairs: (1, 2) and (2, 3) both ways; (1, 3) are not apart, 4 is a table, 5 has two rays
     assert math.isclose(float(loss.detach()), 0.5, abs_tol=1e-6)
-    soft = (logits.detach() / 10).requires_grad_(True)  # the same choices, unsaturated: gradients everywhere
-    value = clustering.separation_loss(torch.softmax(soft, -1), points, segment, semantic, frames)
+    soft = (0.1 + 0.5 * opacity).requires_grad_(True)  # the same choices, unsaturated: gradients everywhere
+    value = clustering.separation_loss(soft, points, segment, semantic, frames)
     value.backward()
     assert soft.grad[segment == 3, 2].min() > 0  # segment 3 leaves the far chair's channel
     assert soft.grad[segment == 4].abs().sum() == 0 and soft.grad[segment == 5].abs().sum() == 0
     assert soft.grad[segment == -1].abs().sum() == 0
-    empty = clustering.separation_loss(torch.softmax(soft, -1).detach(), points, torch.full_like(segment, -1), semantic, frames)
+    empty = clustering.separation_loss(soft.detach(), points, torch.full_like(segment, -1), semantic, frames)
     assert float(empty) == 0.0

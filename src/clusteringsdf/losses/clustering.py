@@ -189,25 +189,27 @@ def class_coherence_loss(probabilities: torch.Tensor, labels: torch.Tensor, conf
 
 
 def separation_loss(
-    probabilities: torch.Tensor, points: torch.Tensor, segment: torch.Tensor, semantic: torch.Tensor, frames: torch.Tensor,
+    opacity: torch.Tensor, points: torch.Tensor, segment: torch.Tensor, semantic: torch.Tensor, frames: torch.Tensor,
     factor: float = 2.0, min_rays: int = 4,
 ) -> torch.Tensor:
     """Our addition: ``mean mu_g . mu_h`` over pairs of thing segments g, h of one class in different
     frames that lie apart in 3D: their points' centres are more than ``factor * (r_g + r_h)`` apart
-    (r: the RMS distance of a segment's points from their centre). mu: a segment's mean distribution
-    over the object channels (channel 0, the background, left out and the rest renormalised, so the
-    term never pushes rays to the background); mu_g . mu_h is the chance that a ray of each picks
-    the same object channel. Segments with under ``min_rays`` rays are left out (no reliable r).
+    (r: the RMS distance of a segment's points from their centre). mu: a segment's mean share of the
+    object channels' opacity (channel 0, the background, left out, so the term never pushes rays to
+    the background); mu_g . mu_h is the chance that a ray of each picks the same object channel.
+    Shares of opacity, not the softmax over opacities the clustering terms use: that softmax of
+    values in [0, 1] stays near uniform (1/31 for this dot product on a trained 32-channel run),
+    and a term on it barely moved. Segments with under ``min_rays`` rays are left out (no reliable r).
 
     Two objects of one class that few frames show together (two chairs at either end of a table)
     get little within-frame push apart and no class signal; where they are says they are two.
-    probabilities (R, C) softmax over channels; points (R, 3) each ray's surface point (no gradient);
+    opacity (R, C) object opacities; points (R, 3) each ray's surface point (no gradient);
     segment (R,) machine segment of thing rays (-1: not counted); semantic (R,) class; frames (R,).
     """
     groups = make_groups(segment, frames)
     kept = groups.keep
-    objects = probabilities[kept][:, 1:]
-    shares = cluster_centres(objects / objects.sum(-1, keepdim=True).clamp_min(1e-8), groups)  # (G, C-1)
+    objects = opacity[kept][:, 1:]
+    shares = cluster_centres(objects / objects.sum(-1, keepdim=True).clamp_min(1e-6), groups)  # (G, C-1)
     centre = cluster_centres(points[kept], groups)  # (G, 3)
     offset = points[kept] - centre[groups.index]
     spread = cluster_centres((offset * offset).sum(-1, keepdim=True), groups).squeeze(-1).sqrt()  # (G,)

@@ -33,6 +33,6 @@ class Instance(ClusteringSDF):
             depth = out.depth.detach() if rays.depth is None else torch.where(rays.depth > 0, rays.depth, out.depth.detach())
             points = rays.origins + rays.directions * (depth / rays.dz).unsqueeze(-1)
             thing_segment = torch.where(thing_semantic >= 0, rays.segment, torch.full_like(rays.segment, -1))
-            value = clustering.separation_loss(probabilities, points, thing_segment, thing_semantic, rays.frame)
+            value = clustering.separation_loss(out.opacity, points, thing_segment, thing_semantic, rays.frame)
             terms["separation"] = Term(value, c.separation)
         return terms
