@@ -117,54 +117,59 @@ def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_pat
     assert whole.area > chair.area * 1.02  # the cap inside the ghost ball is about 4% of the sphere
 
 
-def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, monkeypatch):
-    """Channel 3 wraps the bed a fraction of a voxel outside it, up to half the bed's height (the
-    bed's top still shows, so the bed is a neighbour): where the cameras saw the wrap (above the bed's
-    centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
+def _bed_and_channel_3(tiny_run, monkeypatch, channel_3):
+    """The analytic run with channel 3's SDF set to ``channel_3(points, bed centre, bed radius, grid
+    step)`` and the cameras seeing only what lies above the bed's centre. Returns (trained, bed
+    centre, bed radius, step, normalise)."""
     trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
     step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
-    bed = centres[2]
+    bed, radius = centres[2], float(radii[2])
     normalise = trained.scene.normalization.apply
     inner = trained.model.field.geometry
 
     def geometry(points, with_jacobian=False):
         out = inner(points)
-        wrap = (points - bed).norm(dim=-1) - (float(radii[2]) + 0.3 * step)
-        out.sdf[:, 3] = torch.maximum(wrap, points[:, 2] - (float(bed[2]) + 0.5 * float(radii[2])))
+        out.sdf[:, 3] = channel_3(points, bed, radius, step)
         return out
 
     trained.model.field.geometry = geometry
-    trained.method.votes.votes[3, 20] = 3.0
     monkeypatch.setattr(mesh_module, "_observation_test", lambda run: lambda world: normalise(world)[:, 2] > float(bed[2]))
+    return trained, bed, radius, step, normalise
+
+
+def _object_vertices(out_dir: Path, index: dict, channel: int, normalise) -> np.ndarray:
+    """Normalised vertices (N, 3) of the object mesh written for ``channel``."""
+    entry = next(o for o in index["objects"] if o["id"] == channel)
+    return normalise(np.asarray(trimesh.load(out_dir / entry["file"], process=False).vertices))
+
+
+def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, monkeypatch):
+    """Channel 3 wraps the bed a fraction of a voxel outside it, up to half the bed's height (the
+    bed's top still shows, so the bed is a neighbour): where the cameras saw the wrap (above the bed's
+    centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
+
+    def wrap(points, bed, radius, step):
+        outside = (points - bed).norm(dim=-1) - (radius + 0.3 * step)
+        return torch.maximum(outside, points[:, 2] - (float(bed[2]) + 0.5 * radius))
+
+    trained, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, monkeypatch, wrap)
+    trained.method.votes.votes[3, 20] = 3.0
     index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
-    copy = next(o for o in index["objects"] if o["id"] == 3)
-    vertices = normalise(np.asarray(trimesh.load(tmp_path / "meshes" / copy["file"], process=False).vertices))
+    vertices = _object_vertices(tmp_path / "meshes", index, 3, normalise)
     assert vertices[:, 2].min() > float(bed[2]) - 2 * step  # the seen part only
-    assert vertices[:, 2].max() > float(bed[2]) + 0.4 * float(radii[2])
+    assert vertices[:, 2].max() > float(bed[2]) + 0.4 * radius
 
 
 def test_a_duplicate_hidden_inside_an_object_does_not_make_its_unseen_side_a_copy(tiny_run, tmp_path, monkeypatch):
     """Channel 3 duplicates the bed a fraction of a voxel inside it, so it owns none of the scene's
     surface (trained runs hold such duplicates): the bed's unseen lower half is not a copy of it and
     stays."""
-    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
-    step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
-    bed = centres[2]
-    normalise = trained.scene.normalization.apply
-    inner = trained.model.field.geometry
-
-    def geometry(points, with_jacobian=False):
-        out = inner(points)
-        out.sdf[:, 3] = (points - bed).norm(dim=-1) - (float(radii[2]) - 0.3 * step)
-        return out
-
-    trained.model.field.geometry = geometry
-    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: lambda world: normalise(world)[:, 2] > float(bed[2]))
+    duplicate = lambda points, bed, radius, step: (points - bed).norm(dim=-1) - (radius - 0.3 * step)  # noqa: E731
+    trained, bed, radius, _, normalise = _bed_and_channel_3(tiny_run, monkeypatch, duplicate)
     index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
     assert [o["id"] for o in index["objects"]] == [1, 2]  # the hidden duplicate gets no mesh
-    bed_mesh = next(o for o in index["objects"] if o["id"] == 2)
-    vertices = normalise(np.asarray(trimesh.load(tmp_path / "meshes" / bed_mesh["file"], process=False).vertices))
-    assert vertices[:, 2].min() < float(bed[2]) - 0.9 * float(radii[2])  # the unseen bottom is there
+    vertices = _object_vertices(tmp_path / "meshes", index, 2, normalise)
+    assert vertices[:, 2].min() < float(bed[2]) - 0.9 * radius  # the unseen bottom is there
 
 
 def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path, monkeypatch):
