@@ -207,31 +207,21 @@ def test_class_coherence_counts_a_rays_share_of_channels_voted_for_another_class
     assert float(no_votes) == 0.0
 
 
-def test_separation_counts_same_class_segments_apart_in_3d_sharing_a_channel():
-    """Segments 1 (frame 0) and 3 (frame 2) are one chair seen twice, segment 2 (frame 1) a chair 3
-    units away, segment 4 a table near it, segment 5 too few rays to judge."""
-    generator = torch.Generator().manual_seed(0)
-    centres = {1: (0.0, 0.0, 0.0), 2: (3.0, 0.0, 0.0), 3: (0.1, 0.0, 0.0), 4: (3.0, 0.5, 0.0), 5: (6.0, 0.0, 0.0)}
-    frames_of = {1: 0, 2: 1, 3: 2, 4: 1, 5: 3}
-    classes = {1: 5, 2: 5, 3: 5, 4: 7, 5: 5}
-    counts = {1: 6, 2: 6, 3: 6, 4: 6, 5: 2}
-    segment = torch.tensor([s for s in centres for _ in range(counts[s])] + [-1, -1])  # two rays of stuff
-    points = torch.cat([torch.tensor(centres[s]) + 0.2 * torch.rand(counts[s], 3, generator=generator) for s in centres])
-    points = torch.cat([points, torch.zeros(2, 3)])
-    frames = torch.tensor([frames_of[s] for s in centres for _ in range(counts[s])] + [0, 0])
-    semantic = torch.tensor([classes[s] for s in centres for _ in range(counts[s])] + [-1, -1])
-    channel = {1: 1, 2: 2, 3: 2, 4: 2, 5: 1}  # segment 3 shares segment 2's channel
-    opacity = torch.zeros(len(segment), 4)
-    for r, s in enumerate(segment.tolist()):
-        opacity[r, channel.get(s, 0)] = 1.0
-    loss = clustering.separation_loss(opacity, points, segment, semantic, frames)
-    # counted pairs: (1, 2) and (2, 3) both ways; (1, 3) are not apart, 4 is a table, 5 has two rays
+def test_separation_counts_different_places_of_one_class_sharing_a_channel():
+    """Places 1 and 2 are two chairs (class 5), place 2's rays also in place 1's channel; place 3
+    a table (class 7) in place 1's channel; place 4 a chair with too few rays to judge."""
+    place = torch.tensor([1] * 6 + [2] * 6 + [3] * 6 + [4] * 2 + [-1] * 2)  # two rays of stuff
+    semantic = torch.tensor([5] * 6 + [5] * 6 + [7] * 6 + [5] * 2 + [-1] * 2)
+    channel = torch.tensor([1] * 6 + [1] * 3 + [2] * 3 + [1] * 6 + [1] * 2 + [0] * 2)
+    opacity = torch.nn.functional.one_hot(channel, 4).float()
+    loss = clustering.separation_loss(opacity, place, semantic)
+    # pairs (1, 2) and (2, 1): mu_1 = (1, 0, 0), mu_2 = (0.5, 0.5, 0) over channels 1..3
     assert math.isclose(float(loss.detach()), 0.5, abs_tol=1e-6)
     soft = (0.1 + 0.5 * opacity).requires_grad_(True)  # the same choices, unsaturated: gradients everywhere
-    value = clustering.separation_loss(soft, points, segment, semantic, frames)
+    value = clustering.separation_loss(soft, place, semantic)
     value.backward()
-    assert soft.grad[segment == 3, 2].min() > 0  # segment 3 leaves the far chair's channel
-    assert soft.grad[segment == 4].abs().sum() == 0 and soft.grad[segment == 5].abs().sum() == 0
-    assert soft.grad[segment == -1].abs().sum() == 0
-    empty = clustering.separation_loss(soft.detach(), points, torch.full_like(segment, -1), semantic, frames)
-    assert float(empty) == 0.0
+    assert soft.grad[place == 2, 1].min() > 0  # the second chair leaves the first chair's channel
+    for untouched in (3, 4, -1):
+        assert soft.grad[place == untouched].abs().sum() == 0
+    one_place = clustering.separation_loss(soft.detach(), torch.where(place == 2, 1, place), semantic)
+    assert float(one_place) == 0.0  # one chair seen in many rays is never pushed apart from itself

@@ -11,6 +11,7 @@ from clusteringsdf.errors import DataError
 from clusteringsdf.sampling import pixels
 from clusteringsdf.sampling.batches import BatchBuilder
 from clusteringsdf.sampling.frames import FrameStore, LabelMaps, per_frame_channels, scene_channels, training_labels
+from clusteringsdf.sampling.places import segment_places
 
 
 def label_maps() -> torch.Tensor:
@@ -160,3 +161,34 @@ def test_batches_hold_the_requested_rays_and_cover_every_label(tiny_scene_source
     for f in torch.unique(batch.frame).tolist():
         present = set(np.unique(segment[f][segment[f] >= 0]).tolist())
         assert present <= set(batch.segment[batch.frame == f].tolist())  # every label of the frame has rays
+
+
+def test_places_link_the_views_of_one_object_and_part_two_objects_of_one_class():
+    """Three frames from one camera (2 m to a wall-parallel plane). Chair A: frames 0 and 1, its two
+    views overlap; chair B: frames 1 and 2, far right; a stray chair segment only in frame 2; a bed
+    whose two end views (frames 0, 2) are apart but both overlap the whole view of frame 1; stuff."""
+    h, w, frames = 48, 64, 3
+    segment = torch.zeros(frames, h, w, dtype=torch.int16)
+    semantic = torch.ones(frames, h, w, dtype=torch.int32)  # class 1: stuff
+    regions = {  # (frame, segment): class, rows, columns
+        (0, 1): (5, (4, 17), (2, 18)), (1, 1): (5, (4, 17), (8, 24)),  # chair A
+        (1, 2): (5, (4, 17), (40, 56)), (2, 1): (5, (4, 17), (44, 60)),  # chair B
+        (2, 2): (5, (38, 48), (2, 16)),  # stray chair segment
+        (0, 3): (4, (22, 33), (0, 20)), (1, 3): (4, (22, 33), (8, 51)), (2, 3): (4, (22, 33), (40, 64)),  # bed
+    }
+    for (f, s), (cls, rows, cols) in regions.items():
+        segment[f, rows[0] : rows[1], cols[0] : cols[1]] = s
+        semantic[f, rows[0] : rows[1], cols[0] : cols[1]] = cls
+    segment[0, 40:48, 30:50] = 4  # stuff: a segment label without an instance
+    instance = torch.where((segment > 0) & (semantic != 1), segment.int(), 0)
+    depth = torch.full((frames, h, w), 2.0)
+    poses = torch.eye(4).expand(frames, 4, 4)
+    intrinsics = torch.tensor([[32.0, 0.0, 31.5], [0.0, 32.0, 23.5], [0.0, 0.0, 1.0]]).expand(frames, 3, 3)
+    places = segment_places(depth, segment, instance, semantic, poses, intrinsics, 1.0, torch.arange(frames), gap=0.01)
+    assert places.shape == (frames, 5)
+    chair_a, chair_b, bed = int(places[0, 1]), int(places[1, 2]), int(places[0, 3])
+    assert chair_a >= 0 and int(places[1, 1]) == chair_a
+    assert chair_b >= 0 and int(places[2, 1]) == chair_b and chair_b != chair_a
+    assert int(places[1, 3]) == bed and int(places[2, 3]) == bed and bed not in (chair_a, chair_b)
+    assert int(places[2, 2]) == -1  # seen in one frame only
+    assert int(places[0, 4]) == -1 and int(places[0, 0]) == -1  # stuff and unlabelled pixels have no place

@@ -54,6 +54,16 @@ def test_every_mode_takes_steps(tiny_scene, tmp_path, mode):
     assert latest_checkpoint(tmp_path / mode) is not None
 
 
+def test_instance_mode_with_separation_finds_places_and_trains_the_term(tiny_scene, tmp_path):
+    config = tiny_config(2, "instance").with_values({"data.labels": "m2f", "clustering.separation": 1.0})
+    trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
+    places = trainer.store.places
+    assert places is not None and int(places.max()) >= 0  # the tiny scene's things are seen from several frames
+    assert "separation" in trainer.step()
+    off = Trainer(tiny_config(2, "instance").with_values({"data.labels": "m2f"}), tiny_scene, tmp_path / "off", CPU, progress=False)
+    assert off.store.places is None and "separation" not in off.step()
+
+
 def state_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
     states = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
     states.update({f"method.{k}": v for k, v in trainer.method.state_dict().items()})

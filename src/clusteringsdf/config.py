@@ -288,15 +288,15 @@ class ClusteringConfig(_Section):
     # our addition (cpu preset: 1.0): penalty on a thing ray's share of object channels voted for another
     # class; separates objects of different classes that no frame shows together
     class_coherence: float = 0.0
-    # our addition: penalty on two thing segments of one class, in different frames and apart in 3D,
-    # picking the same channel; separates objects of one class that few frames show together. Off in
-    # every preset: on the medium-noise room (seed 0) it parted two merged chairs but split the bed,
-    # PQ 0.924 -> 0.888 (docs/results.md, stop 22)
+    # our addition (cpu preset: 1.0): penalty on two 3D places of one class (sampling/places.py:
+    # segments linked over all frames by touching depth boxes) picking the same channel; separates
+    # objects of one class that few frames show together. Needs depth (without it: off, with a note)
     separation: float = 0.0
+    place_gap: float = 0.01  # normalised units (about 4 cm on the synthetic room): boxes closer are one place
 
     def _check_ranges(self) -> None:
         self._non_negative(
-            "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation"
+            "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation", "place_gap"
         )
         self._fraction("keyframe_fraction", "keyframe_probability", "label_balance")
 
@@ -356,11 +356,15 @@ class InferenceConfig(_Section):
     min_segment_fraction: float = 2e-4  # thing segments smaller than this share of all rendered pixels are fragments
     eval_mesh_resolution: int = 256  # `train --eval` meshes the run at this resolution and scores it against a GT mesh (0: not)
     eval_every: int = 1  # `train --eval` renders and scores every k-th view of the test split (large scenes)
+    # channels that hold one object between them (inference/mesh.py duplicate_groups) are found on a
+    # grid of this resolution and labelled as one object (0: every channel is its own object)
+    object_grid: int = 128
 
     def _check_ranges(self) -> None:
         self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
         self._require(self.eval_mesh_resolution == 0 or self.eval_mesh_resolution >= 8, "eval_mesh_resolution", "0 or at least 8")
         self._require(self.eval_every >= 1, "eval_every", "at least 1")
+        self._require(self.object_grid == 0 or self.object_grid >= 8, "object_grid", "0 or at least 8")
 
 
 # Keys older versions wrote that no longer mean anything (they were never read): accepted and dropped
@@ -473,7 +477,7 @@ def preset(name: str) -> Config:
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5, class_coherence=1.0))
+        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5, class_coherence=1.0, separation=1.0))
     if name == "tiny":
         return Config(
             preset="tiny",

@@ -188,36 +188,27 @@ def class_coherence_loss(probabilities: torch.Tensor, labels: torch.Tensor, conf
     return (confidence * counted * wrong).sum() / counted.sum().clamp_min(1.0)
 
 
-def separation_loss(
-    opacity: torch.Tensor, points: torch.Tensor, segment: torch.Tensor, semantic: torch.Tensor, frames: torch.Tensor,
-    factor: float = 2.0, min_rays: int = 4,
-) -> torch.Tensor:
-    """Our addition: ``mean mu_g . mu_h`` over pairs of thing segments g, h of one class in different
-    frames that lie apart in 3D: their points' centres are more than ``factor * (r_g + r_h)`` apart
-    (r: the RMS distance of a segment's points from their centre). mu: a segment's mean share of the
-    object channels' opacity (channel 0, the background, left out, so the term never pushes rays to
-    the background); mu_g . mu_h is the chance that a ray of each picks the same object channel.
-    Shares of opacity, not the softmax over opacities the clustering terms use: that softmax of
-    values in [0, 1] stays near uniform (1/31 for this dot product on a trained 32-channel run),
-    and a term on it barely moved. Segments with under ``min_rays`` rays are left out (no reliable r).
+def separation_loss(opacity: torch.Tensor, place: torch.Tensor, semantic: torch.Tensor, min_rays: int = 4) -> torch.Tensor:
+    """Our addition: ``mean mu_a . mu_b`` over pairs of different 3D places a, b of one class
+    (:mod:`clusteringsdf.sampling.places`). mu: a place's mean share of the object channels'
+    opacity over its rays in the batch (channel 0, the background, left out, so the term never
+    pushes rays to the background); mu_a . mu_b is the chance that a ray of each picks the same
+    object channel. Shares of opacity, not the softmax over opacities the clustering terms use:
+    that softmax of values in [0, 1] stays near uniform (1/31 for this dot product on a trained
+    32-channel run), and a term on it barely moved. Places with under ``min_rays`` rays are left out.
 
     Two objects of one class that few frames show together (two chairs at either end of a table)
-    get little within-frame push apart and no class signal; where they are says they are two.
-    opacity (R, C) object opacities; points (R, 3) each ray's surface point (no gradient);
-    segment (R,) machine segment of thing rays (-1: not counted); semantic (R,) class; frames (R,).
+    get little within-frame push apart and no class signal; that no view links them says they are two.
+    opacity (R, C) object opacities; place (R,) place of thing rays (-1: not counted); semantic (R,) class.
     """
-    groups = make_groups(segment, frames)
+    groups = make_groups(place, torch.zeros_like(place))
     kept = groups.keep
     objects = opacity[kept][:, 1:]
     shares = cluster_centres(objects / objects.sum(-1, keepdim=True).clamp_min(1e-6), groups)  # (G, C-1)
-    centre = cluster_centres(points[kept], groups)  # (G, 3)
-    offset = points[kept] - centre[groups.index]
-    spread = cluster_centres((offset * offset).sum(-1, keepdim=True), groups).squeeze(-1).sqrt()  # (G,)
     label = torch.full((groups.size,), -1, dtype=semantic.dtype, device=semantic.device)
     label = label.scatter_reduce(0, groups.index, semantic[kept], "amax")
-    apart = _pair_distances(centre, centre) > factor * (spread.unsqueeze(0) + spread.unsqueeze(1))
     enough = groups.count >= min_rays
-    pairs = apart & (label.unsqueeze(0) == label.unsqueeze(1)) & (groups.frame.unsqueeze(0) != groups.frame.unsqueeze(1))
-    pairs &= enough.unsqueeze(0) & enough.unsqueeze(1)
+    pairs = (label.unsqueeze(0) == label.unsqueeze(1)) & enough.unsqueeze(0) & enough.unsqueeze(1)
+    pairs &= ~torch.eye(groups.size, dtype=torch.bool, device=pairs.device)
     weight = pairs.to(shares.dtype)  # masked, not indexed: no host sync on the training path
     return ((shares @ shares.T) * weight).sum() / weight.sum().clamp_min(1.0)

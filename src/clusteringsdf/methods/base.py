@@ -140,6 +140,11 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------------------ training
 
+    def place_gap(self) -> float | None:
+        """The gap that parts 3D places of segments (:mod:`clusteringsdf.sampling.places`) when
+        this method's terms use places, else None (the default: no places are found)."""
+        return None
+
     def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
         """Per-pixel targets of the segmentation terms (F, H, W) int16 from the label maps.
 

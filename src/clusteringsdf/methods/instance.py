@@ -1,7 +1,7 @@
 """ClusteringSDF's instance mode (paper Eq. 11): clustering of the per-view instance labels with the
 foreground/background and cross-view terms, our class-coherence term (a thing ray's share of
-channels voted for another class) and our separation term (segments of one class apart in 3D
-sharing a channel). Classes come from the channel votes, or from a
+channels voted for another class) and our separation term (two 3D places of one class
+sharing a channel, see sampling/places.py). Classes come from the channel votes, or from a
 semantic-mode run merged at render time (the paper's two-run panoptic path)."""
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from .terms import Term, Terms
 class Instance(ClusteringSDF):
     name = "instance"
 
+    def place_gap(self) -> float | None:
+        c = self.config.clustering
+        return c.place_gap if c.separation > 0 else None
+
     def mode_terms(self, out: RenderOutput, rays: RayBatch, probabilities: torch.Tensor, groups: clustering.Groups) -> Terms:
         c = self.config.clustering
         terms: Terms = {}
@@ -29,10 +33,7 @@ class Instance(ClusteringSDF):
         if c.class_coherence > 0:
             value = clustering.class_coherence_loss(probabilities, thing_semantic, rays.confidence, self.votes.classes())
             terms["class_coherence"] = Term(value, c.class_coherence)
-        if c.separation > 0:
-            depth = out.depth.detach() if rays.depth is None else torch.where(rays.depth > 0, rays.depth, out.depth.detach())
-            points = rays.origins + rays.directions * (depth / rays.dz).unsqueeze(-1)
-            thing_segment = torch.where(thing_semantic >= 0, rays.segment, torch.full_like(rays.segment, -1))
-            value = clustering.separation_loss(out.opacity, points, thing_segment, thing_semantic, rays.frame)
-            terms["separation"] = Term(value, c.separation)
+        if c.separation > 0 and rays.place is not None:
+            thing_place = torch.where(thing_semantic >= 0, rays.place, torch.full_like(rays.place, -1))
+            terms["separation"] = Term(clustering.separation_loss(out.opacity, thing_place, thing_semantic), c.separation)
         return terms

@@ -9,6 +9,7 @@ import torch
 
 from ..data.scene import Scene
 from ..errors import DataError
+from .places import segment_places
 from .rays import RayBatch, pixel_rays, ray_box_bounds
 
 
@@ -126,6 +127,9 @@ class FrameStore:
         scene: the loaded scene.
         device: torch device.
         labels: training labels, or None (cameras and images only, for rendering).
+        place_gap: when given (and the scene has depth), the 3D place of each frame's thing segment
+            is found (:mod:`.places`, boxes closer than this gap, normalised units, are one place)
+            and every batch carries it.
 
     Tensors (F frames, H x W), kept in the compact types they are read in (on the CPU they share
     the scene's arrays, no copy); :meth:`rays` gathers a batch and widens it: colors uint8
@@ -136,7 +140,7 @@ class FrameStore:
     methods' label index adds 4 (see :mod:`.pixels`).
     """
 
-    def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None) -> None:
+    def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None, place_gap: float | None = None) -> None:
         self.scene = scene
         self.device = device
         self.height, self.width = scene.hw
@@ -155,6 +159,11 @@ class FrameStore:
         self.instance = _tensor(labels.instance, device)
         self.segment = _tensor(labels.segment, device)
         self.confidence = _tensor(labels.confidence, device, np.float32)
+        self.places = None  # (F, S) place of each frame's segment label, with place_gap and depth
+        if place_gap is not None and self.depth is not None:
+            self.places = segment_places(
+                self.depth, self.segment, self.instance, self.semantic, self.poses, self.intrinsics, self.depth_scale, self.train_frames, place_gap
+            )
 
     def rays(self, frame: torch.Tensor, v: torch.Tensor, u: torch.Tensor, near: float) -> RayBatch:
         """Rays and targets at integer pixels (v, u) of frames, all (R,) int64."""
@@ -181,6 +190,8 @@ class FrameStore:
             batch.instance = self.instance[frame, v, u].long()
             batch.segment = self.segment[frame, v, u].long()
             batch.confidence = self.confidence[frame, v, u]
+        if self.places is not None:
+            batch.place = torch.where(batch.segment >= 0, self.places[frame, batch.segment.clamp_min(0)], -1)
         return batch
 
 

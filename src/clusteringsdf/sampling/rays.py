@@ -18,7 +18,8 @@ class RayBatch:
     frame: (R,) frame index; pixel: (R, 2) (v, u) integer pixel coordinates.
     Targets, when available: rgb (R, 3) in [0, 1]; depth (R,) z-depth in normalised units (0 = missing);
     normal (R, 3) camera frame (zero = missing); semantic, instance, segment (R,) int64 labels;
-    confidence (R,) float.
+    confidence (R,) float; place (R,) int64 the 3D place of the ray's thing segment (-1: none,
+    see :mod:`.places`), only when the method asks for places.
     """
 
     origins: torch.Tensor
@@ -36,6 +37,7 @@ class RayBatch:
     instance: torch.Tensor | None = None
     segment: torch.Tensor | None = None
     confidence: torch.Tensor | None = None
+    place: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
