@@ -16,7 +16,7 @@ from clusteringsdf.cli import main
 from clusteringsdf.data.mesh_io import read_labelled_mesh, write_mesh
 from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
 import clusteringsdf.inference.mesh as mesh_module
-from clusteringsdf.inference.mesh import extract_meshes
+from clusteringsdf.inference.mesh import extract_meshes, object_ids
 from clusteringsdf.inference.mesh_preview import preview_mesh
 from clusteringsdf.inference.palette import instance_color
 from clusteringsdf.inference.report import build_report
@@ -172,6 +172,27 @@ def test_a_duplicate_hidden_inside_an_object_does_not_make_its_unseen_side_a_cop
     assert vertices[:, 2].min() < float(bed[2]) - 0.9 * radius  # the unseen bottom is there
 
 
+def test_two_channels_holding_one_object_are_meshed_as_one(tiny_run, tmp_path, monkeypatch):
+    """Channel 3 holds the bed too, shifted half a voxel: the two surfaces cross, each channel is the
+    scene minimum on half of it, and meshed apart both would be half a bed. Of one class, they are
+    one object; the chair, given the bed's class too, stays an object of its own."""
+    shifted = lambda points, bed, radius, step: (points - bed - torch.tensor([0.5 * step, 0.0, 0.0])).norm(dim=-1) - radius  # noqa: E731
+    trained, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, monkeypatch, shifted)
+    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: None)
+    votes = trained.method.votes.votes
+    votes[3] = votes[2]
+    votes[1] = votes[2]
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    groups = sorted(sorted(o["channels"]) for o in index["objects"])
+    assert groups == [[1], [2, 3]]
+    entry = next(o for o in index["objects"] if o["channels"] == [2, 3] or o["channels"] == [3, 2])
+    vertices = _object_vertices(tmp_path / "meshes", index, entry["id"], normalise)
+    span = vertices[:, 0].max() - vertices[:, 0].min()
+    assert span > 1.9 * radius  # the whole bed, not half of it
+    ids = object_ids(trained, resolution=64)  # and labelled as one at render time
+    assert ids[2] == ids[3] == entry["id"] and ids[1] == 1
+
+
 def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path, monkeypatch):
     trained, centres, _ = _analytic_run(tiny_run, monkeypatch)
     normalise = trained.scene.normalization.apply
@@ -266,6 +287,32 @@ def test_components_the_cameras_barely_observed_are_dropped():
     assert len(drop_unobserved_components(surface, observed).faces) == len(seen_sphere.faces)
     observed[n:] = True  # all of it: more seen area than the half-seen sphere, both kept
     assert len(drop_unobserved_components(surface, observed).faces) == len(both.faces)
+
+
+def test_components_the_labels_rarely_give_the_objects_class_are_dropped():
+    """A bag (observed 3 times at each vertex, labelled bag in 2 of them) and a smaller wall patch its
+    channel claimed (observed in ten views, labelled bag in one)."""
+    from clusteringsdf.inference.mesh import Surface, drop_unobserved_components
+
+    bag = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+    patch = trimesh.creation.icosphere(subdivisions=2, radius=0.8)
+    patch.apply_translation([3.0, 0.0, 0.0])
+    both = trimesh.util.concatenate([bag, patch])
+    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+    n = len(bag.vertices)
+    observed = np.full(len(both.vertices), 3)
+    observed[n:] = 10
+    agreeing = np.full(len(both.vertices), 2)
+    agreeing[n:] = 1
+    kept = drop_unobserved_components(surface, observed, agreeing)
+    assert len(kept.faces) == len(bag.faces) and np.allclose(kept.vertices, bag.vertices)
+    agreeing[n:] = 5  # labelled bag in half its views: as well supported as the bag, kept
+    assert len(drop_unobserved_components(surface, observed, agreeing).faces) == len(both.faces)
+    agreeing[:n] = 0  # labels that never say bag on the larger one: the patch they confirm is kept
+    agreeing[n:] = 3
+    kept = drop_unobserved_components(surface, observed, agreeing)
+    assert len(kept.faces) == len(patch.faces) and np.allclose(kept.vertices, patch.vertices)
+    assert len(drop_unobserved_components(surface, observed, np.zeros_like(agreeing)).faces) == len(both.faces)  # no label says
 
 
 def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):

@@ -7,20 +7,33 @@ import numpy as np
 
 class VisibilityCuller:
     """Keeps points observed by some frame (projects in front of the camera, within ``tolerance``
-    of that frame's depth). Poses/intrinsics/depths of a scene in world metres."""
+    of that frame's depth). Poses/intrinsics/depths of a scene in world metres; ``labels`` (F, H, W)
+    optional per-pixel thing classes of the frames (-1: stuff or none), for :meth:`counts`."""
 
-    def __init__(self, poses_world: np.ndarray, intrinsics: np.ndarray, depths: np.ndarray | None, tolerance: float = 0.05) -> None:
+    def __init__(
+        self, poses_world: np.ndarray, intrinsics: np.ndarray, depths: np.ndarray | None, tolerance: float = 0.05,
+        labels: np.ndarray | None = None,
+    ) -> None:
         self.poses = poses_world
         self.intrinsics = intrinsics
         self.depths = depths
         self.tolerance = tolerance
+        self.labels = labels
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         if self.depths is None or len(points) == 0:
             return np.ones(len(points), dtype=bool)
-        seen = np.zeros(len(points), dtype=bool)
+        return self.counts(points)[0] > 0
+
+    def counts(self, points: np.ndarray, label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per point (N,): in how many frames it lies on the measured depth, and in how many of
+        those the frame's ``labels`` say ``label`` there (zeros without labels or ``label``)."""
+        observed = np.zeros(len(points), dtype=np.int64)
+        agreeing = np.zeros(len(points), dtype=np.int64)
+        if self.depths is None or len(points) == 0:
+            return observed, agreeing
         height, width = self.depths.shape[1:]
-        for pose, k, depth in zip(self.poses, self.intrinsics, self.depths):
+        for f, (pose, k, depth) in enumerate(zip(self.poses, self.intrinsics, self.depths)):
             camera = (points - pose[:3, 3]) @ pose[:3, :3]
             z = camera[:, 2]
             front = z > 1e-3
@@ -29,5 +42,10 @@ class VisibilityCuller:
             inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
             measured = np.zeros(len(points))
             measured[inside] = depth[v[inside], u[inside]]
-            seen |= inside & (measured > 0) & (np.abs(measured - z) < self.tolerance)
-        return seen
+            seen = inside & (measured > 0) & (np.abs(measured - z) < self.tolerance)
+            observed += seen
+            if self.labels is not None and label is not None:
+                said = np.zeros(len(points), dtype=bool)
+                said[seen] = self.labels[f][v[seen], u[seen]] == label
+                agreeing += said
+        return observed, agreeing
