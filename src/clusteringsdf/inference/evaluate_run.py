@@ -12,6 +12,7 @@ from ..data.layout import GT_MESH_FILE, frame_sort_key
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run
+from .mesh import object_ids
 from .render import ViewRender, render_views, write_views
 
 
@@ -22,6 +23,18 @@ def load_class_run(run: Path, device: torch.device, scene) -> TrainedRun:
     if not trained.method.classes_in_channels:
         raise RunError(f"{run}: --semantic-run needs a semantic-mode run, this one was trained with --mode {trained.config.mode}")
     return trained
+
+
+def channel_objects(trained: TrainedRun) -> np.ndarray:
+    """(C,) the object every channel is labelled as (:func:`object_ids`, computed once per run in
+    memory); the identity for methods whose channels are classes and with ``inference.object_grid`` 0."""
+    if trained.object_ids is None:
+        resolution = trained.config.inference.object_grid
+        if resolution and trained.method.uses_opacity and not trained.method.classes_in_channels:
+            trained.object_ids = object_ids(trained, resolution)
+        else:
+            trained.object_ids = np.arange(trained.model.field.channels)
+    return trained.object_ids
 
 
 def label_cameras(
@@ -48,6 +61,9 @@ def label_cameras(
     classes = scene.classes
     common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
+    ids = channel_objects(trained)
+    for view in views:
+        view.channel, view.channel_second = ids[view.channel], ids[view.channel_second]
     class_views = None
     if class_run is not None:
         class_views = render_views(class_run.model, class_run.method, poses, intrinsics, normals=False, desc="semantic run", **common)

@@ -92,6 +92,7 @@ class TrainedRun:
     model: Model
     method: Method
     iteration: int
+    object_ids: "np.ndarray | None" = None  # (C,) object of every channel, found at render time on first use
 
 
 def load_trained_run(run_dir: Path, device: torch.device, scene: Scene | None = None, components=frozenset()) -> TrainedRun:
