@@ -33,7 +33,6 @@ def segment_boxes(
     depth (H, W) metres (0 = missing); segment (H, W) thing segment labels (<= 0: none); semantic
     (H, W) class ids; pose (4, 4) normalised camera-to-world; intrinsics (3, 3).
     """
-    h, w = segment.shape
     labels = segment.float()[None, None]
     k = 2 * ERODE_PX + 1
     inside = (torch.nn.functional.max_pool2d(labels, k, 1, ERODE_PX) == labels) & (-torch.nn.functional.max_pool2d(-labels, k, 1, ERODE_PX) == labels)
@@ -75,7 +74,7 @@ def segment_places(
     instance (F, H, W) (0: stuff, no place); semantic (F, H, W); poses (F, 4, 4); intrinsics
     (F, 3, 3); frames (T,) the training frames; gap in normalised units.
     """
-    table = torch.full((depth.shape[0], int(segment.max()) + 1), -1, dtype=torch.int64)
+    table = torch.full((depth.shape[0], max(int(segment.max()), 0) + 1), -1, dtype=torch.int64)
     found = []  # (frame, segment, class, box)
     for f in frames.tolist():
         things = torch.where(instance[f] > 0, segment[f].long(), torch.zeros_like(segment[f], dtype=torch.long))
