@@ -267,14 +267,21 @@ def test_cleaning_keeps_the_largest_component():
     assert len(kept.faces) == len(both.faces) and floaters == pytest.approx(small.area / both.area)
 
 
-def test_components_the_cameras_barely_observed_are_dropped():
-    from clusteringsdf.inference.mesh import Surface, drop_unobserved_components
+def _two_spheres(radius: float, offset: float):
+    """A unit sphere and one of ``radius`` ``offset`` along x: (first, second, both, Surface of both)."""
+    from clusteringsdf.inference.mesh import Surface
 
-    seen_sphere = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    shell = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    shell.apply_translation([5.0, 0.0, 0.0])
-    both = trimesh.util.concatenate([seen_sphere, shell])
-    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+    first = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+    second = trimesh.creation.icosphere(subdivisions=2, radius=radius)
+    second.apply_translation([offset, 0.0, 0.0])
+    both = trimesh.util.concatenate([first, second])
+    return first, second, both, Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+
+
+def test_components_the_cameras_barely_observed_are_dropped():
+    from clusteringsdf.inference.mesh import drop_unobserved_components
+
+    seen_sphere, shell, both, surface = _two_spheres(1.0, 5.0)
     n = len(seen_sphere.vertices)
     observed = np.zeros(len(both.vertices), dtype=bool)
     observed[: n // 2] = True  # half of the first sphere seen
@@ -292,13 +299,9 @@ def test_components_the_cameras_barely_observed_are_dropped():
 def test_components_the_labels_rarely_give_the_objects_class_are_dropped():
     """A bag (observed 3 times at each vertex, labelled bag in 2 of them) and a smaller wall patch its
     channel claimed (observed in ten views, labelled bag in one)."""
-    from clusteringsdf.inference.mesh import Surface, drop_unobserved_components
+    from clusteringsdf.inference.mesh import drop_unobserved_components
 
-    bag = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    patch = trimesh.creation.icosphere(subdivisions=2, radius=0.8)
-    patch.apply_translation([3.0, 0.0, 0.0])
-    both = trimesh.util.concatenate([bag, patch])
-    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
+    bag, patch, both, surface = _two_spheres(0.8, 3.0)
     n = len(bag.vertices)
     observed = np.full(len(both.vertices), 3)
     observed[n:] = 10
