@@ -4,7 +4,9 @@ Tolerances (the issue's): after a similarity alignment, median rotation error <=
 camera-centre error <= 2% of the scene extent (the room's diagonal), >= 95% of the frames
 registered; with depth the metric scale is within 3%. The textured capture goes through
 structure-from-motion; the plain one (the `room` preset's own materials) with depth through the
-RGB-D fall-back.
+RGB-D fall-back. SfM runs on one thread here: with two, pycolmap's matching and mapping are not
+repeatable, and now and then the textured capture's model split (a second model holding frames the
+largest lacked) and the run fell back to RGB-D tracking.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _assert_accurate(capture, scene: Path) -> float:
 
 def test_sfm_from_colour_only(textured, tmp_path):
     out = tmp_path / "scene"
-    result = prepare_scene(PrepareOptions(out=out, images=textured.root / "color"), log=lambda m: None)
+    result = prepare_scene(PrepareOptions(out=out, images=textured.root / "color", threads=1), log=lambda m: None)
     assert result.pose_source == "sfm" and result.class_agnostic
     _assert_accurate(textured, out)
     report = json.loads((out / "prepare.json").read_text())
@@ -68,7 +70,7 @@ def test_sfm_from_colour_only(textured, tmp_path):
 
 def test_sfm_with_depth_is_metric(textured, tmp_path):
     out = tmp_path / "scene"
-    result = prepare_scene(PrepareOptions(out=out, images=textured.root / "color", depth=textured.root / "depth"), log=lambda m: None)
+    result = prepare_scene(PrepareOptions(out=out, images=textured.root / "color", depth=textured.root / "depth", threads=1), log=lambda m: None)
     assert result.pose_source == "sfm"
     scale = _assert_accurate(textured, out)
     assert abs(scale - 1.0) <= 0.03, scale
@@ -99,6 +101,6 @@ def test_textureless_room_without_depth_is_one_line_error(plain, tmp_path, capsy
 
 def test_sfm_key_frames_first_then_every_frame(textured, tmp_path):
     """The path of captures over 50 frames: every 2nd frame mapped first, the rest registered into it."""
-    model = structure_from_motion(textured.root / "color", [f"{n}.png" for n in textured.names], tmp_path, "exhaustive", keyframe_stride=2)
+    model = structure_from_motion(textured.root / "color", [f"{n}.png" for n in textured.names], tmp_path, "exhaustive", threads=1, keyframe_stride=2)
     assert len(model.cam_from_world) >= 0.95 * FRAMES
     assert model.models and len(model.models[0]) == len(model.cam_from_world)
