@@ -128,7 +128,7 @@ def _evaluate(
     if channels is not None:
         among = np.ones(model.field.channels, dtype=bool) if neighbours is None else neighbours.copy()
         among[channels] = False
-        groups = [torch.as_tensor(np.flatnonzero(among), device=device), torch.as_tensor(channels[1:], dtype=torch.long, device=device)]
+        sets = [torch.as_tensor(np.flatnonzero(among), device=device), torch.as_tensor(channels[1:], dtype=torch.long, device=device)]
     values, extras = [], []
     for start in range(0, points.shape[0], chunk):
         p = torch.as_tensor(points[start : start + chunk], dtype=torch.float32, device=device)
@@ -139,7 +139,7 @@ def _evaluate(
             extras.append(argmin.to(torch.int16).cpu().numpy())
         else:
             inf = torch.full_like(sdf[:, 0], torch.inf)
-            others = [sdf[:, g].min(dim=-1).values if len(g) else inf for g in groups]
+            others = [sdf[:, k].min(dim=-1).values if len(k) else inf for k in sets]  # neighbours, duplicates
             values.append(sdf[:, channels[0]].cpu().numpy())
             extras.append(torch.stack(others, dim=-1).cpu().numpy())
     return np.concatenate(values).astype(np.float32), np.concatenate(extras)
@@ -173,7 +173,7 @@ def duplicate_groups(
     count = {c: int((owned_by == c).sum()) for c in channels}
     trees = {c: cKDTree(cells[owned_by == c]) for c in channels if count[c]}
     parent = {c: c for c in channels}
-    for i, c in enumerate(channels):
+    for c in channels:
         mine = owned_by == c
         if not mine.any():
             continue

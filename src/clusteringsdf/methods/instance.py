@@ -33,7 +33,6 @@ class Instance(ClusteringSDF):
         if c.class_coherence > 0:
             value = clustering.class_coherence_loss(probabilities, thing_semantic, rays.confidence, self.votes.classes())
             terms["class_coherence"] = Term(value, c.class_coherence)
-        if c.separation > 0 and rays.place is not None:
-            thing_place = torch.where(thing_semantic >= 0, rays.place, torch.full_like(rays.place, -1))
-            terms["separation"] = Term(clustering.separation_loss(out.opacity, thing_place, thing_semantic), c.separation)
+        if c.separation > 0 and rays.place is not None:  # places are of thing segments only
+            terms["separation"] = Term(clustering.separation_loss(out.opacity, rays.place, thing_semantic), c.separation)
         return terms

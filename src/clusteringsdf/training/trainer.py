@@ -101,8 +101,9 @@ class Trainer:
         semantic, instance, confidence = training_labels(self.scene, config.data.labels)
         segment = self.method.segment_targets(semantic, instance, config.data.labels, self.scene.root)
         labels = LabelMaps(semantic, instance, confidence, segment)
-        self.store = FrameStore(self.scene, device, labels, self.method.place_gap())
-        if self.method.place_gap() is not None and self.store.places is None:
+        place_gap = self.method.place_gap()
+        self.store = FrameStore(self.scene, device, labels, place_gap)
+        if place_gap is not None and self.store.places is None:
             print("note: the scene has no depth; the separation term (clustering.separation) needs it and is off", file=sys.stderr)
         lost = ignored_segment_frames(labels)
         if lost:
