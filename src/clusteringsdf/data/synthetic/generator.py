@@ -487,7 +487,7 @@ def generate_scene(
         present, local = np.unique(keys, return_inverse=True)
         local = local.reshape(keys.shape) + 1
         seg_class = np.concatenate([[0], key_class[present]])
-        labels = synthesize_frame(local, seg_class, params, np.random.default_rng([seed, _STREAM_LABELS, f]), counters)
+        labels = synthesize_frame(local, seg_class, params, np.random.default_rng([seed, _STREAM_LABELS, f]), counters=counters)
         m2f_instance_to_semantic.update(labels.instance_to_semantic)
         for key, value in labels.stats.items():
             stats_total[key] = stats_total.get(key, 0) + value

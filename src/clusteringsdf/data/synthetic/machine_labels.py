@@ -197,7 +197,7 @@ class FrameLabels:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def smooth_field(rng: np.random.Generator, height: int, width: int, cell: float, channels: int) -> np.ndarray:
+def smooth_field(rng: np.random.Generator, height: int, width: int, cell: float, *, channels: int) -> np.ndarray:
     """Smooth random fields (channels, H, W) with unit standard deviation and correlation length ``cell`` px."""
     cell = max(float(cell), 1.0)
     gh, gw = int(np.ceil(height / cell)) + 3, int(np.ceil(width / cell)) + 3
@@ -222,6 +222,7 @@ def _adjacency(labels: np.ndarray) -> dict[tuple[int, int], int]:
 
 
 def _boundary(labels: np.ndarray) -> np.ndarray:
+    """Pixels (H, W) bool whose label differs from one of their 4 neighbours."""
     edge = np.zeros(labels.shape, dtype=bool)
     dh = labels[:, 1:] != labels[:, :-1]
     dv = labels[1:, :] != labels[:-1, :]
@@ -232,11 +233,56 @@ def _boundary(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
+@dataclass
+class _Noise:
+    """What every noise stage of one frame uses: the parameters, the frame's generator, the THING
+    classes, the pixel scale (image width / 320) and the counts of what the noise did."""
+
+    params: NoiseParams
+    rng: np.random.Generator
+    things: set[int]
+    scale: float
+    stats: dict[str, int]
+
+
+@dataclass
+class _Segments:
+    """The segment map of one frame as the noise stages change it.
+
+    ``seg`` (H, W) int64 ids (0 = unlabelled); per id ``true_class[i]`` and ``merged[i]`` (bool,
+    merged with a touching segment); ``split`` the ids cut in two or made by a cut; after the class
+    confusions ``emitted`` maps ids to the class the segmenter emits and ``confused`` holds the ids
+    whose class was replaced.
+    """
+
+    seg: np.ndarray
+    true_class: list[int]
+    merged: np.ndarray | None = None
+    split: set[int] = field(default_factory=set)
+    emitted: dict[int, int] = field(default_factory=dict)
+    confused: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _IdTables:
+    """Per working id (N,): emitted class, global instance id, global segment id, segment
+    confidence and the alternative class of the probabilities; ``instance_to_semantic`` maps the
+    new global instance ids to their classes."""
+
+    classes: np.ndarray
+    instance: np.ndarray
+    segment: np.ndarray
+    confidence: np.ndarray
+    alternative: np.ndarray
+    instance_to_semantic: dict[int, int] = field(default_factory=dict)
+
+
 def synthesize_frame(
     segments: np.ndarray,
     segment_class: np.ndarray,
     params: NoiseParams,
     rng: np.random.Generator,
+    *,
     counters: IdCounters,
     thing_classes: tuple[int, ...] = THING_CLASSES,
     num_classes: int = NUM_CLASSES,
@@ -250,53 +296,95 @@ def synthesize_frame(
         rng: this frame's generator.
         counters: global id counters, advanced in place.
     """
-    height, width = segments.shape
-    scale = width / REFERENCE_WIDTH
-    things = set(int(c) for c in thing_classes)
-    seg = segments.astype(np.int64)
-    true_class = [int(c) for c in segment_class]
     stats = {"segments": 0, "missed": 0, "absorbed": 0, "merged": 0, "split": 0, "confused": 0}
-
-    # 1. boundary jitter
+    noise = _Noise(params, rng, set(int(c) for c in thing_classes), segments.shape[1] / REFERENCE_WIDTH, stats)
+    state = _Segments(segments.astype(np.int64), [int(c) for c in segment_class])
     if params.warp_px > 0:
-        field_xy = smooth_field(rng, height, width, params.warp_cell_px * scale, 2) * (params.warp_px * scale)
-        yy, xx = np.mgrid[0:height, 0:width]
-        src_x = np.clip(np.rint(xx + field_xy[0]), 0, width - 1).astype(np.int64)
-        src_y = np.clip(np.rint(yy + field_xy[1]), 0, height - 1).astype(np.int64)
-        seg = seg[src_y, src_x]
+        state.seg = _jitter(state.seg, noise)
+    absorbed_pixels = _apply_misses(state, noise)
+    _merge_things(state, noise)
+    _split_things(state, noise)
+    final_ids = [int(i) for i in np.unique(state.seg) if i > 0]
+    _confuse_classes(state, final_ids, noise)
+    members = _merge_stuff(state, final_ids, noise.things)
+    tables = _global_ids(state, members, counters, noise)
+    seg = state.seg
+    confidence = _confidence(seg, absorbed_pixels, tables.confidence, noise)
+    semantics = tables.classes[seg]
+    return FrameLabels(
+        semantics=semantics,
+        instance=tables.instance[seg],
+        segments=tables.segment[seg],
+        confidence=confidence,
+        probability=class_probabilities(semantics, tables.alternative[seg], confidence, num_classes),
+        instance_to_semantic=tables.instance_to_semantic,
+        stats=stats,
+    )
 
-    # 2. misses: unlabelled or absorbed into the neighbour with the longest shared boundary
-    area = np.bincount(seg.ravel(), minlength=len(true_class)) / float(height * width)
+
+def _jitter(seg: np.ndarray, noise: _Noise) -> np.ndarray:
+    """Step 1: ``seg`` (H, W) resampled (nearest) through a smooth random displacement field."""
+    height, width = seg.shape
+    params, scale = noise.params, noise.scale
+    field_xy = smooth_field(noise.rng, height, width, params.warp_cell_px * scale, channels=2) * (params.warp_px * scale)
+    yy, xx = np.mgrid[0:height, 0:width]
+    src_x = np.clip(np.rint(xx + field_xy[0]), 0, width - 1).astype(np.int64)
+    src_y = np.clip(np.rint(yy + field_xy[1]), 0, height - 1).astype(np.int64)
+    return seg[src_y, src_x]
+
+
+def _draw_misses(seg: np.ndarray, count: int, noise: _Noise) -> tuple[np.ndarray, dict[int, bool]]:
+    """Image share of each of the ``count`` ids (count,) and, for each id present in ``seg`` (H, W)
+    but 0, whether the segmenter misses it."""
+    height, width = seg.shape
+    params = noise.params
+    area = np.bincount(seg.ravel(), minlength=count) / float(height * width)
     present = [int(i) for i in np.flatnonzero(area) if i > 0]
-    stats["segments"] = len(present)
+    noise.stats["segments"] = len(present)
     on_border = set(np.unique(np.concatenate([seg[0], seg[-1], seg[:, 0], seg[:, -1]])).tolist())
     missed = {}
     for sid in present:
         p = params.miss_base + params.miss_small * np.exp(-area[sid] / params.miss_small_area)
         p += params.miss_border * (sid in on_border) * np.exp(-area[sid] / params.miss_border_area)
-        missed[sid] = bool(rng.random() < min(p, 0.95))
-    lut = np.arange(len(true_class), dtype=np.int64)
-    adjacency = _adjacency(seg)
-    was_missed = np.zeros(len(true_class), dtype=bool)
-    for sid in present:
-        if not missed[sid]:
-            continue
-        stats["missed"] += 1
-        was_missed[sid] = True
-        absorb = rng.random() < params.absorb_prob and area[sid] < params.absorb_max_area
-        target = 0
-        if absorb:
-            best = -1
-            for (a, b), count in adjacency.items():
-                other = b if a == sid else a if b == sid else -1
-                if other > 0 and not missed[other] and (count > best or (count == best and other < target)):
-                    best, target = count, other
-        lut[sid] = target
-        stats["absorbed"] += int(target > 0)
-    absorbed_pixels = was_missed[seg] & (lut[seg] > 0)
-    seg = lut[seg]
+        missed[sid] = bool(noise.rng.random() < min(p, 0.95))
+    return area, missed
 
-    # 3. merges of touching thing segments (union-find, representative = largest member)
+
+def _absorb_target(sid: int, adjacency: dict[tuple[int, int], int], missed: dict[int, bool]) -> int:
+    """The non-missed neighbour of ``sid`` with the longest shared boundary (ties: smaller id), 0 if none."""
+    best, target = -1, 0
+    for (a, b), count in adjacency.items():
+        other = b if a == sid else a if b == sid else -1
+        if other > 0 and not missed[other] and (count > best or (count == best and other < target)):
+            best, target = count, other
+    return target
+
+
+def _apply_misses(state: _Segments, noise: _Noise) -> np.ndarray:
+    """Step 2: missed segments become unlabelled or are absorbed into a neighbour. Returns the
+    absorbed pixels (H, W) bool."""
+    seg, count = state.seg, len(state.true_class)
+    area, missed = _draw_misses(seg, count, noise)
+    lut = np.arange(count, dtype=np.int64)
+    adjacency = _adjacency(seg)
+    was_missed = np.zeros(count, dtype=bool)
+    for sid, is_missed in missed.items():
+        if not is_missed:
+            continue
+        noise.stats["missed"] += 1
+        was_missed[sid] = True
+        absorb = noise.rng.random() < noise.params.absorb_prob and area[sid] < noise.params.absorb_max_area
+        target = _absorb_target(sid, adjacency, missed) if absorb else 0
+        lut[sid] = target
+        noise.stats["absorbed"] += int(target > 0)
+    state.seg = lut[seg]
+    return was_missed[seg] & (lut[seg] > 0)
+
+
+def _merge_things(state: _Segments, noise: _Noise) -> None:
+    """Step 3: touching THING segments merge (union-find in increasing id order; the merged
+    segment takes the id of its largest member). Sets ``state.merged``."""
+    seg, true_class, things = state.seg, state.true_class, noise.things
     area = np.bincount(seg.ravel(), minlength=len(true_class)).astype(np.float64)
     parent = list(range(len(true_class)))
 
@@ -306,132 +394,154 @@ def synthesize_frame(
             i = parent[i]
         return i
 
-    min_contact = max(1.0, params.merge_min_contact_px * scale)
-    merged_flag = np.zeros(len(true_class), dtype=bool)
+    min_contact = max(1.0, noise.params.merge_min_contact_px * noise.scale)
+    merged = np.zeros(len(true_class), dtype=bool)
     for (a, b), count in sorted(_adjacency(seg).items()):
         if a == 0 or true_class[a] not in things or true_class[b] not in things or count < min_contact:
             continue
-        if rng.random() < params.merge_prob:
+        if noise.rng.random() < noise.params.merge_prob:
             ra, rb = find(a), find(b)
             if ra != rb:
                 keep, drop = (ra, rb) if (area[ra], -ra) >= (area[rb], -rb) else (rb, ra)
                 parent[drop] = keep
                 area[keep] += area[drop]
-                merged_flag[keep] = True
-                stats["merged"] += 1
+                merged[keep] = True
+                noise.stats["merged"] += 1
     roots = np.array([find(i) for i in range(len(true_class))], dtype=np.int64)
-    seg = roots[seg]
+    state.seg = roots[seg]
+    state.merged = merged
 
-    # 4. splits of large thing segments along a random line
-    flags_split: set[int] = set()
-    next_id = len(true_class)
+
+def _cut_side(seg: np.ndarray, sid: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows and columns of the pixels of ``sid`` on one side of a random line through its centroid,
+    or None when either side would hold under 15 % of them."""
+    angle = rng.uniform(0.0, np.pi)
+    shift = rng.uniform(-0.25, 0.25)
+    ys, xs = np.nonzero(seg == sid)
+    proj = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle)
+    side = proj > shift * proj.std()
+    if not 0.15 < side.mean() < 0.85:
+        return None
+    return ys[side], xs[side]
+
+
+def _split_things(state: _Segments, noise: _Noise) -> None:
+    """Step 4: large THING segments are cut in two along a random line; the cut-off side gets a
+    new id (appended to ``true_class`` and ``merged``)."""
+    seg = state.seg
+    height, width = seg.shape
+    next_id = len(state.true_class)
     extra_class: list[int] = []
     extra_merged: list[bool] = []
     for sid in [int(i) for i in np.unique(seg) if i > 0]:
-        if true_class[sid] not in things or np.count_nonzero(seg == sid) < params.split_min_area * height * width:
+        if state.true_class[sid] not in noise.things or np.count_nonzero(seg == sid) < noise.params.split_min_area * height * width:
             continue
-        if rng.random() >= params.split_prob:
+        if noise.rng.random() >= noise.params.split_prob:
             continue
-        angle = rng.uniform(0.0, np.pi)
-        shift = rng.uniform(-0.25, 0.25)
-        ys, xs = np.nonzero(seg == sid)
-        proj = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle)
-        side = proj > shift * proj.std()
-        if not 0.15 < side.mean() < 0.85:
+        side = _cut_side(seg, sid, noise.rng)
+        if side is None:
             continue
-        seg[ys[side], xs[side]] = next_id
-        extra_class.append(true_class[sid])
-        extra_merged.append(bool(merged_flag[sid]))
-        flags_split.update({sid, next_id})
+        seg[side] = next_id
+        extra_class.append(state.true_class[sid])
+        extra_merged.append(bool(state.merged[sid]))
+        state.split.update({sid, next_id})
         next_id += 1
-        stats["split"] += 1
-    true_class = true_class + extra_class
-    merged_flag = np.concatenate([merged_flag, np.array(extra_merged, dtype=bool)])
+        noise.stats["split"] += 1
+    state.true_class = state.true_class + extra_class
+    state.merged = np.concatenate([state.merged, np.array(extra_merged, dtype=bool)])
 
-    # 5. class confusions, then stuff segments of one emitted class merge
-    final_ids = [int(i) for i in np.unique(seg) if i > 0]
-    emitted: dict[int, int] = {}
-    confused: set[int] = set()
+
+def _confuse_classes(state: _Segments, final_ids: list[int], noise: _Noise) -> None:
+    """Step 5: the class each of ``final_ids`` is emitted with (void: otherprop), some replaced by a
+    plausible confusion. Sets ``state.emitted`` and ``state.confused``."""
     for sid in final_ids:
-        cls = true_class[sid]
+        cls = state.true_class[sid]
         if cls == VOID_CLASS:
-            emitted[sid] = OTHERPROP_CLASS
+            state.emitted[sid] = OTHERPROP_CLASS
             continue
         options = CONFUSIONS.get(cls, ())
-        p = params.confuse_thing if cls in things else params.confuse_stuff
-        if options and rng.random() < p:
-            emitted[sid] = int(options[int(rng.integers(len(options)))])
-            confused.add(sid)
-            stats["confused"] += 1
+        p = noise.params.confuse_thing if cls in noise.things else noise.params.confuse_stuff
+        if options and noise.rng.random() < p:
+            state.emitted[sid] = int(options[int(noise.rng.integers(len(options)))])
+            state.confused.add(sid)
+            noise.stats["confused"] += 1
         else:
-            emitted[sid] = cls
-    stuff_owner: dict[int, int] = {}
-    relabel = np.arange(next_id, dtype=np.int64)
-    for sid in final_ids:
-        if emitted[sid] not in things:
-            owner = stuff_owner.setdefault(emitted[sid], sid)
-            relabel[sid] = owner
-    seg = relabel[seg]
+            state.emitted[sid] = cls
 
-    # 6. global ids
-    class_lut = np.zeros(next_id, dtype=np.int64)
-    instance_lut = np.zeros(next_id, dtype=np.int64)
-    segment_lut = np.zeros(next_id, dtype=np.int64)
-    conf_lut = np.full(next_id, params.conf_unlabelled)
-    alt_lut = np.zeros(next_id, dtype=np.int64)
+
+def _merge_stuff(state: _Segments, final_ids: list[int], things: set[int]) -> dict[int, list[int]]:
+    """Step 5, end: the segments of one emitted STUFF class become one (the id of the first).
+    Relabels ``state.seg``; returns each remaining id with the ids merged into it."""
+    stuff_owner: dict[int, int] = {}
+    relabel = np.arange(len(state.true_class), dtype=np.int64)
+    for sid in final_ids:
+        if state.emitted[sid] not in things:
+            relabel[sid] = stuff_owner.setdefault(state.emitted[sid], sid)
+    state.seg = relabel[state.seg]
     members: dict[int, list[int]] = {}
     for sid in final_ids:
         members.setdefault(int(relabel[sid]), []).append(sid)
-    instance_to_semantic: dict[int, int] = {}
+    return members
+
+
+def _segment_confidence(state: _Segments, group: list[int], params: NoiseParams) -> float:
+    """Step 7: confidence of the segment made of the ids ``group`` away from its boundary."""
+    c = params.conf_interior
+    if any(s in state.confused for s in group):
+        c *= params.conf_confused
+    if any(state.merged[s] for s in group):
+        c *= params.conf_merged
+    if any(s in state.split for s in group):
+        c *= params.conf_split
+    if any(state.true_class[s] == VOID_CLASS for s in group):
+        c *= params.conf_void
+    return c
+
+
+def _global_ids(state: _Segments, members: dict[int, list[int]], counters: IdCounters, noise: _Noise) -> _IdTables:
+    """Step 6: global segment (and THING instance) ids of the frame's segments in id order, with
+    their classes, confidences and alternative classes."""
+    size = len(state.true_class)
+    tables = _IdTables(
+        classes=np.zeros(size, dtype=np.int64),
+        instance=np.zeros(size, dtype=np.int64),
+        segment=np.zeros(size, dtype=np.int64),
+        confidence=np.full(size, noise.params.conf_unlabelled),
+        alternative=np.zeros(size, dtype=np.int64),
+    )
     for owner in sorted(members):
-        group = members[owner]
-        cls = emitted[owner]
-        class_lut[owner] = cls
-        segment_lut[owner] = counters.next_segment
+        cls = state.emitted[owner]
+        tables.classes[owner] = cls
+        tables.segment[owner] = counters.next_segment
         counters.next_segment += 1
-        if cls in things:
-            instance_lut[owner] = counters.next_instance
-            instance_to_semantic[counters.next_instance] = cls
+        if cls in noise.things:
+            tables.instance[owner] = counters.next_instance
+            tables.instance_to_semantic[counters.next_instance] = cls
             counters.next_instance += 1
-        c = params.conf_interior
-        if any(s in confused for s in group):
-            c *= params.conf_confused
-        if any(merged_flag[s] for s in group):
-            c *= params.conf_merged
-        if any(s in flags_split for s in group):
-            c *= params.conf_split
-        if any(true_class[s] == VOID_CLASS for s in group):
-            c *= params.conf_void
-        conf_lut[owner] = c
-        if owner in confused or true_class[owner] == VOID_CLASS:
-            alt_lut[owner] = true_class[owner]
+        tables.confidence[owner] = _segment_confidence(state, members[owner], noise.params)
+        if owner in state.confused or state.true_class[owner] == VOID_CLASS:
+            tables.alternative[owner] = state.true_class[owner]
         else:
             options = CONFUSIONS.get(cls, ())
-            alt_lut[owner] = options[0] if options else cls
+            tables.alternative[owner] = options[0] if options else cls
+    return tables
 
-    # 7. confidence
+
+def _confidence(seg: np.ndarray, absorbed: np.ndarray, segment_confidence: np.ndarray, noise: _Noise) -> np.ndarray:
+    """Step 7: per-pixel confidence (H, W) float32 from the segment confidences (N,), lower near
+    boundaries and on ``absorbed`` pixels (H, W), plus smooth noise."""
+    params, scale = noise.params, noise.scale
+    height, width = seg.shape
     distance = ndimage.distance_transform_edt(~_boundary(seg))
     width_px = max(params.conf_boundary_width_px * scale, 0.5)
-    seg_conf = conf_lut[seg]
+    seg_conf = segment_confidence[seg]
     confidence = params.conf_boundary + (seg_conf - params.conf_boundary) * (1.0 - np.exp(-distance / width_px))
     confidence = np.where(seg == 0, params.conf_unlabelled, confidence)
-    confidence = np.where(absorbed_pixels & (seg > 0), confidence * params.conf_absorbed, confidence)
+    confidence = np.where(absorbed & (seg > 0), confidence * params.conf_absorbed, confidence)
     if params.conf_noise > 0:
-        confidence = confidence + params.conf_noise * smooth_field(rng, height, width, 24.0 * scale, 1)[0]
-    confidence = np.clip(confidence, 0.0, 1.0).astype(np.float32)
+        confidence = confidence + params.conf_noise * smooth_field(noise.rng, height, width, 24.0 * scale, channels=1)[0]
+    return np.clip(confidence, 0.0, 1.0).astype(np.float32)
 
-    # 8. class probabilities at a quarter of the resolution
-    semantics = class_lut[seg]
-    probability = class_probabilities(semantics, alt_lut[seg], confidence, num_classes)
-    return FrameLabels(
-        semantics=semantics,
-        instance=instance_lut[seg],
-        segments=segment_lut[seg],
-        confidence=confidence,
-        probability=probability,
-        instance_to_semantic=instance_to_semantic,
-        stats=stats,
-    )
 
 
 def class_probabilities(semantics: np.ndarray, alternative: np.ndarray, confidence: np.ndarray, num_classes: int) -> np.ndarray:
