@@ -27,7 +27,7 @@ from .. import layout
 from ..mesh_io import write_mesh
 from .camera_path import CameraPathConfig, camera_path, plan_doorway_loop, plan_loop
 from .geometry import Cylinder, RayCaster, RayGrid
-from .machine_labels import NOISE_LEVELS, IdCounters, synthesize_frame
+from .machine_labels import NOISE_LEVELS, FrameLabels, IdCounters, NoiseParams, synthesize_frame
 from .room import Room, RoomConfig, build_room
 from .two_rooms import build_two_rooms
 from .shading import albedo
@@ -223,12 +223,12 @@ class SceneRenderer:
 class _FrameWriter:
     """Renders one frame and writes its colour, depth, normals, pose and ground-truth label maps.
 
-    Called with a frame name and its pose (4, 4); returns the object-index map (H, W) and the seconds
-    spent rendering and writing. The machine labels are made from the object map by the caller, in
-    frame order (their ids come from running counters)."""
+    ``size`` is the image (width, height). Called with a frame name and its pose (4, 4); returns the
+    object-index map (H, W) and the seconds spent rendering and writing. The machine labels are made
+    from the object map by the caller, in frame order (their ids come from running counters)."""
 
-    def __init__(self, room: Room, k: np.ndarray, width: int, height: int, out_dir: Path) -> None:
-        self.renderer = SceneRenderer(room, k, width, height)
+    def __init__(self, room: Room, k: np.ndarray, size: tuple[int, int], out_dir: Path) -> None:
+        self.renderer = SceneRenderer(room, k, *size)
         self.class_of = np.array([o.class_id for o in room.objects], dtype=np.int64)
         self.instance_of = np.array([o.instance_id for o in room.objects], dtype=np.int64)
         self.out_dir = out_dir
@@ -397,6 +397,16 @@ def _check_out_dir(out_dir: Path) -> None:
             raise ValueError(f"{out_dir}: folder exists and is not empty; refusing to overwrite it (choose a new or empty folder)")
 
 
+def _check_arguments(preset: str, seed: int, noise: str) -> None:
+    """ValueError for an unknown preset or noise level or a seed that is not a non-negative integer."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synthetic preset '{preset}' (expected one of: {', '.join(PRESETS)})")
+    if noise not in NOISE_LEVELS:
+        raise ValueError(f"unknown noise level '{noise}' (expected one of: {', '.join(NOISE_LEVELS)})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def _segment_keys(room: Room) -> tuple[np.ndarray, np.ndarray]:
     """Per object: key of its GT panoptic segment (things and void: own key; stuff: one key per class)
     and the class of each key."""
@@ -414,12 +424,186 @@ def _segment_keys(room: Room) -> tuple[np.ndarray, np.ndarray]:
     return np.array(keys, dtype=np.int64), np.array(key_class, dtype=np.int64)
 
 
+def _local_segments(keys: np.ndarray, key_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's GT panoptic segments numbered 1..S (H, W) from its per-pixel segment keys (H, W),
+    and the class of each local id (S + 1,) with 0 for id 0."""
+    present, local = np.unique(keys, return_inverse=True)
+    local = local.reshape(keys.shape) + 1
+    return local, np.concatenate([[0], key_class[present]])
+
+
+@dataclass
+class _Progress:
+    """Progress lines on stderr (when ``enabled``) stamped with the seconds since ``start``."""
+
+    enabled: bool
+    start: float
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            print(f"[synth {time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _SceneRun:
+    """One :func:`generate_scene` call: the output folder, preset, seed, noise level and its
+    parameters, intrinsics (3, 3), the verified plan, the names of the frames written, progress
+    and the seconds per stage."""
+
+    out_dir: Path
+    cfg: Preset
+    seed: int
+    noise: str
+    params: NoiseParams
+    k: np.ndarray
+    plan: _Plan
+    names: list[str]
+    progress: _Progress
+    timings: dict[str, float]
+
+
+@dataclass
+class _LabelSummary:
+    """What the written frames add up to: object visibility (F, num_objects) bool, the classes of
+    the machine instance ids and the noise statistics summed over the frames."""
+
+    visible: np.ndarray
+    instance_to_semantic: dict[int, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def add(self, labels: FrameLabels) -> None:
+        self.instance_to_semantic.update(labels.instance_to_semantic)
+        for key, value in labels.stats.items():
+            self.stats[key] = self.stats.get(key, 0) + value
+
+
+def _worker_count(workers: int | None, num_frames: int, cfg: Preset) -> int:
+    """``workers`` or, when None, one for small scenes and up to ``MAX_WORKERS`` for large ones."""
+    if workers is not None:
+        return workers
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if num_frames * cfg.width * cfg.height < PARALLEL_MIN_PIXELS else min(MAX_WORKERS, available)
+
+
+def _write_machine_labels(out_dir: Path, name: str, labels: FrameLabels) -> None:
+    """The ``m2f_*`` files of one frame."""
+    layout.write_label(out_dir / "m2f_semantics" / f"{name}.png", labels.semantics)
+    layout.write_label(out_dir / "m2f_instance" / f"{name}.png", labels.instance)
+    layout.write_label(out_dir / "m2f_segments" / f"{name}.png", labels.segments)
+    layout.write_probabilities(out_dir / "m2f_probabilities" / f"{name}.npz", labels.probability, labels.confidence)
+
+
+def _log_frame(run: _SceneRun, done: int, now: float) -> None:
+    """A progress line after every tenth of the frames, with the time left."""
+    total = len(run.names)
+    if run.progress.enabled and (done % max(1, total // 10) == 0 or done == total):
+        per_frame = (now - run.progress.start - run.timings["layout_and_verification"]) / done
+        run.progress.log(f"frame {done}/{total} (eta {per_frame * (total - done):.0f}s)")
+
+
+def _write_frames(run: _SceneRun, workers: int) -> _LabelSummary:
+    """Render and write every frame and its machine labels, in frame order (the labels' ids come
+    from running counters); adds the render, label and write seconds to ``run.timings``."""
+    room, cfg, names = run.plan.room, run.cfg, run.names
+    segment_key, key_class = _segment_keys(room)
+    counters = IdCounters()
+    summary = _LabelSummary(np.zeros((len(names), len(room.objects)), dtype=bool))
+    t_render = t_labels = t_write = 0.0
+    frames = _rendered_frames((room, run.k, (cfg.width, cfg.height), run.out_dir), names, run.plan.poses[: len(names)], workers)
+    for f, (name, (objects, seconds_render, seconds_write)) in enumerate(zip(names, frames)):
+        t1 = time.perf_counter()
+        summary.visible[f, np.unique(objects)] = True
+        local, seg_class = _local_segments(segment_key[objects], key_class)
+        labels = synthesize_frame(local, seg_class, run.params, np.random.default_rng([run.seed, _STREAM_LABELS, f]), counters=counters)
+        summary.add(labels)
+        t2 = time.perf_counter()
+        _write_machine_labels(run.out_dir, name, labels)
+        t3 = time.perf_counter()
+        t_render += seconds_render
+        t_labels += t2 - t1
+        t_write += seconds_write + t3 - t2
+        _log_frame(run, f + 1, t3)
+    run.timings["render"], run.timings["machine_labels"], run.timings["write_frames"] = t_render, t_labels, t_write
+    return summary
+
+
+def _write_scene_files(run: _SceneRun, m2f_instance_to_semantic: dict[int, int]) -> None:
+    """Intrinsics, splits (every 4th frame is a test frame), segmentation data and the GT mesh."""
+    out_dir, names, room = run.out_dir, run.names, run.plan.room
+    layout.write_intrinsics(out_dir / layout.INTRINSICS_FILE, run.k)
+    layout.write_splits(out_dir / layout.SPLITS_FILE, {"train": [n for i, n in enumerate(names) if i % 4 != 0], "test": names[::4]})
+    things = [o for o in room.objects if o.is_thing]
+    layout.write_segmentation_data(
+        out_dir / layout.SEGMENTATION_FILE,
+        {
+            "num_semantic_classes": NUM_CLASSES,
+            "fg_classes": list(THING_CLASSES),
+            "bg_classes": list(STUFF_CLASSES),
+            "rs_instance_to_semantic": {o.instance_id: o.class_id for o in things},
+            "m2f_instance_to_semantic": m2f_instance_to_semantic,
+            "class_names": dict(REDUCED_SCANNET_CLASSES),
+        },
+    )
+    vertices, faces, props = scene_mesh(room)
+    write_mesh(out_dir / layout.GT_MESH_FILE, vertices, faces, face_attributes=props)  # world metres, +z up
+
+
+def _scene_objects(run: _SceneRun, visible: np.ndarray) -> tuple[list[SyntheticObject], tuple[int, int]]:
+    """The objects with their visible-frame counts and the never-co-visible pair (object indices).
+
+    From the written frames' exact visibility (the layout check may have used a pixel stride); a
+    preview of the first frames keeps the planned pair and visibility of the whole path."""
+    room, plan = run.plan.room, run.plan
+    complete = len(run.names) == run.cfg.num_frames
+    pair = _choose_pair(room, visible, run.cfg.min_pair_frames) if complete else plan.pair
+    if pair is None:
+        raise RuntimeError(f"'{run.cfg.name}' scene for seed {run.seed}: no never-co-visible pair of things in the rendered frames")
+    counts = (visible if complete else plan.visible).sum(axis=0)
+    objects_info = [
+        SyntheticObject(o.object_id, o.name, o.class_id, o.class_name, o.instance_id, o.is_thing, int(counts[i]))
+        for i, o in enumerate(room.objects)
+    ]
+    return objects_info, pair
+
+
+def _info_json(run: _SceneRun, objects_info: list[SyntheticObject], pair: tuple[int, int], stats: dict[str, int]) -> dict:
+    """The content of ``synthetic_info.json``."""
+    cfg, room = run.cfg, run.plan.room
+    pair_objects = (room.objects[pair[0]], room.objects[pair[1]])
+    return {
+        "generator": "clusteringsdf.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "preset": cfg.name,
+        "seed": run.seed,
+        "noise": run.noise,
+        "noise_params": asdict(run.params),
+        "num_frames": len(run.names),
+        "width": cfg.width,
+        "height": cfg.height,
+        "hfov_deg": cfg.hfov_deg,
+        "world_frame": "metres, +z up, floor at z=0, room centred on x=y=0; poses camera-to-world, OpenCV axes",
+        "room_size": [round(float(v), 6) for v in room.size],
+        "layout_attempts": run.plan.attempts,
+        "objects": [asdict(o) for o in objects_info],
+        "never_covisible_pair": {
+            "instance_ids": [o.instance_id for o in pair_objects],
+            "object_ids": [o.object_id for o in pair_objects],
+            "names": [o.name for o in pair_objects],
+            "class_ids": [o.class_id for o in pair_objects],
+            "visible_frames": [objects_info[pair[0]].visible_frames, objects_info[pair[1]].visible_frames],
+        },
+        "machine_label_stats": stats,
+        "splits": "test = every 4th frame from index 0, train = the rest",
+    }
+
+
 @threadpool_limits.wrap(limits=1)  # BLAS threads make the many small matrix products 2x slower (measured)
 def generate_scene(
     out_dir: Path,
     preset: str = "room",
     seed: int = 0,
     noise: str = "medium",
+    *,
     progress: bool = False,
     workers: int | None = None,
     max_frames: int | None = None,
@@ -443,129 +627,34 @@ def generate_scene(
     Raises:
         ValueError: unknown preset or noise level, negative seed, or ``out_dir`` exists and is not empty.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown synthetic preset '{preset}' (expected one of: {', '.join(PRESETS)})")
-    if noise not in NOISE_LEVELS:
-        raise ValueError(f"unknown noise level '{noise}' (expected one of: {', '.join(NOISE_LEVELS)})")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_arguments(preset, seed, noise)
     seed = int(seed)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     cfg = PRESETS[preset]
-    params = NOISE_LEVELS[noise]
     timings: dict[str, float] = {}
     start = time.perf_counter()
-
-    def log(message: str) -> None:
-        if progress:
-            print(f"[synth {time.perf_counter() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
-
+    report = _Progress(progress, start)
     k = intrinsics(cfg.width, cfg.height, cfg.hfov_deg)
     plan = _plan_scene(cfg, seed, k)
-    room, poses = plan.room, plan.poses
     timings["layout_and_verification"] = time.perf_counter() - start
-    log(f"layout ok after {plan.attempts} attempt(s): {len(room.objects)} objects, pair {room.objects[plan.pair[0]].name} / {room.objects[plan.pair[1]].name}")
+    room = plan.room
+    report.log(f"layout ok after {plan.attempts} attempt(s): {len(room.objects)} objects, pair {room.objects[plan.pair[0]].name} / {room.objects[plan.pair[1]].name}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     num_frames = cfg.num_frames if max_frames is None else max(1, min(int(max_frames), cfg.num_frames))
     names = [f"{i:04d}" for i in range(num_frames)]
-    if workers is None:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        workers = 1 if num_frames * cfg.width * cfg.height < PARALLEL_MIN_PIXELS else min(MAX_WORKERS, available)
-    segment_key, key_class = _segment_keys(room)
-    counters = IdCounters()
-    m2f_instance_to_semantic: dict[int, int] = {}
-    stats_total: dict[str, int] = {}
-    visible = np.zeros((num_frames, len(room.objects)), dtype=bool)
-    t_render = t_labels = t_write = 0.0
-    frames = _rendered_frames((room, k, cfg.width, cfg.height, out_dir), names, poses[:num_frames], workers)
-    for f, (name, (objects, seconds_render, seconds_write)) in enumerate(zip(names, frames)):
-        t1 = time.perf_counter()
-        visible[f, np.unique(objects)] = True
-        keys = segment_key[objects]
-        present, local = np.unique(keys, return_inverse=True)
-        local = local.reshape(keys.shape) + 1
-        seg_class = np.concatenate([[0], key_class[present]])
-        labels = synthesize_frame(local, seg_class, params, np.random.default_rng([seed, _STREAM_LABELS, f]), counters=counters)
-        m2f_instance_to_semantic.update(labels.instance_to_semantic)
-        for key, value in labels.stats.items():
-            stats_total[key] = stats_total.get(key, 0) + value
-        t2 = time.perf_counter()
-        layout.write_label(out_dir / "m2f_semantics" / f"{name}.png", labels.semantics)
-        layout.write_label(out_dir / "m2f_instance" / f"{name}.png", labels.instance)
-        layout.write_label(out_dir / "m2f_segments" / f"{name}.png", labels.segments)
-        layout.write_probabilities(out_dir / "m2f_probabilities" / f"{name}.npz", labels.probability, labels.confidence)
-        t3 = time.perf_counter()
-        t_render += seconds_render
-        t_labels += t2 - t1
-        t_write += seconds_write + t3 - t2
-        if progress and ((f + 1) % max(1, num_frames // 10) == 0 or f + 1 == num_frames):
-            done = f + 1
-            per_frame = (t3 - start - timings["layout_and_verification"]) / done
-            log(f"frame {done}/{num_frames} (eta {per_frame * (num_frames - done):.0f}s)")
-    timings["render"], timings["machine_labels"], timings["write_frames"] = t_render, t_labels, t_write
+    run = _SceneRun(out_dir, cfg, seed, noise, NOISE_LEVELS[noise], k, plan, names, report, timings)
+    labels = _write_frames(run, _worker_count(workers, num_frames, cfg))
 
     t0 = time.perf_counter()
-    layout.write_intrinsics(out_dir / layout.INTRINSICS_FILE, k)
-    layout.write_splits(out_dir / layout.SPLITS_FILE, {"train": [n for i, n in enumerate(names) if i % 4 != 0], "test": names[::4]})
-    things = [o for o in room.objects if o.is_thing]
-    layout.write_segmentation_data(
-        out_dir / layout.SEGMENTATION_FILE,
-        {
-            "num_semantic_classes": NUM_CLASSES,
-            "fg_classes": list(THING_CLASSES),
-            "bg_classes": list(STUFF_CLASSES),
-            "rs_instance_to_semantic": {o.instance_id: o.class_id for o in things},
-            "m2f_instance_to_semantic": m2f_instance_to_semantic,
-            "class_names": dict(REDUCED_SCANNET_CLASSES),
-        },
-    )
-    vertices, faces, props = scene_mesh(room)
-    write_mesh(out_dir / layout.GT_MESH_FILE, vertices, faces, face_attributes=props)  # world metres, +z up
-
-    # the written frames' exact visibility (the layout check may have used a pixel stride); a preview of
-    # the first frames keeps the planned pair and visibility of the whole path
-    complete = num_frames == cfg.num_frames
-    pair = _choose_pair(room, visible, cfg.min_pair_frames) if complete else plan.pair
-    if pair is None:
-        raise RuntimeError(f"'{preset}' scene for seed {seed}: no never-co-visible pair of things in the rendered frames")
-    counts = (visible if complete else plan.visible).sum(axis=0)
-    objects_info = [
-        SyntheticObject(o.object_id, o.name, o.class_id, o.class_name, o.instance_id, o.is_thing, int(counts[i]))
-        for i, o in enumerate(room.objects)
-    ]
-    a, b = pair
-    pair_objects = (room.objects[a], room.objects[b])
-    info_json = {
-        "generator": "clusteringsdf.data.synthetic",
-        "generator_version": GENERATOR_VERSION,
-        "preset": preset,
-        "seed": seed,
-        "noise": noise,
-        "noise_params": asdict(params),
-        "num_frames": num_frames,
-        "width": cfg.width,
-        "height": cfg.height,
-        "hfov_deg": cfg.hfov_deg,
-        "world_frame": "metres, +z up, floor at z=0, room centred on x=y=0; poses camera-to-world, OpenCV axes",
-        "room_size": [round(float(v), 6) for v in room.size],
-        "layout_attempts": plan.attempts,
-        "objects": [asdict(o) for o in objects_info],
-        "never_covisible_pair": {
-            "instance_ids": [o.instance_id for o in pair_objects],
-            "object_ids": [o.object_id for o in pair_objects],
-            "names": [o.name for o in pair_objects],
-            "class_ids": [o.class_id for o in pair_objects],
-            "visible_frames": [int(counts[a]), int(counts[b])],
-        },
-        "machine_label_stats": stats_total,
-        "splits": "test = every 4th frame from index 0, train = the rest",
-    }
+    _write_scene_files(run, labels.instance_to_semantic)
+    objects_info, (a, b) = _scene_objects(run, labels.visible)
+    info_json = _info_json(run, objects_info, (a, b), labels.stats)
     (out_dir / "synthetic_info.json").write_text(json.dumps(info_json, indent=1) + "\n")
     timings["write_scene_files"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
-    log(f"done in {timings['total']:.1f}s -> {out_dir}")
+    report.log(f"done in {timings['total']:.1f}s -> {out_dir}")
     return SyntheticSceneInfo(
         out_dir=out_dir,
         preset=preset,
@@ -576,10 +665,8 @@ def generate_scene(
         height=cfg.height,
         room_size=tuple(float(v) for v in room.size),  # type: ignore[arg-type]
         objects=objects_info,
-        never_covisible_pair=(pair_objects[0].instance_id, pair_objects[1].instance_id),
-        never_covisible_names=(pair_objects[0].name, pair_objects[1].name),
+        never_covisible_pair=(room.objects[a].instance_id, room.objects[b].instance_id),
+        never_covisible_names=(room.objects[a].name, room.objects[b].name),
         layout_attempts=plan.attempts,
         timings=timings,
     )
-
-
