@@ -32,6 +32,13 @@ SHELVES, CEILING, REFRIGERATOR, TELEVISION, BAG, OTHERPROP = 11, 13, 14, 15, 20,
 # brightness factors of successive instances of one class (same hue, different brightness)
 _INSTANCE_BRIGHTNESS = (1.0, 0.7, 1.22, 0.84, 1.1, 0.6)
 
+# materials without a random seed, shared by every room
+_DARK = Material((0.07, 0.07, 0.08), "noise", scale=0.1, strength=0.05, seed=40)
+_METAL = Material((0.30, 0.30, 0.32), "noise", scale=0.1, strength=0.05, seed=41)
+_LINEN = Material((0.93, 0.92, 0.87), "noise", scale=0.12, strength=0.05, seed=42)
+_WOOD_DARK = Material((0.40, 0.26, 0.16), "planks", scale=0.12, strength=0.08, axis=0, axis2=1, seed=43)
+_VASE = Material((0.96, 0.82, 0.10), "stripes", scale=0.07, axis=2, color2=(0.90, 0.38, 0.10), seed=50)
+
 
 @dataclass
 class Part:
@@ -125,13 +132,17 @@ class RoomConfig:
 # --------------------------------------------------------------------------------- small helpers
 
 
-def _box(cx: float, cy: float, z0: float, sx: float, sy: float, sz: float, material: Material) -> Part:
-    """Axis-aligned box (in the local frame) with bottom at ``z0`` and full sizes ``sx, sy, sz``."""
+def _box(base: tuple[float, float, float], size: tuple[float, float, float], material: Material) -> Part:
+    """Axis-aligned box (in the local frame) whose bottom face is centred on ``base`` = (x, y, z0),
+    with full sizes ``size`` = (sx, sy, sz)."""
+    cx, cy, z0 = base
+    sx, sy, sz = size
     return Part(Box(np.array([cx, cy, z0 + sz / 2.0]), np.eye(3), np.array([sx, sy, sz]) / 2.0), material)
 
 
-def _cyl(cx: float, cy: float, z0: float, z1: float, radius: float, material: Material) -> Part:
-    return Part(Cylinder(np.array([cx, cy]), float(z0), float(z1), float(radius)), material)
+def _cyl(center: tuple[float, float], z: tuple[float, float], radius: float, material: Material) -> Part:
+    """Vertical cylinder around ``center`` = (x, y) from height ``z[0]`` to ``z[1]``."""
+    return Part(Cylinder(np.array([center[0], center[1]]), float(z[0]), float(z[1]), float(radius)), material)
 
 
 def _place(parts: list[Part], yaw: float, origin: np.ndarray) -> list[Part]:
@@ -156,97 +167,103 @@ def _scaled(color: tuple[float, float, float], factor: float) -> tuple[float, fl
 # Each returns parts in the local frame (front = +y, origin on the floor at the footprint centre).
 
 
-def _chair(m: Material, width: float, depth: float, seat: float, back: float) -> list[Part]:
+def _chair(m: Material, width: float, depth: float, *, seat: float, back: float) -> list[Part]:
     legs = [
-        _cyl(sx * (width / 2 - 0.04), sy * (depth / 2 - 0.04), 0.0, seat - 0.05, 0.022, m)
+        _cyl((sx * (width / 2 - 0.04), sy * (depth / 2 - 0.04)), (0.0, seat - 0.05), 0.022, m)
         for sx in (-1, 1)
         for sy in (-1, 1)
     ]
-    return [_box(0, 0, seat - 0.05, width, depth, 0.05, m), _box(0, -depth / 2 + 0.025, seat, width, 0.05, back, m), *legs]
+    return [_box((0, 0, seat - 0.05), (width, depth, 0.05), m), _box((0, -depth / 2 + 0.025, seat), (width, 0.05, back), m), *legs]
 
 
 def _sofa(m: Material, cushion: Material, width: float, depth: float) -> list[Part]:
-    feet = [_cyl(sx * (width / 2 - 0.08), sy * (depth / 2 - 0.08), 0.0, 0.08, 0.03, cushion) for sx in (-1, 1) for sy in (-1, 1)]
+    feet = [_cyl((sx * (width / 2 - 0.08), sy * (depth / 2 - 0.08)), (0.0, 0.08), 0.03, cushion) for sx in (-1, 1) for sy in (-1, 1)]
     return [
-        _box(0, 0, 0.08, width, depth, 0.25, m),
-        _box(0, 0.06, 0.33, width - 0.36, depth - 0.25, 0.12, cushion),
-        _box(0, -depth / 2 + 0.11, 0.33, width, 0.22, 0.5, m),
-        _box(-(width / 2 - 0.09), 0.0, 0.33, 0.18, depth, 0.25, m),
-        _box(width / 2 - 0.09, 0.0, 0.33, 0.18, depth, 0.25, m),
+        _box((0, 0, 0.08), (width, depth, 0.25), m),
+        _box((0, 0.06, 0.33), (width - 0.36, depth - 0.25, 0.12), cushion),
+        _box((0, -depth / 2 + 0.11, 0.33), (width, 0.22, 0.5), m),
+        _box((-(width / 2 - 0.09), 0.0, 0.33), (0.18, depth, 0.25), m),
+        _box((width / 2 - 0.09, 0.0, 0.33), (0.18, depth, 0.25), m),
         *feet,
     ]
 
 
-def _bed(duvet: Material, wood: Material, linen: Material, width: float, length: float) -> list[Part]:
+def _bed(duvet: Material, wood: Material, linen: Material, *, width: float, length: float) -> list[Part]:
     return [
-        _box(0, 0, 0.0, width, length, 0.35, wood),
-        _box(0, 0.02, 0.35, width - 0.06, length - 0.1, 0.2, linen),
-        _box(0, -length / 2 + 0.04, 0.0, width, 0.08, 1.0, wood),
-        _box(-width / 4, -length / 2 + 0.3, 0.55, width / 2 - 0.12, 0.36, 0.12, linen),
-        _box(width / 4, -length / 2 + 0.3, 0.55, width / 2 - 0.12, 0.36, 0.12, linen),
-        _box(0, 0.27, 0.55, width - 0.02, length - 0.62, 0.06, duvet),
+        _box((0, 0, 0.0), (width, length, 0.35), wood),
+        _box((0, 0.02, 0.35), (width - 0.06, length - 0.1, 0.2), linen),
+        _box((0, -length / 2 + 0.04, 0.0), (width, 0.08, 1.0), wood),
+        _box((-width / 4, -length / 2 + 0.3, 0.55), (width / 2 - 0.12, 0.36, 0.12), linen),
+        _box((width / 4, -length / 2 + 0.3, 0.55), (width / 2 - 0.12, 0.36, 0.12), linen),
+        _box((0, 0.27, 0.55), (width - 0.02, length - 0.62, 0.06), duvet),
     ]
 
 
 def _television(frame: Material, screen: Material, width: float, base: float) -> list[Part]:
     height = 0.58 * width
     return [
-        _box(0, 0, base, 0.32, 0.22, 0.02, frame),
-        _box(0, -0.02, base + 0.02, 0.07, 0.04, 0.09, frame),
-        _box(0, -0.02, base + 0.1, width, 0.05, height, screen),
+        _box((0, 0, base), (0.32, 0.22, 0.02), frame),
+        _box((0, -0.02, base + 0.02), (0.07, 0.04, 0.09), frame),
+        _box((0, -0.02, base + 0.1), (width, 0.05, height), screen),
     ]
 
 
-def _refrigerator(body: Material, handle: Material, width: float, depth: float, height: float) -> list[Part]:
+def _refrigerator(body: Material, handle: Material, size: tuple[float, float, float]) -> list[Part]:
+    """Body of ``size`` = (width, depth, height) with a handle and a door gap on its front."""
+    width, depth, height = size
     return [
-        _box(0, 0, 0.0, width, depth, height, body),
-        _box(width / 2 - 0.09, depth / 2 + 0.02, 0.45 * height, 0.03, 0.04, 0.4, handle),
-        _box(0, depth / 2 + 0.003, 0.62 * height, width - 0.02, 0.006, 0.015, handle),
+        _box((0, 0, 0.0), (width, depth, height), body),
+        _box((width / 2 - 0.09, depth / 2 + 0.02, 0.45 * height), (0.03, 0.04, 0.4), handle),
+        _box((0, depth / 2 + 0.003, 0.62 * height), (width - 0.02, 0.006, 0.015), handle),
     ]
 
 
 def _bag(m: Material, width: float, depth: float, height: float) -> list[Part]:
     return [
-        _box(0, 0, 0.0, width, depth, height, m),
-        _box(-0.08, 0, height, 0.025, 0.025, 0.12, m),
-        _box(0.08, 0, height, 0.025, 0.025, 0.12, m),
-        _box(0, 0, height + 0.12, 0.185, 0.025, 0.025, m),
+        _box((0, 0, 0.0), (width, depth, height), m),
+        _box((-0.08, 0, height), (0.025, 0.025, 0.12), m),
+        _box((0.08, 0, height), (0.025, 0.025, 0.12), m),
+        _box((0, 0, height + 0.12), (0.185, 0.025, 0.025), m),
     ]
 
 
 def _table(m: Material, length: float, depth: float, height: float) -> list[Part]:
-    legs = [_cyl(sx * (length / 2 - 0.07), sy * (depth / 2 - 0.07), 0.0, height - 0.04, 0.03, m) for sx in (-1, 1) for sy in (-1, 1)]
-    return [_box(0, 0, height - 0.04, length, depth, 0.04, m), *legs]
+    legs = [_cyl((sx * (length / 2 - 0.07), sy * (depth / 2 - 0.07)), (0.0, height - 0.04), 0.03, m) for sx in (-1, 1) for sy in (-1, 1)]
+    return [_box((0, 0, height - 0.04), (length, depth, 0.04), m), *legs]
 
 
-def _cabinet(m: Material, handle: Material, width: float, depth: float, height: float) -> list[Part]:
+def _cabinet(m: Material, handle: Material, size: tuple[float, float, float]) -> list[Part]:
+    """Body of ``size`` = (width, depth, height) with two handles on its front."""
+    width, depth, height = size
     return [
-        _box(0, 0, 0.0, width, depth, height, m),
-        _box(-0.1, depth / 2 + 0.012, height * 0.7, 0.1, 0.025, 0.025, handle),
-        _box(0.1, depth / 2 + 0.012, height * 0.7, 0.1, 0.025, 0.025, handle),
+        _box((0, 0, 0.0), (width, depth, height), m),
+        _box((-0.1, depth / 2 + 0.012, height * 0.7), (0.1, 0.025, 0.025), handle),
+        _box((0.1, depth / 2 + 0.012, height * 0.7), (0.1, 0.025, 0.025), handle),
     ]
 
 
-def _shelves(wood: Material, books: Material, width: float, depth: float, height: float) -> list[Part]:
+def _shelves(wood: Material, books: Material, size: tuple[float, float, float]) -> list[Part]:
+    """Open shelves of ``size`` = (width, depth, height): sides, back, five boards, four rows of books."""
+    width, depth, height = size
     t = 0.025
     parts = [
-        _box(-(width / 2 - t / 2), 0, 0.0, t, depth, height, wood),
-        _box(width / 2 - t / 2, 0, 0.0, t, depth, height, wood),
-        _box(0, -depth / 2 + 0.01, 0.0, width, 0.02, height, wood),
+        _box((-(width / 2 - t / 2), 0, 0.0), (t, depth, height), wood),
+        _box((width / 2 - t / 2, 0, 0.0), (t, depth, height), wood),
+        _box((0, -depth / 2 + 0.01, 0.0), (width, 0.02, height), wood),
     ]
     levels = 4
     for i in range(levels + 1):
         z = i * (height - t) / levels
-        parts.append(_box(0, 0, z, width - 2 * t, depth, t, wood))
+        parts.append(_box((0, 0, z), (width - 2 * t, depth, t), wood))
         if i < levels:
             book_h = 0.6 * (height - t) / levels
-            parts.append(_box(-0.05 * (i % 2), -0.02, z + t, width * 0.7, depth - 0.08, book_h, books))
+            parts.append(_box((-0.05 * (i % 2), -0.02, z + t), (width * 0.7, depth - 0.08, book_h), books))
     return parts
 
 
-def _flat(m: Material, width: float, height: float, thickness: float, z0: float) -> list[Part]:
+def _flat(m: Material, width: float, height: float, *, thickness: float, z0: float) -> list[Part]:
     """A thin wall-mounted panel (door, window, picture) in front of the wall plane y = 0."""
-    return [_box(0, thickness / 2, z0, width, thickness, height, m)]
+    return [_box((0, thickness / 2, z0), (width, thickness, height), m)]
 
 
 # ------------------------------------------------------------------------------------- layout
@@ -270,6 +287,7 @@ class _Builder:
         class_id: int,
         parts: list[Part],
         position: tuple[float, float, float],
+        *,
         facing: tuple[float, float],
         on_floor: bool = True,
         optional: bool = False,
@@ -352,6 +370,114 @@ def _shell_objects(builder: _Builder, rng: np.random.Generator) -> tuple[tuple[i
     return tuple(indices), tuple(materials)
 
 
+@dataclass
+class _RoomDraw:
+    """What the wall furnishers of :func:`build_room` share: the preset's room settings, the random
+    stream, the object builder and the room's half extents in metres."""
+
+    config: RoomConfig
+    rng: np.random.Generator
+    builder: _Builder
+    x_half: float
+    y_half: float
+
+    def mat(self, class_id: int, color, pattern: str, **kw) -> Material:
+        """Class hue with the brightness of the class's next instance and a random pattern seed."""
+        return Material(_scaled(color, self.builder.brightness(class_id)), pattern, seed=int(self.rng.integers(1 << 20)), **kw)
+
+
+def _furnish_west(d: _RoomDraw) -> int | None:
+    """West wall: a TV on a stand and, in the full room, a door and a refrigerator. Returns the TV's index."""
+    b, rng, config, mat, x_half, y_half = d.builder, d.rng, d.config, d.mat, d.x_half, d.y_half
+    stand_len = rng.uniform(1.2, 1.5) if config.full else rng.uniform(0.9, 1.1)
+    stand_depth, stand_h = 0.42, rng.uniform(0.45, 0.55)
+    y_tv = rng.uniform(-0.2, 0.3) if config.full else rng.uniform(-0.25, 0.05)
+    wx = -x_half + 0.03 + stand_depth / 2
+    b.add("tv_stand", CABINET, _cabinet(mat(CABINET, (0.22, 0.22, 0.25), "stripes", scale=0.2, axis=2, color2=(0.3, 0.3, 0.34)), _METAL, (stand_len, stand_depth, stand_h)), (wx, y_tv, 0.0), facing=(1, 0))
+    tv_width = rng.uniform(0.9, 1.15) if config.full else rng.uniform(0.75, 0.9)
+    screen = mat(TELEVISION, (0.05, 0.08, 0.16), "blobs", scale=0.12, color2=(0.30, 0.42, 0.60))
+    tv = b.add("television", TELEVISION, _television(_DARK, screen, tv_width, 0.0), (wx, y_tv, stand_h), facing=(1, 0), on_floor=False)
+    if config.full:
+        door_w = 0.9
+        b.add("door", DOOR, _flat(mat(DOOR, (0.50, 0.32, 0.18), "planks", scale=0.15, axis=0, axis2=2, strength=0.08), door_w, 2.05, thickness=0.04, z0=0.0), (-x_half, -y_half + 0.3 + door_w / 2, 0.0), facing=(1, 0), on_floor=False)
+        fw, fd, fh = 0.72, 0.68, rng.uniform(1.7, 1.85)
+        fridge_mat = mat(REFRIGERATOR, (0.74, 0.78, 0.84), "stripes", scale=0.08, axis=0, color2=(0.66, 0.70, 0.76))
+        b.add("refrigerator", REFRIGERATOR, _refrigerator(fridge_mat, _METAL, (fw, fd, fh)), (-x_half + 0.03 + fd / 2, y_half - 0.03 - fw / 2, 0.0), facing=(1, 0))
+    return tv
+
+
+def _furnish_east(d: _RoomDraw) -> int | None:
+    """East wall: a bed with a nightstand and maybe a bag (full room) or a sofa. Returns the bed's
+    or sofa's index."""
+    b, rng, mat, x_half = d.builder, d.rng, d.mat, d.x_half
+    if d.config.full:
+        bed_w, bed_l = rng.uniform(1.4, 1.6), rng.uniform(1.95, 2.1)
+        yb = rng.uniform(-0.5, 0.0)
+        duvet = mat(BED, (0.28, 0.34, 0.78), "stripes", scale=0.22, axis=0, color2=(0.45, 0.52, 0.88))
+        far = b.add("bed", BED, _bed(duvet, _WOOD_DARK, _LINEN, width=bed_w, length=bed_l), (x_half - 0.03 - bed_w / 2, yb, 0.0), facing=(0, -1))
+        ns = mat(CABINET, (0.33, 0.50, 0.64), "stripes", scale=0.18, axis=2, color2=(0.26, 0.40, 0.52))
+        b.add("nightstand", CABINET, _cabinet(ns, _METAL, (0.45, 0.42, 0.55)), (x_half - 0.03 - 0.21, yb + bed_l / 2 + 0.05 + 0.23, 0.0), facing=(-1, 0))
+        bag_mat = mat(BAG, (0.72, 0.12, 0.52), "checker", scale=0.08, color2=(0.52, 0.08, 0.38))
+        if rng.random() < 0.75:
+            b.add("bag", BAG, _bag(bag_mat, 0.38, 0.22, 0.3), (x_half - 0.35, yb - bed_l / 2 - 0.32, 0.0), facing=(-1, 0), optional=True)
+    else:
+        sofa_w = rng.uniform(1.4, 1.6)
+        sofa_mat = mat(SOFA, (0.20, 0.52, 0.32), "checker", scale=0.12, color2=(0.15, 0.40, 0.25))
+        far = b.add("sofa", SOFA, _sofa(sofa_mat, sofa_mat, sofa_w, 0.85), (x_half - 0.03 - 0.425, rng.uniform(-0.3, 0.1), 0.0), facing=(-1, 0))
+    return far
+
+
+def _add_chair(d: _RoomDraw, position: tuple[float, float, float], facing: tuple[float, float], optional: bool = False) -> None:
+    """A 0.45 m dining chair at canonical ``position`` facing canonical ``facing``."""
+    color = (0.88, 0.52, 0.12)
+    m = d.mat(CHAIR, color, "stripes", scale=0.09, axis=0, color2=_scaled(color, 0.62 * d.builder.brightness(CHAIR)))
+    d.builder.add("chair", CHAIR, _chair(m, 0.45, 0.45, seat=0.46, back=d.rng.uniform(0.4, 0.5)), position, facing=facing, optional=optional)
+
+
+def _furnish_north(d: _RoomDraw) -> None:
+    """North wall: a dining table with two to four chairs, a window above it and a vase on it."""
+    b, rng, config, mat, y_half = d.builder, d.rng, d.config, d.mat, d.y_half
+    tl = rng.uniform(1.2, 1.45) if config.full else rng.uniform(0.9, 1.0)
+    td = rng.uniform(0.75, 0.85) if config.full else 0.65
+    xt = rng.uniform(-0.5, 0.2) if config.full else rng.uniform(-0.45, -0.2)
+    yt = y_half - 0.05 - td / 2
+    b.add("table", TABLE, _table(mat(TABLE, (0.46, 0.28, 0.14), "planks", scale=0.12, axis=1, axis2=0), tl, td, 0.75), (xt, yt, 0.0), facing=(0, -1))
+    cd = 0.45  # chair depth
+    for dx in (-tl / 4, tl / 4):
+        _add_chair(d, (xt + dx, yt - td / 2 - 0.1 - cd / 2, 0.0), (0, 1))
+    if config.full:
+        _add_chair(d, (xt - tl / 2 - 0.1 - cd / 2, yt, 0.0), (1, 0))
+        if rng.random() < 0.6:
+            _add_chair(d, (xt + tl / 2 + 0.1 + cd / 2, yt, 0.0), (-1, 0), optional=True)
+    win_w = rng.uniform(1.0, 1.4) if config.full else 0.9
+    b.add("window", WINDOW, _flat(mat(WINDOW, (0.70, 0.85, 0.97), "grid", scale=0.45, axis=1, color2=(0.95, 0.95, 0.95), strength=0.06), win_w, 1.15, thickness=0.04, z0=0.95), (xt + rng.uniform(-0.1, 0.1), y_half, 0.0), facing=(0, -1), on_floor=False)
+    vase_parts = [_cyl((0, 0), (0.0, 0.24), 0.065, _VASE)]
+    b.add("unlabelled_vase", VOID, vase_parts, (xt + rng.uniform(-0.25, 0.25) * tl, yt + rng.uniform(-0.1, 0.05), 0.75), facing=(0, -1), on_floor=False)
+
+
+def _furnish_south(d: _RoomDraw) -> None:
+    """South wall: a picture and, in the full room, a sofa, shelves, maybe a bag and a rug."""
+    b, rng, mat, x_half, y_half = d.builder, d.rng, d.mat, d.x_half, d.y_half
+    picture = mat(OTHERPROP, (0.12, 0.32, 0.66), "blobs", scale=0.14, color2=(0.96, 0.74, 0.18))
+    if not d.config.full:
+        b.add("picture", OTHERPROP, _flat(picture, 0.8, 0.55, thickness=0.03, z0=1.15), (rng.uniform(-0.4, 0.4), -y_half, 0.0), facing=(0, 1), on_floor=False)
+        return
+    sofa_w, sofa_d = rng.uniform(1.8, 2.1), 0.9
+    xs = -x_half + 1.35 + sofa_w / 2 + rng.uniform(0.0, 0.3)
+    sofa_mat = mat(SOFA, (0.20, 0.52, 0.32), "checker", scale=0.12, color2=(0.15, 0.40, 0.25))
+    cushion = Material(_scaled(sofa_mat.color, 1.15), "checker", scale=0.12, color2=sofa_mat.color2, seed=sofa_mat.seed + 1)
+    b.add("sofa", SOFA, _sofa(sofa_mat, cushion, sofa_w, sofa_d), (xs, -y_half + 0.03 + sofa_d / 2, 0.0), facing=(0, 1))
+    b.add("picture", OTHERPROP, _flat(picture, rng.uniform(0.8, 1.1), rng.uniform(0.5, 0.7), thickness=0.03, z0=1.2), (xs, -y_half, 0.0), facing=(0, 1), on_floor=False)
+    sh_w, sh_h = rng.uniform(0.7, 0.9), rng.uniform(1.6, 1.9)
+    books = Material((0.72, 0.20, 0.18), "stripes", scale=0.07, axis=0, color2=(0.18, 0.30, 0.62), seed=int(rng.integers(1 << 20)))
+    b.add("shelves", SHELVES, _shelves(mat(SHELVES, (0.74, 0.60, 0.40), "noise", scale=0.1, strength=0.06), books, (sh_w, 0.35, sh_h)), (x_half - 0.05 - sh_w / 2, -y_half + 0.03 + 0.175, 0.0), facing=(0, 1))
+    if rng.random() < 0.75:
+        bag_mat = mat(BAG, (0.72, 0.12, 0.52), "checker", scale=0.08, color2=_scaled((0.52, 0.08, 0.38), b.brightness(BAG)))
+        b.add("bag", BAG, _bag(bag_mat, 0.36, 0.22, 0.32), (xs + sofa_w / 2 + 0.32, -y_half + 0.25, 0.0), facing=(0, 1), optional=True)
+    rug = Material((0.62, 0.16, 0.20), "stripes", scale=0.3, axis=0, color2=(0.86, 0.78, 0.62), seed=60)
+    b.add("rug", OTHERPROP, [_box((0, 0, 0.0), (2.0, 1.4, 0.012), rug)], (rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), 0.0), facing=(0, 1), on_floor=False)
+
+
 def build_room(config: RoomConfig, rng: np.random.Generator) -> Room:
     """Lay out one room. Deterministic for the state of ``rng``; raises ValueError if the sampled
     furniture does not fit (callers draw again)."""
@@ -361,91 +487,11 @@ def build_room(config: RoomConfig, rng: np.random.Generator) -> Room:
     mirror = (int(rng.choice([-1, 1])), int(rng.choice([-1, 1])))
     b = _Builder(mirror)
     shell_objects, shell_materials = _shell_objects(b, rng)
-
-    # ---------------------------------------------------------------- materials (per class hue)
-    def mat(class_id: int, color, pattern: str, **kw) -> Material:
-        return Material(_scaled(color, b.brightness(class_id)), pattern, seed=int(rng.integers(1 << 20)), **kw)
-
-    dark = Material((0.07, 0.07, 0.08), "noise", scale=0.1, strength=0.05, seed=40)
-    metal = Material((0.30, 0.30, 0.32), "noise", scale=0.1, strength=0.05, seed=41)
-    linen = Material((0.93, 0.92, 0.87), "noise", scale=0.12, strength=0.05, seed=42)
-    wood_dark = Material((0.40, 0.26, 0.16), "planks", scale=0.12, strength=0.08, axis=0, axis2=1, seed=43)
-
-    # ---------------------------------------------------------------- west wall: TV on a stand, door, fridge
-    stand_len = rng.uniform(1.2, 1.5) if config.full else rng.uniform(0.9, 1.1)
-    stand_depth, stand_h = 0.42, rng.uniform(0.45, 0.55)
-    y_tv = rng.uniform(-0.2, 0.3) if config.full else rng.uniform(-0.25, 0.05)
-    wx = -x_half + 0.03 + stand_depth / 2
-    b.add("tv_stand", CABINET, _cabinet(mat(CABINET, (0.22, 0.22, 0.25), "stripes", scale=0.2, axis=2, color2=(0.3, 0.3, 0.34)), metal, stand_len, stand_depth, stand_h), (wx, y_tv, 0.0), (1, 0))
-    tv_width = rng.uniform(0.9, 1.15) if config.full else rng.uniform(0.75, 0.9)
-    screen = mat(TELEVISION, (0.05, 0.08, 0.16), "blobs", scale=0.12, color2=(0.30, 0.42, 0.60))
-    tv = b.add("television", TELEVISION, _television(dark, screen, tv_width, 0.0), (wx, y_tv, stand_h), (1, 0), on_floor=False)
-    if config.full:
-        door_w = 0.9
-        b.add("door", DOOR, _flat(mat(DOOR, (0.50, 0.32, 0.18), "planks", scale=0.15, axis=0, axis2=2, strength=0.08), door_w, 2.05, 0.04, 0.0), (-x_half, -y_half + 0.3 + door_w / 2, 0.0), (1, 0), on_floor=False)
-        fw, fd, fh = 0.72, 0.68, rng.uniform(1.7, 1.85)
-        fridge_mat = mat(REFRIGERATOR, (0.74, 0.78, 0.84), "stripes", scale=0.08, axis=0, color2=(0.66, 0.70, 0.76))
-        b.add("refrigerator", REFRIGERATOR, _refrigerator(fridge_mat, metal, fw, fd, fh), (-x_half + 0.03 + fd / 2, y_half - 0.03 - fw / 2, 0.0), (1, 0))
-
-    # ---------------------------------------------------------------- east wall: bed (full) or sofa (tiny)
-    if config.full:
-        bed_w, bed_l = rng.uniform(1.4, 1.6), rng.uniform(1.95, 2.1)
-        yb = rng.uniform(-0.5, 0.0)
-        duvet = mat(BED, (0.28, 0.34, 0.78), "stripes", scale=0.22, axis=0, color2=(0.45, 0.52, 0.88))
-        far = b.add("bed", BED, _bed(duvet, wood_dark, linen, bed_w, bed_l), (x_half - 0.03 - bed_w / 2, yb, 0.0), (0, -1))
-        ns = mat(CABINET, (0.33, 0.50, 0.64), "stripes", scale=0.18, axis=2, color2=(0.26, 0.40, 0.52))
-        b.add("nightstand", CABINET, _cabinet(ns, metal, 0.45, 0.42, 0.55), (x_half - 0.03 - 0.21, yb + bed_l / 2 + 0.05 + 0.23, 0.0), (-1, 0))
-        bag_mat = mat(BAG, (0.72, 0.12, 0.52), "checker", scale=0.08, color2=(0.52, 0.08, 0.38))
-        if rng.random() < 0.75:
-            b.add("bag", BAG, _bag(bag_mat, 0.38, 0.22, 0.3), (x_half - 0.35, yb - bed_l / 2 - 0.32, 0.0), (-1, 0), optional=True)
-    else:
-        sofa_w = rng.uniform(1.4, 1.6)
-        sofa_mat = mat(SOFA, (0.20, 0.52, 0.32), "checker", scale=0.12, color2=(0.15, 0.40, 0.25))
-        far = b.add("sofa", SOFA, _sofa(sofa_mat, sofa_mat, sofa_w, 0.85), (x_half - 0.03 - 0.425, rng.uniform(-0.3, 0.1), 0.0), (-1, 0))
-
-    # ---------------------------------------------------------------- north wall: dining set, window, vase
-    tl = rng.uniform(1.2, 1.45) if config.full else rng.uniform(0.9, 1.0)
-    td = rng.uniform(0.75, 0.85) if config.full else 0.65
-    xt = rng.uniform(-0.5, 0.2) if config.full else rng.uniform(-0.45, -0.2)
-    yt = y_half - 0.05 - td / 2
-    b.add("table", TABLE, _table(mat(TABLE, (0.46, 0.28, 0.14), "planks", scale=0.12, axis=1, axis2=0), tl, td, 0.75), (xt, yt, 0.0), (0, -1))
-    cw, cd = 0.45, 0.45
-    chair_color = (0.88, 0.52, 0.12)
-    y_front = yt - td / 2 - 0.1 - cd / 2
-    for dx in (-tl / 4, tl / 4):
-        m = mat(CHAIR, chair_color, "stripes", scale=0.09, axis=0, color2=_scaled(chair_color, 0.62 * b.brightness(CHAIR)))
-        b.add("chair", CHAIR, _chair(m, cw, cd, 0.46, rng.uniform(0.4, 0.5)), (xt + dx, y_front, 0.0), (0, 1))
-    if config.full:
-        m = mat(CHAIR, chair_color, "stripes", scale=0.09, axis=0, color2=_scaled(chair_color, 0.62 * b.brightness(CHAIR)))
-        b.add("chair", CHAIR, _chair(m, cw, cd, 0.46, rng.uniform(0.4, 0.5)), (xt - tl / 2 - 0.1 - cd / 2, yt, 0.0), (1, 0))
-        if rng.random() < 0.6:
-            m = mat(CHAIR, chair_color, "stripes", scale=0.09, axis=0, color2=_scaled(chair_color, 0.62 * b.brightness(CHAIR)))
-            b.add("chair", CHAIR, _chair(m, cw, cd, 0.46, rng.uniform(0.4, 0.5)), (xt + tl / 2 + 0.1 + cd / 2, yt, 0.0), (-1, 0), optional=True)
-    win_w = rng.uniform(1.0, 1.4) if config.full else 0.9
-    b.add("window", WINDOW, _flat(mat(WINDOW, (0.70, 0.85, 0.97), "grid", scale=0.45, axis=1, color2=(0.95, 0.95, 0.95), strength=0.06), win_w, 1.15, 0.04, 0.95), (xt + rng.uniform(-0.1, 0.1), y_half, 0.0), (0, -1), on_floor=False)
-    vase = Material((0.96, 0.82, 0.10), "stripes", scale=0.07, axis=2, color2=(0.90, 0.38, 0.10), seed=50)
-    vase_parts = [_cyl(0, 0, 0.0, 0.24, 0.065, vase)]
-    b.add("unlabelled_vase", VOID, vase_parts, (xt + rng.uniform(-0.25, 0.25) * tl, yt + rng.uniform(-0.1, 0.05), 0.75), (0, -1), on_floor=False)
-
-    # ---------------------------------------------------------------- south wall: sofa, picture, shelves, bag
-    picture = mat(OTHERPROP, (0.12, 0.32, 0.66), "blobs", scale=0.14, color2=(0.96, 0.74, 0.18))
-    if config.full:
-        sofa_w, sofa_d = rng.uniform(1.8, 2.1), 0.9
-        xs = -x_half + 1.35 + sofa_w / 2 + rng.uniform(0.0, 0.3)
-        sofa_mat = mat(SOFA, (0.20, 0.52, 0.32), "checker", scale=0.12, color2=(0.15, 0.40, 0.25))
-        cushion = Material(_scaled(sofa_mat.color, 1.15), "checker", scale=0.12, color2=sofa_mat.color2, seed=sofa_mat.seed + 1)
-        b.add("sofa", SOFA, _sofa(sofa_mat, cushion, sofa_w, sofa_d), (xs, -y_half + 0.03 + sofa_d / 2, 0.0), (0, 1))
-        b.add("picture", OTHERPROP, _flat(picture, rng.uniform(0.8, 1.1), rng.uniform(0.5, 0.7), 0.03, 1.2), (xs, -y_half, 0.0), (0, 1), on_floor=False)
-        sh_w, sh_h = rng.uniform(0.7, 0.9), rng.uniform(1.6, 1.9)
-        books = Material((0.72, 0.20, 0.18), "stripes", scale=0.07, axis=0, color2=(0.18, 0.30, 0.62), seed=int(rng.integers(1 << 20)))
-        b.add("shelves", SHELVES, _shelves(mat(SHELVES, (0.74, 0.60, 0.40), "noise", scale=0.1, strength=0.06), books, sh_w, 0.35, sh_h), (x_half - 0.05 - sh_w / 2, -y_half + 0.03 + 0.175, 0.0), (0, 1))
-        if rng.random() < 0.75:
-            bag_mat = mat(BAG, (0.72, 0.12, 0.52), "checker", scale=0.08, color2=_scaled((0.52, 0.08, 0.38), b.brightness(BAG)))
-            b.add("bag", BAG, _bag(bag_mat, 0.36, 0.22, 0.32), (xs + sofa_w / 2 + 0.32, -y_half + 0.25, 0.0), (0, 1), optional=True)
-        rug = Material((0.62, 0.16, 0.20), "stripes", scale=0.3, axis=0, color2=(0.86, 0.78, 0.62), seed=60)
-        b.add("rug", OTHERPROP, [_box(0, 0, 0.0, 2.0, 1.4, 0.012, rug)], (rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), 0.0), (0, 1), on_floor=False)
-    else:
-        b.add("picture", OTHERPROP, _flat(picture, 0.8, 0.55, 0.03, 1.15), (rng.uniform(-0.4, 0.4), -y_half, 0.0), (0, 1), on_floor=False)
+    draw = _RoomDraw(config, rng, b, x_half, y_half)
+    tv = _furnish_west(draw)
+    far = _furnish_east(draw)
+    _furnish_north(draw)
+    _furnish_south(draw)
 
     objects = b.objects
     _check_layout(objects, x_half, y_half)

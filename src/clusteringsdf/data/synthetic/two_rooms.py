@@ -22,10 +22,10 @@ from typing import Callable
 import numpy as np
 
 from .geometry import RoomShell
-from .room import (  # the single room's classes, part builders and layout helpers
-    _INSTANCE_BRIGHTNESS, BAG, BED, CABINET, CHAIR, DOOR, OTHERPROP, REFRIGERATOR, SHELVES, SOFA, TABLE, TELEVISION, VOID,
-    WALL, WINDOW, Part, Room, RoomConfig, _bag, _bed, _box, _Builder, _cabinet, _chair, _check_layout, _cyl, _flat,
-    _refrigerator, _scaled, _shell_objects, _shelves, _sofa, _table, _television,
+from .room import (  # the single room's classes, materials, part builders and layout helpers
+    _DARK, _INSTANCE_BRIGHTNESS, _LINEN, _METAL, _VASE, _WOOD_DARK, BAG, BED, CABINET, CHAIR, DOOR, OTHERPROP, REFRIGERATOR,
+    SHELVES, SOFA, TABLE, TELEVISION, VOID, WALL, WINDOW, Part, Room, RoomConfig, _bag, _bed, _box, _Builder, _cabinet,
+    _chair, _check_layout, _cyl, _flat, _refrigerator, _scaled, _shell_objects, _shelves, _sofa, _table, _television,
 )
 from .shading import Lighting, Material
 
@@ -81,10 +81,6 @@ class _Furnisher:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.metal = Material((0.30, 0.30, 0.32), "noise", scale=0.1, strength=0.05, seed=41)
-        self.dark = Material((0.07, 0.07, 0.08), "noise", scale=0.1, strength=0.05, seed=40)
-        self.linen = Material((0.93, 0.92, 0.87), "noise", scale=0.12, strength=0.05, seed=42)
-        self.wood_dark = Material((0.40, 0.26, 0.16), "planks", scale=0.12, strength=0.08, axis=0, axis2=1, seed=43)
         self.drawn: dict[int, int] = {}  # materials drawn per class
 
     def mat(self, class_id: int, color, pattern: str, **kw) -> Material:
@@ -101,7 +97,7 @@ class _Furnisher:
     def chair(self, width: float = 0.45, depth: float = 0.45) -> list[Part]:
         color = (0.88, 0.52, 0.12)
         m = self.mat(CHAIR, color, "stripes", scale=0.09, axis=0, color2=_scaled(color, 0.62))
-        return _chair(m, width, depth, 0.46 if width < 0.6 else 0.42, self.u(0.4, 0.5))
+        return _chair(m, width, depth, seat=0.46 if width < 0.6 else 0.42, back=self.u(0.4, 0.5))
 
     def bag(self) -> list[Part]:
         m = self.mat(BAG, (0.72, 0.12, 0.52), "checker", scale=0.08, color2=(0.52, 0.08, 0.38))
@@ -109,13 +105,13 @@ class _Furnisher:
 
     def television(self, width: float, base: float) -> list[Part]:
         screen = self.mat(TELEVISION, (0.05, 0.08, 0.16), "blobs", scale=0.12, color2=(0.30, 0.42, 0.60))
-        return _television(self.dark, screen, width, base)
+        return _television(_DARK, screen, width, base)
 
     def tv(self) -> _Group:
         length, height = self.u(1.2, 1.6), self.u(0.45, 0.55)
         stand = self.mat(CABINET, (0.22, 0.22, 0.25), "stripes", scale=0.2, axis=2, color2=(0.3, 0.3, 0.34))
         items = [
-            _Item("tv_stand", CABINET, _cabinet(stand, self.metal, length, 0.42, height), length / 2, 0.03 + 0.21),
+            _Item("tv_stand", CABINET, _cabinet(stand, _METAL, (length, 0.42, height)), length / 2, 0.03 + 0.21),
             _Item("television", TELEVISION, self.television(self.u(0.9, min(1.2, length - 0.1)), 0.0), length / 2, 0.03 + 0.21, height, on_floor=False),
         ]
         return _Group(length, 0.45, items)
@@ -134,7 +130,7 @@ class _Furnisher:
         if self.rng.random() < 0.5:  # on the seat cushion
             items.append(_Item("bag", BAG, self.bag(), a + sofa_w * self.u(0.25, 0.75), 0.03 + sofa_d / 2 + 0.1, 0.45, on_floor=False))
         picture = self.mat(OTHERPROP, (0.12, 0.32, 0.66), "blobs", scale=0.14, color2=(0.96, 0.74, 0.18))
-        items.append(_Item("picture", OTHERPROP, _flat(picture, self.u(0.8, 1.1), self.u(0.5, 0.7), 0.03, 1.2), a + sofa_w / 2, 0.0, on_floor=False))
+        items.append(_Item("picture", OTHERPROP, _flat(picture, self.u(0.8, 1.1), self.u(0.5, 0.7), thickness=0.03, z0=1.2), a + sofa_w / 2, 0.0, on_floor=False))
         a += sofa_w + 0.15
         if armchairs >= 1:
             items.append(_Item("armchair", CHAIR, self.chair(0.7, 0.7), a + 0.35, 0.03 + 0.45))
@@ -159,10 +155,9 @@ class _Furnisher:
         if self.rng.random() < 0.7:
             items.append(_Item("bag", BAG, self.bag(), end + length * self.u(0.6, 0.85), n_table, 0.75, on_floor=False))
         if self.rng.random() < 0.5:
-            vase = Material((0.96, 0.82, 0.10), "stripes", scale=0.07, axis=2, color2=(0.90, 0.38, 0.10), seed=50)
-            items.append(_Item("unlabelled_vase", VOID, [_cyl(0, 0, 0.0, 0.24, 0.065, vase)], end + length * self.u(0.15, 0.4), n_table, 0.75, on_floor=False))
+            items.append(_Item("unlabelled_vase", VOID, [_cyl((0, 0), (0.0, 0.24), 0.065, _VASE)], end + length * self.u(0.15, 0.4), n_table, 0.75, on_floor=False))
         window = self.mat(WINDOW, (0.70, 0.85, 0.97), "grid", scale=0.45, axis=1, color2=(0.95, 0.95, 0.95), strength=0.06)
-        items.append(_Item("window", WINDOW, _flat(window, min(length, 1.4), 1.15, 0.04, 0.95), end + length / 2, 0.0, on_floor=False))
+        items.append(_Item("window", WINDOW, _flat(window, min(length, 1.4), 1.15, thickness=0.04, z0=0.95), end + length / 2, 0.0, on_floor=False))
         return _Group(length + 2 * end, 0.05 + depth + 0.1 + 0.45, items)
 
     def desk(self) -> _Group:
@@ -182,12 +177,12 @@ class _Furnisher:
         width, length = self.u(0.95, 1.6), self.u(1.95, 2.1)
         duvet = self.mat(BED, (0.28, 0.34, 0.78), "stripes", scale=0.22, axis=0, color2=(0.45, 0.52, 0.88))
         nightstand = self.mat(CABINET, (0.33, 0.50, 0.64), "stripes", scale=0.18, axis=2, color2=(0.26, 0.40, 0.52))
-        items = [_Item("nightstand", CABINET, _cabinet(nightstand, self.metal, 0.45, 0.42, 0.55), 0.225, 0.03 + 0.21)]
-        items.append(_Item("bed", BED, _bed(duvet, self.wood_dark, self.linen, width, length), 0.5 + width / 2, 0.03 + length / 2))
+        items = [_Item("nightstand", CABINET, _cabinet(nightstand, _METAL, (0.45, 0.42, 0.55)), 0.225, 0.03 + 0.21)]
+        items.append(_Item("bed", BED, _bed(duvet, _WOOD_DARK, _LINEN, width=width, length=length), 0.5 + width / 2, 0.03 + length / 2))
         if self.rng.random() < 0.5:
             items.append(_Item("bag", BAG, self.bag(), 0.5 + width * self.u(0.3, 0.7), 0.03 + length * 0.7, 0.61, on_floor=False))
         picture = self.mat(OTHERPROP, (0.55, 0.20, 0.30), "blobs", scale=0.14, color2=(0.95, 0.85, 0.55))
-        items.append(_Item("picture", OTHERPROP, _flat(picture, min(width, 1.0), 0.5, 0.03, 1.3), 0.5 + width / 2, 0.0, on_floor=False))
+        items.append(_Item("picture", OTHERPROP, _flat(picture, min(width, 1.0), 0.5, thickness=0.03, z0=1.3), 0.5 + width / 2, 0.0, on_floor=False))
         return _Group(0.5 + width + 0.05, 0.03 + length, items)
 
     def kitchen(self) -> _Group:
@@ -198,10 +193,10 @@ class _Furnisher:
         a = 0.0
         for _ in range(fridges):
             m = self.mat(REFRIGERATOR, body, "stripes", scale=0.08, axis=0, color2=(0.66, 0.70, 0.76))
-            items.append(_Item("refrigerator", REFRIGERATOR, _refrigerator(m, self.metal, 0.72, 0.68, self.u(1.7, 1.85)), a + 0.36, 0.03 + 0.34))
+            items.append(_Item("refrigerator", REFRIGERATOR, _refrigerator(m, _METAL, (0.72, 0.68, self.u(1.7, 1.85))), a + 0.36, 0.03 + 0.34))
             a += 0.77
         counter = self.mat(CABINET, (0.85, 0.83, 0.78), "noise", scale=0.1, strength=0.05)
-        items.append(_Item("counter", CABINET, _cabinet(counter, self.metal, counter_len, 0.6, 0.9), a + counter_len / 2, 0.03 + 0.3))
+        items.append(_Item("counter", CABINET, _cabinet(counter, _METAL, (counter_len, 0.6, 0.9)), a + counter_len / 2, 0.03 + 0.3))
         if self.rng.random() < 0.5:
             items.append(_Item("kitchen_tv", TELEVISION, self.television(0.5, 0.0), a + counter_len * self.u(0.3, 0.7), 0.03 + 0.2, 0.9, on_floor=False))
         else:
@@ -212,7 +207,7 @@ class _Furnisher:
         width, height = self.u(0.7, 0.9), self.u(1.6, 1.9)
         books = Material((0.72, 0.20, 0.18), "stripes", scale=0.07, axis=0, color2=(0.18, 0.30, 0.62), seed=int(self.rng.integers(1 << 20)))
         wood = self.mat(SHELVES, (0.74, 0.60, 0.40), "noise", scale=0.1, strength=0.06)
-        items = [_Item("shelves", SHELVES, _shelves(wood, books, width, 0.35, height), width / 2, 0.03 + 0.175)]
+        items = [_Item("shelves", SHELVES, _shelves(wood, books, (width, 0.35, height)), width / 2, 0.03 + 0.175)]
         items.append(_Item("bag", BAG, self.bag(), width + 0.25, 0.2))
         if self.rng.random() < 0.6:
             items.append(_Item("bag", BAG, self.bag(), width / 2, 0.03 + 0.175, height, on_floor=False))
@@ -225,7 +220,7 @@ class _Furnisher:
 
     def door(self) -> _Group:
         door = self.mat(DOOR, (0.50, 0.32, 0.18), "planks", scale=0.15, axis=0, axis2=2, strength=0.08)
-        return _Group(1.1, 0.0, [_Item("door", DOOR, _flat(door, 0.9, 2.05, 0.04, 0.0), 0.55, 0.0, on_floor=False)])
+        return _Group(1.1, 0.0, [_Item("door", DOOR, _flat(door, 0.9, 2.05, thickness=0.04, z0=0.0), 0.55, 0.0, on_floor=False)])
 
 
 # what the walls may carry, with weights (each room's end wall also gets its required group)
@@ -233,7 +228,9 @@ _END_WALL = {"kitchen": 1.0, "lounge": 2.0, "desk": 2.5, "shelves": 1.0, "bags":
 _SIDE_WALL = {"dining": 2.5, "lounge": 1.0, "desk": 2.5, "kitchen": 0.7, "shelves": 0.8, "bags": 1.5}
 
 
-def _pack(length: float, groups: list[_Group], draw: Callable[[str], _Group], weights: dict[str, float], rng: np.random.Generator) -> list[tuple[float, _Group]]:
+def _pack(
+    length: float, groups: list[_Group], draw: Callable[[str], _Group], weights: dict[str, float], *, rng: np.random.Generator
+) -> list[tuple[float, _Group]]:
     """Start offsets along a wall of ``length`` for ``groups`` plus random draws while any fits (a
     kind whose draw did not fit is not drawn again), in random order with the spare length spread
     randomly over the gaps."""
@@ -288,11 +285,11 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
     t = PARTITION_THICKNESS
     inner, outer = door_y - DOOR_WIDTH / 2, door_y + DOOR_WIDTH / 2
     wall_mat = shell_materials[0]
-    pieces = [_box(0, 0, 0.0, t, 2 * inner, lz, wall_mat)]
-    pieces += [_box(0, s * (outer + y_half) / 2, 0.0, t, y_half - outer, lz, wall_mat) for s in (-1, 1)]
-    b.add("wall_partition", WALL, pieces, (0.0, 0.0, 0.0), (0, 1))
-    lintels = [_box(0, s * door_y, LINTEL_HEIGHT, t, DOOR_WIDTH, lz - LINTEL_HEIGHT, wall_mat) for s in (-1, 1)]
-    b.add("wall_lintel", WALL, lintels, (0.0, 0.0, 0.0), (0, 1), on_floor=False)
+    pieces = [_box((0, 0, 0.0), (t, 2 * inner, lz), wall_mat)]
+    pieces += [_box((0, s * (outer + y_half) / 2, 0.0), (t, y_half - outer, lz), wall_mat) for s in (-1, 1)]
+    b.add("wall_partition", WALL, pieces, (0.0, 0.0, 0.0), facing=(0, 1))
+    lintels = [_box((0, s * door_y, LINTEL_HEIGHT), (t, DOOR_WIDTH, lz - LINTEL_HEIGHT), wall_mat) for s in (-1, 1)]
+    b.add("wall_lintel", WALL, lintels, (0.0, 0.0, 0.0), facing=(0, 1), on_floor=False)
 
     def put(wall: _Wall, placed: list[tuple[float, _Group]]) -> dict[int, int]:
         """Add the groups' objects; returns id(item) -> object index."""
@@ -302,15 +299,15 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
                 x, y = wall.place(start + item.a, item.n)
                 fa, fn = item.facing
                 facing = (wall.along[0] * fa + wall.inward[0] * fn, wall.along[1] * fa + wall.inward[1] * fn)
-                index[id(item)] = b.add(item.name, item.class_id, item.parts, (x, y, item.z), facing, on_floor=item.on_floor)
+                index[id(item)] = b.add(item.name, item.class_id, item.parts, (x, y, item.z), facing=facing, on_floor=item.on_floor)
         return index
 
     # end walls first (west from south to north, east from north to south), each with its required group
     west = _Wall((-x_half, -y_half), (0, 1), (1, 0), ly)
     east = _Wall((x_half, y_half), (0, -1), (-1, 0), ly)
     tv, bed = draw["tv"](), draw["bed"]()
-    west_groups = _pack(ly, [tv], lambda kind: draw[kind](), _END_WALL, rng)
-    east_groups = _pack(ly, [bed], lambda kind: draw[kind](), _END_WALL, rng)
+    west_groups = _pack(ly, [tv], lambda kind: draw[kind](), _END_WALL, rng=rng)
+    east_groups = _pack(ly, [bed], lambda kind: draw[kind](), _END_WALL, rng=rng)
     tv_index = put(west, west_groups)[id(tv.items[1])]
     bed_index = put(east, east_groups)[id(bed.items[1])]
     # side walls from past the end wall's furniture in the corner to PARTITION_MARGIN from the partition
@@ -325,10 +322,10 @@ def build_two_rooms(config: RoomConfig, rng: np.random.Generator) -> Room:
         (_Wall((PARTITION_MARGIN, -y_half), (1, 0), (0, 1), x_half - PARTITION_MARGIN - corner["south_east"]), []),
     ]
     for wall, required in sides:
-        put(wall, _pack(wall.length, [draw[k]() for k in required], lambda kind: draw[kind](), _SIDE_WALL, rng))
+        put(wall, _pack(wall.length, [draw[k]() for k in required], lambda kind: draw[kind](), _SIDE_WALL, rng=rng))
     for side in (-1, 1):  # a rug in the middle of each room
         rug = Material((0.62, 0.16, 0.20) if side < 0 else (0.20, 0.30, 0.55), "stripes", scale=0.3, axis=0, color2=(0.86, 0.78, 0.62), seed=60 + side)
-        b.add("rug", OTHERPROP, [_box(0, 0, 0.0, 2.2, 1.5, 0.012, rug)], (side * x_half / 2 + rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), 0.0), (0, 1), on_floor=False)
+        b.add("rug", OTHERPROP, [_box((0, 0, 0.0), (2.2, 1.5, 0.012), rug)], (side * x_half / 2 + rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), 0.0), facing=(0, 1), on_floor=False)
 
     objects = b.objects
     _check_layout(objects, x_half, y_half)
