@@ -73,6 +73,7 @@ def write_capture(
     num_frames: int = 36,
     width: int = 160,
     height: int = 120,
+    *,
     seed: int = 0,
     textured: bool = True,
     depth: bool = True,
