@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -248,11 +249,32 @@ def _normalization_from_points(
     return normalization, bbox.astype(np.float32)
 
 
+def _depth_points(depth: np.ndarray, pixels: tuple[np.ndarray, np.ndarray], k: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """World points (N, 3) of the valid (> 0) depths ``depth`` (h, w) sampled at ``pixels`` = (v, u),
+    each (h, w), of the camera with intrinsics ``k`` (3, 3) and camera-to-world ``pose`` (4, 4)."""
+    v, u = pixels
+    ok = depth > 0
+    x = (u[ok] - k[0, 2]) / k[0, 0] * depth[ok]
+    y = (v[ok] - k[1, 2]) / k[1, 1] * depth[ok]
+    cam = np.stack([x, y, depth[ok]], axis=-1)
+    return cam @ pose[:3, :3].T + pose[:3, 3]
+
+
+def _frustum_points(k: np.ndarray, pose: np.ndarray, hw: tuple[int, int], max_depth: float) -> list[np.ndarray]:
+    """World points of the four image corners (4, 3) at 0.01 and at ``max_depth`` metres of the
+    camera with intrinsics ``k`` (3, 3) and camera-to-world ``pose`` (4, 4)."""
+    height, width = hw
+    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
+    rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
+    return [(rays * depth) @ pose[:3, :3].T + pose[:3, 3] for depth in (0.01, max_depth)]
+
+
 def compute_normalization(
     poses_world: np.ndarray,
     intrinsics: np.ndarray,
     hw: tuple[int, int],
     depths: np.ndarray | None,
+    *,
     frames: np.ndarray,
     max_depth: float = 5.0,
     tail_percent: float = 0.1,
@@ -265,28 +287,98 @@ def compute_normalization(
     (Panoptic Lifting's rule).
     """
     height, width = hw
-    centres = poses_world[frames, :3, 3]
+    clouds = [poses_world[frames, :3, 3]]
     if depths is not None and np.any(depths[frames] > 0):
         step = max(1, int(np.sqrt(height * width / 2000)))
         v, u = np.mgrid[0:height:step, 0:width:step]
-        clouds = [centres]
-        for i in frames:
-            d = depths[i, v, u]
-            ok = d > 0
-            k = intrinsics[i]
-            x = (u[ok] - k[0, 2]) / k[0, 0] * d[ok]
-            y = (v[ok] - k[1, 2]) / k[1, 1] * d[ok]
-            cam = np.stack([x, y, d[ok]], axis=-1)
-            clouds.append(cam @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
+        clouds += [_depth_points(depths[i, v, u], (v, u), intrinsics[i], poses_world[i]) for i in frames]
         return _normalization_from_points(np.concatenate(clouds), tail_percent=tail_percent, margin=margin)
-    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
-    clouds = [centres]
     for i in frames:
-        k = intrinsics[i]
-        rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
-        for depth in (0.01, max_depth):
-            clouds.append((rays * depth) @ poses_world[i, :3, :3].T + poses_world[i, :3, 3])
+        clouds += _frustum_points(intrinsics[i], poses_world[i], hw, max_depth)
     return _normalization_from_points(np.concatenate(clouds), fit=1.0, tail_percent=tail_percent, margin=margin)
+
+
+def _split_indices(root: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Frame indices (n,) of each split in ``splits.json``; DataError for a frame without colour image."""
+    index = {name: i for i, name in enumerate(names)}
+    splits: dict[str, np.ndarray] = {}
+    for split_name, split_frames in layout.read_splits(root / layout.SPLITS_FILE).items():
+        for frame in split_frames:
+            if frame not in index:
+                raise DataError(root / layout.SPLITS_FILE, f"split '{split_name}' names frame '{frame}' which has no colour image")
+        splits[split_name] = np.array([index[f] for f in split_frames], dtype=np.int64)
+    return splits
+
+
+def _native_size(frame_paths: dict[str, Path]) -> tuple[int, int]:
+    """(H, W) shared by all colour images; DataError naming the first image of another size."""
+    names = list(frame_paths)
+    native_hw = layout.image_size(frame_paths[names[0]])
+    for name in names[1:]:
+        hw_i = layout.image_size(frame_paths[name])
+        if hw_i != native_hw:
+            raise DataError(
+                frame_paths[name], f"image is {hw_i[1]}x{hw_i[0]} but {frame_paths[names[0]].name} is {native_hw[1]}x{native_hw[0]}"
+            )
+    return native_hw
+
+
+@dataclass(frozen=True)
+class _FrameFiles:
+    """The per-frame folders of a scene: one file per frame name, of the native (H, W), loaded at
+    the working (H, W)."""
+
+    root: Path
+    names: list[str]
+    native_hw: tuple[int, int]
+    hw: tuple[int, int]
+
+    def read(self, folder: str, reader: Callable[[Path], np.ndarray], what: str, dtype: type) -> np.ndarray:
+        """(F, H, W, ...) array of ``dtype``: every frame's file in ``folder`` (.png or .npy) read by
+        ``reader``, checked to be of the native size and nearest-resized to the working size."""
+        arrays = []
+        for name in self.names:
+            path = layout.find_frame_file(self.root / folder, name, (".png", ".npy"))
+            if path is None:
+                raise DataError(self.root / folder / f"{name}.png", "file not found")
+            array = reader(path)
+            _check_shape(path, array, self.native_hw, what)
+            arrays.append(_resize(array, self.hw, Image.NEAREST).astype(dtype))
+        return np.stack(arrays)
+
+    def labels(self, folder: str) -> np.ndarray:
+        """(F, H, W) int32 label maps of ``folder``."""
+        return self.read(folder, layout.read_label, "label map", np.int32)
+
+
+def _load_components(files: _FrameFiles, frame_paths: dict[str, Path], components: frozenset[str] | set[str]) -> dict[str, np.ndarray | None]:
+    """The optional per-frame arrays of :class:`Scene` by field name: those of ``components`` that
+    the scene has, None for the others."""
+    root, names, hw = files.root, files.names, files.hw
+    loaded: dict[str, np.ndarray | None] = dict.fromkeys(
+        ("colors", "depths", "normals", "m2f_semantics", "m2f_instance", "confidence", "gt_semantics", "gt_instance")
+    )
+    if "color" in components:
+        loaded["colors"] = np.stack([_resize(layout.read_color(frame_paths[n]), hw, Image.BOX) for n in names])
+    if "depth" in components and (root / "depth").is_dir():
+        loaded["depths"] = files.read("depth", layout.read_depth, "depth map", np.float32)
+    if "normal" in components and (root / "normal").is_dir():
+        loaded["normals"] = files.read("normal", layout.read_normal, "normal map", np.float32)
+    if "m2f" in components and (root / "m2f_semantics").is_dir():
+        loaded["m2f_semantics"] = files.labels("m2f_semantics")
+        loaded["m2f_instance"] = files.labels("m2f_instance")
+        loaded["confidence"] = _load_confidence(root, names, hw)
+    if "gt" in components and (root / "rs_semantics").is_dir():
+        loaded["gt_semantics"] = files.labels("rs_semantics")
+        loaded["gt_instance"] = files.labels("rs_instance")
+    return loaded
+
+
+def _normalization_frames(splits: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """The frames the normalisation is drawn from: the training split, or all ``count`` frames
+    when there is none or it is empty."""
+    frames = splits.get("train", np.arange(count))
+    return frames if len(frames) else np.arange(count)
 
 
 def load_scene(
@@ -294,6 +386,7 @@ def load_scene(
     downscale: float = 1.0,
     target_hw: tuple[int, int] | None = None,
     components: frozenset[str] | set[str] = ALL_COMPONENTS,
+    *,
     max_depth: float = 5.0,
     box_margin: float = 0.02,
     box_tail_percent: float = 0.1,
@@ -319,88 +412,35 @@ def load_scene(
     frame_paths = layout.list_frames(root)
     names = list(frame_paths)
     classes = read_classes(root)
-
-    raw_splits = layout.read_splits(root / layout.SPLITS_FILE)
-    index = {name: i for i, name in enumerate(names)}
-    splits: dict[str, np.ndarray] = {}
-    for split_name, split_frames in raw_splits.items():
-        for frame in split_frames:
-            if frame not in index:
-                raise DataError(root / layout.SPLITS_FILE, f"split '{split_name}' names frame '{frame}' which has no colour image")
-        splits[split_name] = np.array([index[f] for f in split_frames], dtype=np.int64)
-
-    native_hw = layout.image_size(frame_paths[names[0]])
-    for name in names[1:]:
-        hw_i = layout.image_size(frame_paths[name])
-        if hw_i != native_hw:
-            raise DataError(
-                frame_paths[name], f"image is {hw_i[1]}x{hw_i[0]} but {frame_paths[names[0]].name} is {native_hw[1]}x{native_hw[0]}"
-            )
+    splits = _split_indices(root, names)
+    native_hw = _native_size(frame_paths)
     hw = working_size(native_hw, downscale, target_hw)
-
     k_native = layout.read_intrinsics(root / layout.INTRINSICS_FILE)
     poses_world = np.stack([layout.read_pose(root / "pose" / f"{name}.txt") for name in names])
-    k_work = scale_intrinsics(k_native, native_hw, hw)
-    intrinsics = np.repeat(k_work[None], len(names), axis=0)
-
-    def per_frame(folder: str, reader, resample: int, what: str, dtype, check: bool = True) -> np.ndarray:
-        arrays = []
-        for name in names:
-            path = layout.find_frame_file(root / folder, name, (".png", ".npy"))
-            if path is None:
-                raise DataError(root / folder / f"{name}.png", "file not found")
-            array = reader(path)
-            if check:
-                _check_shape(path, array, native_hw, what)
-            arrays.append(_resize(array, hw, resample).astype(dtype))
-        return np.stack(arrays)
-
-    colors = depths = normals = None
-    m2f_sem = m2f_ins = confidence = gt_sem = gt_ins = None
-    if "color" in components:
-        colors = np.stack([_resize(layout.read_color(frame_paths[n]), hw, Image.BOX) for n in names])
-    if "depth" in components and (root / "depth").is_dir():
-        depths = per_frame("depth", layout.read_depth, Image.NEAREST, "depth map", np.float32)
-    if "normal" in components and (root / "normal").is_dir():
-        normals = per_frame("normal", layout.read_normal, Image.NEAREST, "normal map", np.float32)
-    if "m2f" in components and (root / "m2f_semantics").is_dir():
-        m2f_sem = per_frame("m2f_semantics", layout.read_label, Image.NEAREST, "label map", np.int32)
-        m2f_ins = per_frame("m2f_instance", layout.read_label, Image.NEAREST, "label map", np.int32)
-        confidence = _load_confidence(root, names, hw)
-    if "gt" in components and (root / "rs_semantics").is_dir():
-        gt_sem = per_frame("rs_semantics", layout.read_label, Image.NEAREST, "label map", np.int32)
-        gt_ins = per_frame("rs_instance", layout.read_label, Image.NEAREST, "label map", np.int32)
+    intrinsics = np.repeat(scale_intrinsics(k_native, native_hw, hw)[None], len(names), axis=0)
+    files = _FrameFiles(root, names, native_hw, hw)
+    optional = _load_components(files, frame_paths, components)
 
     # Normalisation needs metric depth at full detail; reuse the loaded maps or read them for it.
-    norm_depths = depths
-    norm_k = intrinsics
+    norm_depths = optional["depths"]
     if norm_depths is None and (root / "depth").is_dir():
-        norm_depths = per_frame("depth", layout.read_depth, Image.NEAREST, "depth map", np.float32)
-    norm_frames = splits.get("train", np.arange(len(names)))
-    if len(norm_frames) == 0:
-        norm_frames = np.arange(len(names))
-    normalization, bbox = compute_normalization(poses_world, norm_k, hw, norm_depths, norm_frames, max_depth, box_tail_percent, box_margin)
-    poses = normalization.pose_to_norm(poses_world).astype(np.float32)
-
+        norm_depths = files.read("depth", layout.read_depth, "depth map", np.float32)
+    normalization, bbox = compute_normalization(
+        poses_world, intrinsics, hw, norm_depths,
+        frames=_normalization_frames(splits, len(names)), max_depth=max_depth, tail_percent=box_tail_percent, margin=box_margin,
+    )
     return Scene(
         root=root,
         frame_names=names,
         native_hw=native_hw,
         hw=hw,
         intrinsics=intrinsics.astype(np.float32),
-        poses=poses,
+        poses=normalization.pose_to_norm(poses_world).astype(np.float32),
         normalization=normalization,
         bbox=bbox,
         splits=splits,
         classes=classes,
-        colors=colors,
-        depths=depths,
-        normals=normals,
-        m2f_semantics=m2f_sem,
-        m2f_instance=m2f_ins,
-        confidence=confidence,
-        gt_semantics=gt_sem,
-        gt_instance=gt_ins,
+        **optional,
     )
 
 
