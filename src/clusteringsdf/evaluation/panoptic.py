@@ -96,23 +96,9 @@ def _class_shares(classes: np.ndarray, weights: np.ndarray, total: float) -> dic
     return {int(c): float(n) / total for c, n in zip(values, counts) if n > 0}
 
 
-def panoptic_quality_weighted(
-    pred: np.ndarray,
-    gt: np.ndarray,
-    weights: np.ndarray | None,
-    things: Iterable[int],
-    stuff: Iterable[int],
-    robust: float = 0.005,
-) -> PanopticResult:
-    """PQ^scene of weighted rows: row n stands for ``weights[n]`` pixels labelled ``pred[n]`` / ``gt[n]``.
-
-    Args:
-        pred: int (M, 2) predicted ``(class, instance)`` rows.
-        gt: int (M, 2) GT rows.
-        weights: (M,) non-negative pixel counts, or None for all ones.
-        things, stuff: thing / stuff class ids.
-        robust: minimum share of the N = sum(weights) pixels for a class to be kept.
-    """
+def _checked_rows(pred: np.ndarray, gt: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pred`` and ``gt`` as int64 (M, 2) rows and ``weights`` as float64 (M,) (ones for None);
+    ValueError when the shapes disagree."""
     pred = np.asarray(pred, dtype=np.int64).reshape(-1, 2)
     gt = np.asarray(gt, dtype=np.int64).reshape(-1, 2)
     if pred.shape != gt.shape:
@@ -120,30 +106,42 @@ def panoptic_quality_weighted(
     w = np.ones(len(pred), dtype=np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (len(pred),):
         raise ValueError(f"weights must have shape ({len(pred)},), got {w.shape}")
-    things = {int(c) for c in things}
-    stuff = {int(c) for c in stuff}
-    total = float(w.sum())
+    return pred, gt, w
 
-    # Steps 1-2: absent and rare classes.
+
+def _kept_classes(pred: np.ndarray, gt: np.ndarray, w: np.ndarray, robust: float) -> set[int]:
+    """Steps 1-2: the classes of the (M, 2) rows present in ``pred`` or ``gt`` that are not rare
+    (a share of the weights (M,) under ``robust`` in either)."""
+    total = float(w.sum())
     share_p = _class_shares(pred[:, 0], w, total) if total > 0 else {}
     share_t = _class_shares(gt[:, 0], w, total) if total > 0 else {}
     present = set(share_p) | set(share_t)
     rare = {c for c, f in share_p.items() if f < robust} | {c for c, f in share_t.items() if f < robust}
-    kept_things = (things & present) - rare
-    kept_stuff = (stuff & present) - rare
-    kept = kept_things | kept_stuff
-    if not kept:
-        nan = math.nan
-        return PanopticResult(nan, nan, nan, nan, nan, nan, nan, nan, nan, {})
+    return present - rare
 
-    # Steps 3-4: void colour and canonical rows.
-    void = 1 + max(kept | {0})
-    kept_arr = np.array(sorted(kept), dtype=np.int64)
-    stuff_arr = np.array(sorted(kept_stuff), dtype=np.int64)
-    pred_c = _canonicalise(pred, kept_arr, stuff_arr, void)
-    gt_c = _canonicalise(gt, kept_arr, stuff_arr, void)
 
-    # Step 5: segments, areas, sparse joint histogram.
+@dataclass
+class _Overlaps:
+    """Step 5 on canonical rows: the P predicted segments ``seg_p`` (P, 2) and T GT segments
+    ``seg_t`` (T, 2) with their areas (P,) / (T,) and void flags; their non-zero overlaps as (K,)
+    triples (``ps``, ``ts``, ``inter``); I(s, v) ``on_gt_void`` (P,): pixels of a predicted segment
+    on GT void; I(v, t) ``pred_void`` (T,): pixels of a GT segment predicted void."""
+
+    seg_p: np.ndarray
+    seg_t: np.ndarray
+    area_p: np.ndarray
+    area_t: np.ndarray
+    is_void_p: np.ndarray
+    is_void_t: np.ndarray
+    ps: np.ndarray
+    ts: np.ndarray
+    inter: np.ndarray
+    on_gt_void: np.ndarray
+    pred_void: np.ndarray
+
+
+def _overlaps(pred_c: np.ndarray, gt_c: np.ndarray, w: np.ndarray, void: int) -> _Overlaps:
+    """Step 5: segments, areas and the sparse joint histogram of canonical (M, 2) rows weighted by (M,)."""
     seg_p, inv_p = _encode_pairs(pred_c)
     seg_t, inv_t = _encode_pairs(gt_c)
     n_p, n_t = len(seg_p), len(seg_t)
@@ -154,43 +152,51 @@ def panoptic_quality_weighted(
     ps, ts = pair_codes // n_t, pair_codes % n_t
     nonzero = inter > 0
     ps, ts, inter = ps[nonzero], ts[nonzero], inter[nonzero]
-
     is_void_p = seg_p[:, 0] == void
     is_void_t = seg_t[:, 0] == void
-    # I(s, v): pixels of predicted segment s on GT void; I(v, t): pixels of GT segment t predicted void.
     on_gt_void = np.zeros(n_p)
     on_gt_void[ps[is_void_t[ts]]] = inter[is_void_t[ts]]
     pred_void = np.zeros(n_t)
     pred_void[ts[is_void_p[ps]]] = inter[is_void_p[ps]]
+    return _Overlaps(seg_p, seg_t, area_p, area_t, is_void_p, is_void_t, ps, ts, inter, on_gt_void, pred_void)
 
-    # Step 6: matching of same-class pairs with void-adjusted IoU > 0.5.
-    candidate = (~is_void_t[ts]) & (seg_p[ps, 0] == seg_t[ts, 0])
-    cs, ct, ci = ps[candidate], ts[candidate], inter[candidate]
-    union = area_p[cs] - on_gt_void[cs] + area_t[ct] - pred_void[ct] - ci
+
+def _match(o: _Overlaps) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 6: same-class pairs with void-adjusted IoU > 0.5. Returns which predicted (P,) and GT
+    (T,) segments matched, and the GT segment index and IoU of each match (Q,)."""
+    candidate = (~o.is_void_t[o.ts]) & (o.seg_p[o.ps, 0] == o.seg_t[o.ts, 0])
+    cs, ct, ci = o.ps[candidate], o.ts[candidate], o.inter[candidate]
+    union = o.area_p[cs] - o.on_gt_void[cs] + o.area_t[ct] - o.pred_void[ct] - ci
     iou = ci / union
     match = iou > 0.5
-    matched_p = np.zeros(n_p, dtype=bool)
-    matched_t = np.zeros(n_t, dtype=bool)
+    matched_p = np.zeros(len(o.seg_p), dtype=bool)
+    matched_t = np.zeros(len(o.seg_t), dtype=bool)
     matched_p[cs[match]] = True
     matched_t[ct[match]] = True
+    return matched_p, matched_t, ct[match], iou[match]
 
+
+def _segment_counts(o: _Overlaps, kept: set[int]) -> dict[int, dict]:
+    """Steps 6-8: per kept class, true positives with their IoU sum, false negatives (unless mostly
+    predicted void) and false positives (unless mostly on GT void)."""
+    matched_p, matched_t, matched_gt, matched_iou = _match(o)
     stats = {c: {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0} for c in sorted(kept)}
-    for t_index, value in zip(ct[match], iou[match]):
-        entry = stats[int(seg_t[t_index, 0])]
+    for t_index, value in zip(matched_gt, matched_iou):
+        entry = stats[int(o.seg_t[t_index, 0])]
         entry["tp"] += 1
         entry["iou_sum"] += float(value)
-
-    # Step 7: false negatives (unless mostly predicted void).
     with np.errstate(divide="ignore", invalid="ignore"):
-        fn_mask = (~is_void_t) & (~matched_t) & ~(pred_void / area_t > 0.5)
-        fp_mask = (~is_void_p) & (~matched_p) & ~(on_gt_void / area_p > 0.5)
-    for c in seg_t[fn_mask, 0]:
+        fn_mask = (~o.is_void_t) & (~matched_t) & ~(o.pred_void / o.area_t > 0.5)
+        fp_mask = (~o.is_void_p) & (~matched_p) & ~(o.on_gt_void / o.area_p > 0.5)
+    for c in o.seg_t[fn_mask, 0]:
         stats[int(c)]["fn"] += 1
-    # Step 8: false positives (unless mostly on GT void).
-    for c in seg_p[fp_mask, 0]:
+    for c in o.seg_p[fp_mask, 0]:
         stats[int(c)]["fp"] += 1
+    return stats
 
-    # Step 9: per-class scores and plain means.
+
+def _scores(stats: dict[int, dict], kept_things: set[int], kept_stuff: set[int]) -> PanopticResult:
+    """Step 9: per-class PQ/SQ/RQ (added to ``stats``) and their plain means."""
     for c, entry in stats.items():
         tp, fp, fn, iou_sum = entry["tp"], entry["fp"], entry["fn"], entry["iou_sum"]
         denominator = tp + 0.5 * fp + 0.5 * fn
@@ -212,18 +218,53 @@ def panoptic_quality_weighted(
     return PanopticResult(pq, sq, rq, pq_things, pq_stuff, sq_things, sq_stuff, rq_things, rq_stuff, stats)
 
 
+def panoptic_quality_weighted(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    things: Iterable[int],
+    stuff: Iterable[int],
+    robust: float = 0.005,
+) -> PanopticResult:
+    """PQ^scene of weighted rows: row n stands for ``weights[n]`` pixels labelled ``pred[n]`` / ``gt[n]``.
+
+    Args:
+        pred: int (M, 2) predicted ``(class, instance)`` rows.
+        gt: int (M, 2) GT rows.
+        weights: (M,) non-negative pixel counts, or None for all ones.
+        things, stuff: thing / stuff class ids.
+        robust: minimum share of the N = sum(weights) pixels for a class to be kept.
+    """
+    pred, gt, w = _checked_rows(pred, gt, weights)
+    kept = _kept_classes(pred, gt, w, robust)
+    kept_things = {int(c) for c in things} & kept
+    kept_stuff = {int(c) for c in stuff} & kept
+    kept = kept_things | kept_stuff
+    if not kept:
+        nan = math.nan
+        return PanopticResult(nan, nan, nan, nan, nan, nan, nan, nan, nan, {})
+    # Steps 3-4: void colour and canonical rows.
+    void = 1 + max(kept | {0})
+    kept_arr = np.array(sorted(kept), dtype=np.int64)
+    stuff_arr = np.array(sorted(kept_stuff), dtype=np.int64)
+    overlaps = _overlaps(_canonicalise(pred, kept_arr, stuff_arr, void), _canonicalise(gt, kept_arr, stuff_arr, void), w, void)
+    return _scores(_segment_counts(overlaps, kept), kept_things, kept_stuff)
+
+
 def panoptic_quality(
     pred: np.ndarray,
     gt: np.ndarray,
     things: set[int],
     stuff: set[int],
+    *,
     robust: float = 0.005,
 ) -> PanopticResult:
     """PQ^scene of int (N, 2) ``(semantic_class, instance_id)`` rows (valid pixels of all frames).
 
     GT-void pixels must already be removed by the caller (as the reference scorer does).
     """
-    return panoptic_quality_weighted(pred, gt, None, things, stuff, robust)
+    return panoptic_quality_weighted(pred, gt, None, things=things, stuff=stuff, robust=robust)
 
 
 class PanopticAccumulator:
@@ -265,4 +306,4 @@ class PanopticAccumulator:
     def compute(self, things: set[int], stuff: set[int], robust: float = 0.005) -> PanopticResult:
         rows = np.concatenate(self._rows) if self._rows else np.zeros((0, 4), dtype=np.int64)
         counts = np.concatenate(self._counts) if self._counts else np.zeros(0, dtype=np.int64)
-        return panoptic_quality_weighted(rows[:, :2], rows[:, 2:], counts, things, stuff, robust)
+        return panoptic_quality_weighted(rows[:, :2], rows[:, 2:], counts, things=things, stuff=stuff, robust=robust)
