@@ -102,10 +102,10 @@ def test_edge_map_ignores_image_border():
 
 def test_edge_accuracy_perfect_prediction():
     pred_sem, pred_ins, gt_sem, gt_ins = square_scene((2, 5))
-    assert edge_accuracy([gt_sem], [gt_ins * 5], [gt_sem], [gt_ins], {CHAIR}) == 1.0
+    assert edge_accuracy([gt_sem], [gt_ins * 5], [gt_sem], [gt_ins], things={CHAIR}) == 1.0
     # a one-pixel boundary shift is within the tolerance
     pred_sem, pred_ins, gt_sem, gt_ins = square_scene((2, 6))
-    assert edge_accuracy([pred_sem], [pred_ins], [gt_sem], [gt_ins], {CHAIR}) == 1.0
+    assert edge_accuracy([pred_sem], [pred_ins], [gt_sem], [gt_ins], things={CHAIR}) == 1.0
 
 
 def test_edge_accuracy_hand_computed():
@@ -118,11 +118,11 @@ def test_edge_accuracy_hand_computed():
     #   Dice = (14 + 16) / (16 + 20) = 5/6.
     # EA = (6/7 + 5/6) / 2 = 71/84.
     pred_sem, pred_ins, gt_sem, gt_ins = square_scene((2, 7))
-    ea = edge_accuracy([pred_sem], [pred_ins], [gt_sem], [gt_ins], {CHAIR})
+    ea = edge_accuracy([pred_sem], [pred_ins], [gt_sem], [gt_ins], things={CHAIR})
     assert ea == pytest.approx(71 / 84)
     # GT void (class 0) forms no GT segment; a second frame averages over (frame, segment) pairs.
     void_gt = np.where(gt_sem == WALL, 0, gt_sem)
-    ea2 = edge_accuracy([pred_sem, pred_sem], [pred_ins] * 2, [gt_sem, void_gt], [gt_ins] * 2, {CHAIR})
+    ea2 = edge_accuracy([pred_sem, pred_sem], [pred_ins] * 2, [gt_sem, void_gt], [gt_ins] * 2, things={CHAIR})
     assert ea2 == pytest.approx((6 / 7 + 5 / 6 + 6 / 7) / 3)
 
 

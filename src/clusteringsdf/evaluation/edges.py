@@ -70,7 +70,7 @@ def _segment_ids(sem: np.ndarray, ins: np.ndarray, things: set[int]) -> tuple[np
 
 
 def frame_edge_dice(
-    pred_sem: np.ndarray, pred_ins: np.ndarray, gt_sem: np.ndarray, gt_ins: np.ndarray, things: set[int]
+    pred_sem: np.ndarray, pred_ins: np.ndarray, gt_sem: np.ndarray, gt_ins: np.ndarray, *, things: set[int]
 ) -> list[float]:
     """Dice of every non-void GT segment of one frame (all four inputs int (H, W))."""
     shapes = {np.shape(a) for a in (pred_sem, pred_ins, gt_sem, gt_ins)}
@@ -103,6 +103,7 @@ def edge_accuracy(
     pred_ins_frames: Sequence[np.ndarray],
     gt_sem_frames: Sequence[np.ndarray],
     gt_ins_frames: Sequence[np.ndarray],
+    *,
     things: set[int],
 ) -> float:
     """Mean edge Dice over all (frame, GT segment) pairs; each list holds int (H, W) maps per frame."""

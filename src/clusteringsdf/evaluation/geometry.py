@@ -68,7 +68,7 @@ def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRES
     }
 
 
-def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, threshold: float = THRESHOLD, seed: int = 0) -> dict:
+def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, threshold: float = THRESHOLD, *, seed: int = 0) -> dict:
     """Scene and per-object geometry scores of ``clusteringsdf mesh`` output against gt_mesh.ply."""
     from scipy.optimize import linear_sum_assignment
 

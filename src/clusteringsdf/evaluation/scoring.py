@@ -33,6 +33,7 @@ accuracy uses the full frames (GT void forms no GT segment). A missing predictio
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from ..data.scene import read_segmentation_classes
 from ..errors import DataError
 from .edges import frame_edge_dice
 from .image_metrics import DepthAccumulator, psnr
-from .panoptic import PanopticAccumulator
+from .panoptic import PanopticAccumulator, PanopticResult
 from .semantic import confusion_matrix, mean_iou
 
 __all__ = ["evaluate_predictions", "PROTOCOLS", "PANOPTIC_LIFTING_SIZE"]
@@ -107,11 +108,153 @@ def _prediction_path(folder: Path, name: str) -> Path:
     return path
 
 
+def _test_frames(scene_root: Path, split: str, every: int) -> list[str]:
+    """Every ``every``-th frame name of ``split`` in ``splits.json``, in frame order; DataError when
+    the split is missing or empty."""
+    splits_path = scene_root / layout.SPLITS_FILE
+    splits = layout.read_splits(splits_path)
+    if split not in splits:
+        raise DataError(splits_path, f"no '{split}' split (has: {', '.join(sorted(splits))})")
+    frames = layout.frame_sort_key(splits[split])[::every]
+    if not frames:
+        raise DataError(splits_path, f"split '{split}' is empty")
+    return frames
+
+
+@dataclass(frozen=True)
+class _ScoredClasses:
+    """The scene's thing classes and class count (``gt_things``, ``gt_count``) and the classes
+    scored: the scene's, or object / background when ``agnostic``."""
+
+    gt_things: set[int]
+    gt_count: int
+    things: set[int]
+    stuff: set[int]
+    num_classes: int
+    agnostic: bool
+
+
+def _scored_classes(scene_root: Path, class_agnostic: bool | None) -> _ScoredClasses:
+    """The classes to score by; ``class_agnostic`` None = as the scene's segmentation data says."""
+    classes = read_segmentation_classes(scene_root / layout.SEGMENTATION_FILE)
+    gt_things = set(classes.thing_classes)
+    agnostic = classes.class_agnostic if class_agnostic is None else class_agnostic
+    if agnostic:  # every GT thing instance is one "object"; predictions: instance id > 0 = object
+        return _ScoredClasses(gt_things, classes.num_classes, {AGNOSTIC_OBJECT}, {AGNOSTIC_BACKGROUND}, 3, agnostic)
+    return _ScoredClasses(gt_things, classes.num_classes, gt_things, set(classes.stuff_classes), classes.num_classes, agnostic)
+
+
+def _prediction_dirs(pred_root: Path, use_machine_labels: bool) -> tuple[Path, Path]:
+    """The folders of the predicted semantic and instance maps."""
+    if use_machine_labels:
+        return pred_root / "m2f_semantics", pred_root / "m2f_instance"
+    ins_dir = pred_root / "pred_instance"
+    if not ins_dir.is_dir() and (pred_root / "pred_surrogateid").is_dir():
+        ins_dir = pred_root / "pred_surrogateid"
+    return pred_root / "pred_semantics", ins_dir
+
+
+@dataclass(frozen=True)
+class _FrameReader:
+    """Reads the GT and predicted label maps of a test frame at the size the protocol scores."""
+
+    scene_root: Path
+    sem_dir: Path
+    ins_dir: Path
+    protocol: str
+    classes: _ScoredClasses
+
+    def read(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Predicted semantics and instances, GT semantics and instances of frame ``name``, int
+        (H, W) each at the scored size (object / background classes when class-agnostic)."""
+        pred_sem_path = _prediction_path(self.sem_dir, name)
+        pred_ins_path = _prediction_path(self.ins_dir, name)
+        gt_sem_path = self.scene_root / layout.FOLDERS["rs_semantics"] / f"{name}.png"
+        gt_ins_path = self.scene_root / layout.FOLDERS["rs_instance"] / f"{name}.png"
+        gt_sem = layout.read_label(gt_sem_path)
+        gt_ins = layout.read_label(gt_ins_path)
+        if gt_ins.shape != gt_sem.shape:
+            raise DataError(gt_ins_path, f"size {gt_ins.shape} differs from the GT semantics {gt_sem.shape}")
+        gt_count = self.classes.gt_count
+        outside = gt_sem[(gt_sem < 0) | (gt_sem >= gt_count)]
+        if outside.size:
+            raise DataError(gt_sem_path, f"semantic class {int(outside[0])} outside [0, {gt_count}) declared by {layout.SEGMENTATION_FILE}")
+        size = PANOPTIC_LIFTING_SIZE if self.protocol == "panoptic-lifting" else gt_sem.shape
+        gt_sem = _resize_labels(gt_sem, size, gt_sem_path)
+        gt_ins = _resize_labels(gt_ins, size, gt_ins_path)
+        pred_sem = _resize_labels(layout.read_label(pred_sem_path), size, pred_sem_path)
+        pred_ins = _resize_labels(layout.read_label(pred_ins_path), size, pred_ins_path)
+        if self.classes.agnostic:
+            gt_sem = _agnostic_classes(np.isin(gt_sem, list(self.classes.gt_things)) & (gt_ins > 0), gt_sem > 0)
+            pred_sem = _agnostic_classes(pred_ins > 0, np.ones(pred_ins.shape, dtype=bool))
+        return pred_sem, pred_ins, gt_sem, gt_ins
+
+
+@dataclass
+class _Totals:
+    """What the test frames add up to: the PQ^scene accumulator, the confusion matrix (C, C), the
+    edge Dice of every GT segment and the scored [H, W] of the first frame."""
+
+    panoptic: PanopticAccumulator
+    confusion: np.ndarray
+    edge_scores: list[float]
+    resolution: list[int] | None = None
+
+
+def _score_frames(reader: _FrameReader, frames: list[str]) -> _Totals:
+    """Accumulate every frame's scores; GT-void pixels are left out of PQ and the confusion matrix."""
+    classes = reader.classes
+    totals = _Totals(PanopticAccumulator(), np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64), [])
+    for name in frames:
+        pred_sem, pred_ins, gt_sem, gt_ins = reader.read(name)
+        if totals.resolution is None:
+            totals.resolution = [int(gt_sem.shape[0]), int(gt_sem.shape[1])]
+        valid = gt_sem != 0
+        totals.panoptic.update(pred_sem[valid], pred_ins[valid], gt_sem[valid], gt_ins[valid])
+        totals.confusion += confusion_matrix(pred_sem[valid], gt_sem[valid], classes.num_classes)
+        totals.edge_scores.extend(frame_edge_dice(pred_sem, pred_ins, gt_sem, gt_ins, things=classes.things))
+    return totals
+
+
+def _per_class(pq_result: PanopticResult, class_iou: np.ndarray, things: set[int], num_classes: int) -> dict[int, dict[str, Any]]:
+    """tp/fp/fn/iou_sum/pq/sq/rq/iou/thing of every class kept by PQ or with an IoU (C,)."""
+    per_class: dict[int, dict[str, Any]] = {}
+    scored = set(pq_result.per_class) | {c for c in range(num_classes) if not math.isnan(class_iou[c])}
+    for c in sorted(scored):
+        entry = {key: None for key in ("tp", "fp", "fn", "iou_sum", "pq", "sq", "rq")}
+        entry.update({k: v for k, v in pq_result.per_class.get(c, {}).items() if k != "thing"})
+        entry["iou"] = float(class_iou[c]) if 0 <= c < num_classes else None
+        entry["thing"] = c in things
+        per_class[c] = entry
+    return per_class
+
+
+def _scores(totals: _Totals, classes: _ScoredClasses) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """PQ/SQ/RQ (all, things, stuff), mIoU and edge accuracy, and the per-class scores."""
+    pq_result = totals.panoptic.compute(classes.things, classes.stuff)
+    miou, class_iou = mean_iou(totals.confusion)
+    headline = {
+        "pq": pq_result.pq,
+        "sq": pq_result.sq,
+        "rq": pq_result.rq,
+        "pq_things": pq_result.pq_things,
+        "pq_stuff": pq_result.pq_stuff,
+        "sq_things": pq_result.sq_things,
+        "sq_stuff": pq_result.sq_stuff,
+        "rq_things": pq_result.rq_things,
+        "rq_stuff": pq_result.rq_stuff,
+        "miou": miou,
+        "ea": float(np.mean(totals.edge_scores)) if totals.edge_scores else math.nan,
+    }
+    return headline, _per_class(pq_result, class_iou, classes.things, classes.num_classes)
+
+
 def evaluate_predictions(
     scene_root: Path,
     pred_root: Path,
     protocol: str = "native",
     use_machine_labels: bool = False,
+    *,
     split: str = "test",
     class_agnostic: bool | None = None,
     every: int = 1,
@@ -143,100 +286,22 @@ def evaluate_predictions(
     scene_root, pred_root = Path(scene_root), Path(pred_root)
     if not pred_root.is_dir():
         raise DataError(pred_root, "prediction folder not found")
-
-    splits_path = scene_root / layout.SPLITS_FILE
-    splits = layout.read_splits(splits_path)
-    if split not in splits:
-        raise DataError(splits_path, f"no '{split}' split (has: {', '.join(sorted(splits))})")
-    frames = layout.frame_sort_key(splits[split])[::every]
-    if not frames:
-        raise DataError(splits_path, f"split '{split}' is empty")
-
-    classes = read_segmentation_classes(scene_root / layout.SEGMENTATION_FILE)
-    gt_things, gt_classes = set(classes.thing_classes), classes.num_classes
-    if class_agnostic is None:
-        class_agnostic = classes.class_agnostic
-    if class_agnostic:  # every GT thing instance is one "object"; predictions: instance id > 0 = object
-        things, stuff, num_classes = {AGNOSTIC_OBJECT}, {AGNOSTIC_BACKGROUND}, 3
-    else:
-        things, stuff, num_classes = gt_things, set(classes.stuff_classes), gt_classes
-
-    if use_machine_labels:
-        sem_dir, ins_dir = pred_root / "m2f_semantics", pred_root / "m2f_instance"
-    else:
-        sem_dir = pred_root / "pred_semantics"
-        ins_dir = pred_root / "pred_instance"
-        if not ins_dir.is_dir() and (pred_root / "pred_surrogateid").is_dir():
-            ins_dir = pred_root / "pred_surrogateid"
-
-    panoptic = PanopticAccumulator()
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    edge_scores: list[float] = []
-    resolution: list[int] | None = None
-    for name in frames:
-        pred_sem_path = _prediction_path(sem_dir, name)
-        pred_ins_path = _prediction_path(ins_dir, name)
-        gt_sem_path = scene_root / layout.FOLDERS["rs_semantics"] / f"{name}.png"
-        gt_ins_path = scene_root / layout.FOLDERS["rs_instance"] / f"{name}.png"
-        gt_sem = layout.read_label(gt_sem_path)
-        gt_ins = layout.read_label(gt_ins_path)
-        if gt_ins.shape != gt_sem.shape:
-            raise DataError(gt_ins_path, f"size {gt_ins.shape} differs from the GT semantics {gt_sem.shape}")
-        outside = gt_sem[(gt_sem < 0) | (gt_sem >= gt_classes)]
-        if outside.size:
-            raise DataError(
-                gt_sem_path,
-                f"semantic class {int(outside[0])} outside [0, {gt_classes}) declared by {layout.SEGMENTATION_FILE}",
-            )
-        size = PANOPTIC_LIFTING_SIZE if protocol == "panoptic-lifting" else gt_sem.shape
-        gt_sem = _resize_labels(gt_sem, size, gt_sem_path)
-        gt_ins = _resize_labels(gt_ins, size, gt_ins_path)
-        pred_sem = _resize_labels(layout.read_label(pred_sem_path), size, pred_sem_path)
-        pred_ins = _resize_labels(layout.read_label(pred_ins_path), size, pred_ins_path)
-        if class_agnostic:
-            gt_sem = _agnostic_classes(np.isin(gt_sem, list(gt_things)) & (gt_ins > 0), gt_sem > 0)
-            pred_sem = _agnostic_classes(pred_ins > 0, np.ones(pred_ins.shape, dtype=bool))
-        if resolution is None:
-            resolution = [int(size[0]), int(size[1])]
-
-        valid = gt_sem != 0
-        panoptic.update(pred_sem[valid], pred_ins[valid], gt_sem[valid], gt_ins[valid])
-        confusion += confusion_matrix(pred_sem[valid], gt_sem[valid], num_classes)
-        edge_scores.extend(frame_edge_dice(pred_sem, pred_ins, gt_sem, gt_ins, things))
-
-    pq_result = panoptic.compute(things, stuff)
-    miou, class_iou = mean_iou(confusion)
-
-    per_class: dict[int, dict[str, Any]] = {}
-    classes = set(pq_result.per_class) | {c for c in range(num_classes) if not math.isnan(class_iou[c])}
-    for c in sorted(classes):
-        entry = {key: None for key in ("tp", "fp", "fn", "iou_sum", "pq", "sq", "rq")}
-        entry.update({k: v for k, v in pq_result.per_class.get(c, {}).items() if k != "thing"})
-        entry["iou"] = float(class_iou[c]) if 0 <= c < num_classes else None
-        entry["thing"] = c in things
-        per_class[c] = entry
-
+    frames = _test_frames(scene_root, split, every)
+    classes = _scored_classes(scene_root, class_agnostic)
+    sem_dir, ins_dir = _prediction_dirs(pred_root, use_machine_labels)
+    totals = _score_frames(_FrameReader(scene_root, sem_dir, ins_dir, protocol, classes), frames)
+    headline, per_class = _scores(totals, classes)
     result: dict[str, Any] = {
-        "pq": pq_result.pq,
-        "sq": pq_result.sq,
-        "rq": pq_result.rq,
-        "pq_things": pq_result.pq_things,
-        "pq_stuff": pq_result.pq_stuff,
-        "sq_things": pq_result.sq_things,
-        "sq_stuff": pq_result.sq_stuff,
-        "rq_things": pq_result.rq_things,
-        "rq_stuff": pq_result.rq_stuff,
-        "miou": miou,
-        "ea": float(np.mean(edge_scores)) if edge_scores else math.nan,
+        **headline,
         "frames": len(frames),
         "protocol": protocol,
-        "resolution": resolution,
+        "resolution": totals.resolution,
         "split": split,
         "use_machine_labels": bool(use_machine_labels),
-        "num_classes": num_classes,
-        "class_agnostic": bool(class_agnostic),
-        "things": sorted(things),
-        "stuff": sorted(stuff),
+        "num_classes": classes.num_classes,
+        "class_agnostic": bool(classes.agnostic),
+        "things": sorted(classes.things),
+        "stuff": sorted(classes.stuff),
         "per_class": per_class,
     }
     if not use_machine_labels:
