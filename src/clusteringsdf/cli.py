@@ -125,11 +125,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def build_config(args: argparse.Namespace):
     """Preset, then a config file, then ``--set`` assignments, then the named flags (validated).
     Without a mode from any of them, GT labels train ObjectSDF++ and machine labels ClusteringSDF."""
-    from .config import Config, preset
+    from .config import SWITCHES, Config, preset, read_config_file
     from .methods import method_class
 
     config = preset(args.preset)
-    file_values = _read_config_file(Path(args.config)) if getattr(args, "config", None) else {}
+    file_values = read_config_file(Path(args.config)) if getattr(args, "config", None) else {}
     config = Config.from_dict(file_values, base=config)
     assignments = getattr(args, "set", None) or []
     config = config.with_text_values(assignments)
@@ -149,9 +149,9 @@ def build_config(args: argparse.Namespace):
         values["sampler.kind"] = "spheres"
     elif spheres == "off" and values.get("sampler.kind", config.sampler.kind) == "spheres":
         values["sampler.kind"] = "grid"
-    for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):
+    for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):  # an ablation sets the term's weights to 0
         if getattr(args, f"no_{flag}", False):
-            values[f"clustering.use_{flag}"] = False
+            values.update({key: 0.0 for key in SWITCHES[f"clustering.use_{flag}"]})
     config = config.with_values(values)
     method_class(config.mode)
     return config
@@ -197,16 +197,6 @@ def auto_channels(config, scene_path: Path):
         f"{scene.num_frames} frames, {config.data.labels} labels)"
     )
     return config.with_values({"field.channels": channels}), scene
-
-
-def _read_config_file(path: Path) -> dict:
-    from .config import ConfigError
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
-    return data.get("config", data) if isinstance(data, dict) else data  # a run's config.json works too
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -397,18 +387,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch([Path(s) for s in args.scenes], Path(args.out), options)
 
 
-# ------------------------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
-    from .methods import METHODS
-
-    parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    """The ``synth`` command: a synthetic benchmark scene."""
     p = sub.add_parser("synth", help="write a synthetic benchmark scene in the Panoptic Lifting layout")
     p.add_argument("out", help="output scene folder (must not exist or be empty)")
     p.add_argument("--preset", choices=("tiny", "room", "large"), default="room")
@@ -417,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    """The ``prepare`` command: a capture turned into a scene."""
     p = sub.add_parser("prepare", help="turn a capture (images or a video, optional depth) into a scene: poses, undistortion, masks")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="folder of images (any common format; file stems become frame names)")
@@ -447,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_prepare)
 
+
+def _add_mesh(sub: argparse._SubParsersAction) -> None:
+    """The ``mesh`` command: scene and object meshes of a run."""
     p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
     p.add_argument("--run", required=True)
     p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
@@ -459,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_mesh)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """The ``report`` command: a run's HTML report."""
     p = sub.add_parser("report", help="write RUN/report.html: scores, training curves, test views, mesh previews")
     p.add_argument("--run", required=True)
     p.add_argument("--baseline", action="append", default=[], help="another scored run to list in the table (repeatable)")
@@ -467,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
 
+
+def _add_view(sub: argparse._SubParsersAction) -> None:
+    """The ``view`` command: the browser viewer of a run."""
     p = sub.add_parser("view", help="look around a trained run in the browser (meshes, objects, cameras, renders)")
     p.add_argument("--run", required=True)
     p.add_argument("--port", type=int, default=8080)
@@ -475,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
     p.set_defaults(func=cmd_view)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` command: synthetic room, training and scores in one go."""
     p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
     p.add_argument("--scene", default="scenes/demo")
     p.add_argument("--out", default="runs/demo")
@@ -484,11 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    """The ``info`` command: a scene's summary."""
     p = sub.add_parser("info", help="validate a scene folder and print a summary")
     p.add_argument("scene")
     p.add_argument("--downscale", type=float, default=1.0)
     p.set_defaults(func=cmd_info)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    """The ``eval`` command: scores of predicted label maps and meshes."""
     p = sub.add_parser("eval", help="score predicted label maps (and meshes) against a scene's ground truth")
     p.add_argument("--scene", required=True)
     p.add_argument("--pred", help="folder with pred_semantics/ and pred_instance/ (or a scene with --use-machine-labels)")
@@ -499,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-agnostic", action="store_true",
                    help="score instances without classes (GT things = objects); automatic for scenes without classes")
     p.set_defaults(func=cmd_eval)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` command: one run on a scene."""
+    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
+    from .methods import METHODS
 
     p = sub.add_parser("train", help="train a run on a scene")
     p.add_argument("--data", required=True, help="scene folder")
@@ -527,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    """The ``render`` command: a run's views or a novel-view trajectory."""
     p = sub.add_parser("render", help="render a trained run's views in the layout `eval` reads")
     p.add_argument("--run", required=True)
     p.add_argument("--split", choices=("test", "train"), default="test")
@@ -540,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_render)
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    """The ``batch`` command: many scenes, trained, scored, meshed and reported."""
+    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
+    from .methods import METHODS
 
     p = sub.add_parser("batch", help="train, score, mesh and report many scenes (Ray tasks; one after another without Ray)")
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders; each run goes to OUT/<scene folder name>")
@@ -562,7 +581,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-arg", action="append", default=[], metavar="ARG",
                    help="any other train argument, repeatable (e.g. --train-arg=--no-diff)")
     p.set_defaults(func=cmd_batch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one sub-command per verb, listed in this order by ``--help``."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_synth, _add_prepare, _add_mesh, _add_report, _add_view, _add_demo, _add_info, _add_eval, _add_train, _add_render,
+                _add_batch):
+        add(sub)
     return parser
+
+
+# ------------------------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
