@@ -2,10 +2,11 @@
 every scene, as Ray tasks (on a local Ray instance, or on an existing cluster with ``--address``) or,
 without Ray, one after another.
 
-Each scene is one *job* that runs the package's own command line in a subprocess, so it depends on
-nothing but the CLI: ``train --data SCENE --out RUNS/<scene> --eval --resume --threads N ...`` (train,
-render and score the test views, write the report), then, unless ``--mesh-resolution 0``,
-``mesh --run RUNS/<scene> --resolution R`` and ``report --run RUNS/<scene>`` again with those meshes.
+Each scene is one *job* that runs the package's own command line in a subprocess (``python -m
+clusteringsdf``), so it depends on nothing but the CLI: ``train --data SCENE --out RUNS/<scene>
+--eval --resume --threads N ...`` (train, render and score the test views, write the report), then,
+unless ``--mesh-resolution 0``, ``mesh --run RUNS/<scene> --resolution R`` and ``report --run
+RUNS/<scene>`` again with those meshes.
 The subprocess gets ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = ``--threads`` = the task's CPU share:
 two trainings sharing cores with more threads than cores run several times slower than alone.
 
@@ -176,13 +177,17 @@ def is_finished(runs: Path, name: str, mesh_resolution: int) -> bool:
 # ------------------------------------------------------------------------------------ the job
 
 
-def _die_with_parent() -> None:
-    """In a job's command: ask Linux for SIGTERM when the job's process dies (training then saves a
-    checkpoint and exits), and stop at once if it died already."""
+def die_with_job() -> None:
+    """In a command that a job started (:data:`PARENT_ENV` names the job's process): ask Linux for
+    SIGTERM when the job's process dies (training then saves a checkpoint and exits), and stop at
+    once if it died already. The variable is removed, so that the command's own subprocesses are
+    not taken for job commands. Does nothing in any other process."""
+    parent = os.environ.pop(PARENT_ENV, None)
+    if parent is None:
+        return
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    parent = os.environ.get(PARENT_ENV)
     if parent and os.getppid() != int(parent):
         sys.exit(143)
 
@@ -224,9 +229,9 @@ class _SceneLock:
 
 
 def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) -> tuple[int, str]:
-    """Run ``python -m clusteringsdf.batch --command ARGS`` with the task's thread share; returns the
-    exit code and the one-line error. On KeyboardInterrupt (Ctrl-C, a cancelled Ray task) the command
-    gets SIGTERM and a minute to save its checkpoint."""
+    """Run ``python -m clusteringsdf ARGS`` with the task's thread share; returns the exit code and
+    the one-line error. On KeyboardInterrupt (Ctrl-C, a cancelled Ray task) the command gets SIGTERM
+    and a minute to save its checkpoint."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
@@ -236,7 +241,7 @@ def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) ->
         handle.write(f"$ clusteringsdf {' '.join(args)}\n".encode())
         handle.flush()
         start = handle.tell()
-        process = subprocess.Popen([sys.executable, "-m", "clusteringsdf.batch", "--command", *args], stdin=subprocess.DEVNULL,
+        process = subprocess.Popen([sys.executable, "-m", "clusteringsdf", *args], stdin=subprocess.DEVNULL,
                                    stdout=handle, stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
         try:
             code = _wait(process)
@@ -647,20 +652,3 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-# ------------------------------------------------------------------------------------ a job's command
-
-
-def _command_main(argv: list[str]) -> int:
-    """``python -m clusteringsdf.batch --command ARGS``: ``clusteringsdf ARGS`` that dies with its job."""
-    _die_with_parent()
-    from .cli import main
-
-    return main(argv)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] != "--command":
-        sys.exit("usage: python -m clusteringsdf.batch --command CLI-ARGS... (used by `clusteringsdf batch`)")
-    sys.exit(_command_main(sys.argv[2:]))
