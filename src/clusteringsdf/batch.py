@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ClusteringSDFError
+from .files import write_json_atomic, write_text_atomic
 
 STATE_FILE = "batch_state.json"
 SUMMARY_FILE = "batch_summary.json"
@@ -135,18 +136,6 @@ def step_names(mesh_resolution: int) -> list[str]:
 def job_paths(runs: Path, name: str) -> dict[str, Path]:
     folder = Path(runs) / JOB_DIR
     return {"log": folder / f"{name}.log", "record": folder / f"{name}.json", "lock": folder / f"{name}.lock"}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename (torch-free, unlike the run folder's helper: this
-    module runs in Ray workers and drivers that never train)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    _write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -302,7 +291,7 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
                 note(f"{step} failed: {error}")
                 return result("failed", error)
             steps.append(step)
-            _write_json_atomic(paths["record"], {"steps": steps})
+            write_json_atomic(paths["record"], {"steps": steps})
     finally:
         lock.close()
         if ignored:
@@ -447,8 +436,8 @@ def write_summary(runs: Path, entries: dict[str, SceneEntry]) -> dict[str, Any]:
         })
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "failed", "queued", "running", "interrupted")}
     summary = {"runs": str(runs), "updated": time.strftime("%Y-%m-%d %H:%M:%S"), "counts": counts, "scenes": rows}
-    _write_json_atomic(runs / SUMMARY_FILE, summary)
-    _write_text_atomic(runs / INDEX_FILE, _index_html(summary))
+    write_json_atomic(runs / SUMMARY_FILE, summary)
+    write_text_atomic(runs / INDEX_FILE, _index_html(summary))
     return summary
 
 
@@ -556,7 +545,7 @@ def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Call
         say(f"note: the options differ from the previous batch on {runs}; finished runs are kept as they are")
 
     def save() -> None:
-        _write_json_atomic(runs / STATE_FILE, {"options": asdict(options), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        write_json_atomic(runs / STATE_FILE, {"options": asdict(options), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                "scenes": {n: asdict(e) for n, e in entries.items()}})
         write_summary(runs, entries)
 
