@@ -138,6 +138,10 @@ def job_paths(runs: Path, name: str) -> dict[str, Path]:
     return {"log": folder / f"{name}.log", "record": folder / f"{name}.json", "lock": folder / f"{name}.lock"}
 
 
+def _timestamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _read_json(path: Path) -> dict | None:
     """The JSON object in ``path``; None when it is missing or unreadable (a state file is rewritten)."""
     try:
@@ -192,6 +196,15 @@ def _error_line(text: str, code: int) -> str:
     return lines[-1] if lines else f"exit code {code}"
 
 
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive ``flock`` of an open file without waiting; False while another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class _SceneLock:
     """Exclusive lock of one scene (``flock``); the job's commands inherit it, so it stays held while
     an orphaned command of a dead job is still stopping."""
@@ -200,18 +213,14 @@ class _SceneLock:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + LOCK_WAIT_S
         waited = False
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise ClusteringSDFError(f"{path}: still held by an earlier command of this scene after {LOCK_WAIT_S:.0f} s") from None
-                if not waited:
-                    log(f"waiting for an earlier command of this scene to stop ({path} is held)")
-                    waited = True
-                time.sleep(0.5)
+        while not _try_lock(self.fd):
+            if time.monotonic() > deadline:
+                os.close(self.fd)
+                raise ClusteringSDFError(f"{path}: still held by an earlier command of this scene after {LOCK_WAIT_S:.0f} s")
+            if not waited:
+                log(f"waiting for an earlier command of this scene to stop ({path} is held)")
+                waited = True
+            time.sleep(0.5)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -266,7 +275,7 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
 
     def note(message: str) -> None:
         with open(paths["log"], "a") as handle:
-            handle.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+            handle.write(f"# {_timestamp()} {message}\n")
 
     def result(status: str, error: str | None = None) -> dict[str, Any]:
         return {"name": job.name, "status": status, "seconds": round(time.monotonic() - start, 1), "error": error, "steps": list(steps)}
@@ -435,7 +444,7 @@ def write_summary(runs: Path, entries: dict[str, SceneEntry]) -> dict[str, Any]:
             "log": f"{JOB_DIR}/{name}.log",
         })
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "failed", "queued", "running", "interrupted")}
-    summary = {"runs": str(runs), "updated": time.strftime("%Y-%m-%d %H:%M:%S"), "counts": counts, "scenes": rows}
+    summary = {"runs": str(runs), "updated": _timestamp(), "counts": counts, "scenes": rows}
     write_json_atomic(runs / SUMMARY_FILE, summary)
     write_text_atomic(runs / INDEX_FILE, _index_html(summary))
     return summary
@@ -488,11 +497,9 @@ class _BatchLock:
     def __init__(self, runs: Path) -> None:
         path = runs / JOB_DIR / "driver.lock"
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(self.fd):
             os.close(self.fd)
-            raise ClusteringSDFError(f"{runs}: another batch is running on this folder") from None
+            raise ClusteringSDFError(f"{runs}: another batch is running on this folder")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -533,104 +540,140 @@ def run_batch(scenes: list[Path], runs: Path, options: BatchOptions, log: Callab
 
 
 def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Callable[[str], None]) -> int:
-    state = _read_json(runs / STATE_FILE) or {}
+    """Queue the scenes not finished earlier and run their jobs; returns the batch's exit code."""
+    driver = _Driver(scenes, runs, options, say)
+    if not driver.queue_unfinished():
+        say(f"nothing to run: every scene finished earlier -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
+        return 0
+    return driver.run(_make_runner(options, say))
+
+
+def _entries_from_state(state: dict[str, Any], scenes: dict[str, Path]) -> dict[str, SceneEntry]:
+    """Each scene's entry, with the attempts, seconds, status and error of the previous batch's state."""
     known = state.get("scenes", {}) if isinstance(state.get("scenes"), dict) else {}
     entries: dict[str, SceneEntry] = {}
     for name, scene in scenes.items():
         old = known.get(name) if isinstance(known.get(name), dict) else {}
         entries[name] = SceneEntry(scene=str(scene), attempts=int(old.get("attempts", 0)), seconds=float(old.get("seconds", 0.0)),
                                    status=str(old.get("status", "queued")), error=old.get("error"))
+    return entries
 
-    if isinstance(state.get("options"), dict) and state["options"] != json.loads(json.dumps(asdict(options))):
-        say(f"note: the options differ from the previous batch on {runs}; finished runs are kept as they are")
 
-    def save() -> None:
-        write_json_atomic(runs / STATE_FILE, {"options": asdict(options), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                               "scenes": {n: asdict(e) for n, e in entries.items()}})
-        write_summary(runs, entries)
+class _Driver:
+    """The driver's side of a batch: the scenes' entries (saved to ``batch_state.json`` and the
+    summary after every change), the queue, the jobs in flight and the retries of failed ones."""
 
-    queue: deque[str] = deque()
-    for name in scenes:
-        if is_finished(runs, name, options.mesh_resolution):
-            entries[name].status, entries[name].error = "done", None
-            say(f"{name}: finished earlier, skipped")
-            continue
-        if entries[name].status in ("running", "interrupted") or (runs / name / "checkpoints").is_dir():
-            say(f"{name}: interrupted earlier, will resume")
-        entries[name].status, entries[name].error = "queued", None
-        queue.append(name)
-    save()
-    if not queue:
-        say(f"nothing to run: every scene finished earlier -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
-        return 0
-    runner = _make_runner(options, say)
-    threads = getattr(runner, "cpus", None) or options.cpus_per_task or _available_cpus()
-    workers = options.workers if isinstance(runner, _RayRunner) else 1
+    def __init__(self, scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Callable[[str], None]) -> None:
+        self.scenes = scenes
+        self.runs = runs
+        self.options = options
+        self.say = say
+        state = _read_json(runs / STATE_FILE) or {}
+        self.entries = _entries_from_state(state, scenes)
+        if isinstance(state.get("options"), dict) and state["options"] != json.loads(json.dumps(asdict(options))):
+            say(f"note: the options differ from the previous batch on {runs}; finished runs are kept as they are")
+        self.queue: deque[str] = deque()
+        self.running: dict[Any, str] = {}
+        self.tries: dict[str, int] = {}
+        self.durations: list[float] = []
+        self.workers = 1  # jobs in flight at once; :meth:`run` sets it from its runner
 
-    def job(name: str) -> SceneJob:
-        return SceneJob(name, str(scenes[name]), str(runs), threads, options.device, tuple(options.train_args), options.mesh_resolution,
-                        entries[name].attempts + 1)
+    def save(self) -> None:
+        """Write ``batch_state.json``, ``batch_summary.json`` and ``index.html``."""
+        write_json_atomic(self.runs / STATE_FILE, {"options": asdict(self.options), "updated": _timestamp(),
+                                                   "scenes": {n: asdict(e) for n, e in self.entries.items()}})
+        write_summary(self.runs, self.entries)
 
-    say(f"{len(queue)} of {len(scenes)} scene(s) to run {runner.description}; logs in {runs / JOB_DIR}")
-    tries: dict[str, int] = {}
-    running: dict[Any, str] = {}
-    durations: list[float] = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
-    try:
-        while queue or running:
-            while queue and len(running) < workers:
-                name = queue.popleft()
-                tries[name] = tries.get(name, 0) + 1
-                entries[name].status = "running"
-                running[runner.submit(job(name))] = name
-                entries[name].attempts += 1
-                say(f"{name}: started (attempt {tries[name]} of {options.max_attempts})")
-                save()
-            handle, result = runner.wait_any(list(running))
-            name = running.pop(handle)
-            entry = entries[name]
-            entry.seconds += float(result.get("seconds", 0.0))
-            entry.steps = list(result.get("steps", []))
-            if result["status"] == "done":
+    def queue_unfinished(self) -> bool:
+        """Queue every scene not finished earlier and save the state; False when none is left."""
+        for name in self.scenes:
+            entry = self.entries[name]
+            if is_finished(self.runs, name, self.options.mesh_resolution):
                 entry.status, entry.error = "done", None
-                durations.append(float(result.get("seconds", 0.0)))
-                scores = _scores(runs / name)
-                shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("pq", "miou") if isinstance(scores.get(k), (int, float)))
-                say(f"{name}: finished in {result.get('seconds', 0):.0f} s{': ' + shown if shown else ''} ({_progress(entries, queue, running, durations, workers)})")
-            elif tries[name] < options.max_attempts:
-                entry.status, entry.error = "queued", result.get("error")
-                queue.append(name)
-                say(f"{name}: failed, will try again: {entry.error}")
-            else:
-                entry.status, entry.error = "failed", result.get("error")
-                say(f"{name}: failed after {tries[name]} attempt(s): {entry.error} ({_progress(entries, queue, running, durations, workers)})")
-            save()
-    except KeyboardInterrupt:
-        say(f"interrupted: stopping {len(running)} running scene(s) (their checkpoints are saved; run the same command again to resume)")
-        runner.cancel(list(running))
-        for name in running.values():
-            entries[name].status = "interrupted"
-        save()
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        runner.close()
-    done = sum(e.status == "done" for e in entries.values())
-    failed = [n for n, e in entries.items() if e.status == "failed"]
-    say(f"batch finished: {done} done, {len(failed)} failed -> {runs / SUMMARY_FILE}, {runs / INDEX_FILE}")
-    return 1 if failed else 0
+                self.say(f"{name}: finished earlier, skipped")
+                continue
+            if entry.status in ("running", "interrupted") or (self.runs / name / "checkpoints").is_dir():
+                self.say(f"{name}: interrupted earlier, will resume")
+            entry.status, entry.error = "queued", None
+            self.queue.append(name)
+        self.save()
+        return bool(self.queue)
 
+    def run(self, runner: _SequentialRunner | _RayRunner) -> int:
+        """Run the queued jobs on ``runner`` until none is left; 130 when interrupted (Ctrl-C, SIGTERM)."""
+        threads = getattr(runner, "cpus", None) or self.options.cpus_per_task or _available_cpus()
+        self.workers = self.options.workers if isinstance(runner, _RayRunner) else 1
+        self.say(f"{len(self.queue)} of {len(self.scenes)} scene(s) to run {runner.description}; logs in {self.runs / JOB_DIR}")
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+        try:
+            while self.queue or self.running:
+                self._start_jobs(runner, threads)
+                handle, result = runner.wait_any(list(self.running))
+                self._record(self.running.pop(handle), result)
+                self.save()
+        except KeyboardInterrupt:
+            self._stop(runner)
+            return 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            runner.close()
+        done = sum(e.status == "done" for e in self.entries.values())
+        failed = [n for n, e in self.entries.items() if e.status == "failed"]
+        self.say(f"batch finished: {done} done, {len(failed)} failed -> {self.runs / SUMMARY_FILE}, {self.runs / INDEX_FILE}")
+        return 1 if failed else 0
 
-def _progress(entries: dict[str, SceneEntry], queue: deque, running: dict, durations: list[float], workers: int) -> str:
-    done = sum(e.status == "done" for e in entries.values())
-    failed = sum(e.status == "failed" for e in entries.values())
-    text = f"{done}/{len(entries)} done, {failed} failed, {len(running)} running, {len(queue)} queued"
-    left = len(queue) + len(running)
-    if durations and left:
-        seconds = sum(durations) / len(durations) * left / max(workers, 1)
-        text += f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
-    return text
+    def _start_jobs(self, runner: _SequentialRunner | _RayRunner, threads: int) -> None:
+        """Submit queued scenes while fewer than ``workers`` jobs are in flight."""
+        while self.queue and len(self.running) < self.workers:
+            name = self.queue.popleft()
+            entry = self.entries[name]
+            self.tries[name] = self.tries.get(name, 0) + 1
+            entry.status = "running"
+            job = SceneJob(name, str(self.scenes[name]), str(self.runs), threads, self.options.device, tuple(self.options.train_args),
+                           self.options.mesh_resolution, entry.attempts + 1)
+            self.running[runner.submit(job)] = name
+            entry.attempts += 1
+            self.say(f"{name}: started (attempt {self.tries[name]} of {self.options.max_attempts})")
+            self.save()
+
+    def _record(self, name: str, result: dict[str, Any]) -> None:
+        """Take a finished job's result: the scene is done, queued again, or failed for good."""
+        entry = self.entries[name]
+        entry.seconds += float(result.get("seconds", 0.0))
+        entry.steps = list(result.get("steps", []))
+        if result["status"] == "done":
+            entry.status, entry.error = "done", None
+            self.durations.append(float(result.get("seconds", 0.0)))
+            scores = _scores(self.runs / name)
+            shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("pq", "miou") if isinstance(scores.get(k), (int, float)))
+            self.say(f"{name}: finished in {result.get('seconds', 0):.0f} s{': ' + shown if shown else ''} ({self._progress()})")
+        elif self.tries[name] < self.options.max_attempts:
+            entry.status, entry.error = "queued", result.get("error")
+            self.queue.append(name)
+            self.say(f"{name}: failed, will try again: {entry.error}")
+        else:
+            entry.status, entry.error = "failed", result.get("error")
+            self.say(f"{name}: failed after {self.tries[name]} attempt(s): {entry.error} ({self._progress()})")
+
+    def _stop(self, runner: _SequentialRunner | _RayRunner) -> None:
+        """Cancel the jobs in flight (their commands save a checkpoint) and mark their scenes interrupted."""
+        self.say(f"interrupted: stopping {len(self.running)} running scene(s) (their checkpoints are saved; run the same command again to resume)")
+        runner.cancel(list(self.running))
+        for name in self.running.values():
+            self.entries[name].status = "interrupted"
+        self.save()
+
+    def _progress(self) -> str:
+        """'3/5 done, 1 failed, 1 running, 0 queued, about 4 min left'."""
+        done = sum(e.status == "done" for e in self.entries.values())
+        failed = sum(e.status == "failed" for e in self.entries.values())
+        text = f"{done}/{len(self.entries)} done, {failed} failed, {len(self.running)} running, {len(self.queue)} queued"
+        left = len(self.queue) + len(self.running)
+        if self.durations and left:
+            seconds = sum(self.durations) / len(self.durations) * left / max(self.workers, 1)
+            text += f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+        return text
 
 
 def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001
