@@ -45,17 +45,24 @@ def write_mesh(
     atomic_write(path, lambda tmp: tmp.write_bytes(mesh.export(file_type=suffix)))
 
 
-def read_mesh(path: Path):
-    """A ``trimesh.Trimesh`` (geometry and vertex colours, unprocessed); DataError when unreadable."""
+def read_mesh(path: Path, *, missing: str = "mesh file not found"):
+    """A ``trimesh.Trimesh`` (geometry and vertex colours, unprocessed); a one-line DataError when
+    the file is absent (saying ``missing``) or unreadable."""
     import trimesh
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "mesh file not found")
+        raise DataError(path, missing)
     try:
         return trimesh.load(path, process=False, force="mesh")
     except Exception as exc:  # noqa: BLE001 - any parser error is a bad file
         raise DataError(path, f"unreadable mesh ({exc})") from None
+
+
+def read_mesh_arrays(path: Path, *, missing: str = "mesh file not found") -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (N, 3) float32 and triangles (M, 3) int32 of a mesh file, errors as :func:`read_mesh`."""
+    mesh = read_mesh(path, missing=missing)
+    return np.asarray(mesh.vertices, dtype=np.float32), np.asarray(mesh.faces, dtype=np.int32)
 
 
 @dataclass

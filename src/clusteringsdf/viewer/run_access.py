@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..data import layout
+from ..data.mesh_io import read_mesh_arrays
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run, resolve_device
@@ -175,20 +176,6 @@ def _ensure_meshes(trained: TrainedRun, mesh_dir: Path, resolution: int, log: Ca
     return mesh_dir
 
 
-def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
-    from ..errors import DataError
-
-    if not path.is_file():
-        raise DataError(path, "mesh file not found (listed in index.json)")
-    try:
-        mesh = trimesh.load(path, process=False, force="mesh")
-    except Exception as exc:  # noqa: BLE001 - any parser error is a bad file
-        raise DataError(path, f"unreadable mesh ({exc})") from None
-    return np.asarray(mesh.vertices, dtype=np.float32), np.asarray(mesh.faces, dtype=np.int32)
-
-
 def read_fscores(mesh_dir: Path, log: Callable[[str], None] = print) -> dict[int, float]:
     """Per-object F-scores {object id: F-score} from ``mesh_dir/geometry.json`` ({} when absent).
 
@@ -228,7 +215,7 @@ class RunAccess:
         self._objects: list[ObjectInfo] = []
         self._object_geometry: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for entry in sorted(index.get("objects", []), key=lambda e: int(e["id"])):
-            vertices, faces = _read_ply(mesh_dir / entry["file"])
+            vertices, faces = read_mesh_arrays(mesh_dir / entry["file"], missing="mesh file not found (listed in index.json)")
             object_id = int(entry["id"])
             self._object_geometry[object_id] = (vertices, faces)
             self._objects.append(
@@ -244,7 +231,7 @@ class RunAccess:
             )
         self._background = None  # (vertices, faces, owner channel per vertex)
         if (mesh_dir / "scene_instance.ply").is_file():
-            vertices, faces = _read_ply(mesh_dir / "scene_instance.ply")
+            vertices, faces = read_mesh_arrays(mesh_dir / "scene_instance.ply")
             with self._lock:
                 owner = self._owners(vertices)
             listed = np.isin(owner, [o.id for o in self._objects])
