@@ -24,6 +24,7 @@ def write_mesh(
     vertices: np.ndarray,
     faces: np.ndarray,
     vertex_colors: np.ndarray | None = None,
+    *,
     face_attributes: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write a triangle mesh, format by suffix (PLY binary, GLB, OBJ ...), atomically.

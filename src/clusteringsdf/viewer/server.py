@@ -459,8 +459,8 @@ class RunViewer:
         return result
 
 
-def start_viewer(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, device: str = "auto",
-                 mesh_resolution: int = 128, log=print) -> RunViewer:
+def start_viewer(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, device: str = "auto", *,
+                 mesh_resolution: int = 128, log: Callable[[str], None] = print) -> RunViewer:
     """Open a run and serve it: returns the running viewer (``port=0`` picks a free port)."""
     require_viser()
     check_port_free(host, port)  # before the slow part
