@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -183,7 +183,7 @@ class _Registration:
         angle = np.degrees(np.arccos(np.clip((np.trace(delta[:3, :3]) - 1.0) / 2.0, -1.0, 1.0)))
         return angle < 0.5 and np.linalg.norm(delta[:3, 3]) < 0.01 * self.frames.median_depth
 
-    def register(self, source: int, target: int, guesses: list[np.ndarray], accept: float, sequential: bool = False):
+    def register(self, source: int, target: int, guesses: list[np.ndarray], accept: float, *, sequential: bool = False):
         """Refine every guess; unless they agree, reach ``accept`` depth agreement and (for
         ``sequential`` odometry) a photometric error under twice the median of the accepted
         sequential registrations so far, also refine the global registration.
@@ -214,11 +214,116 @@ class _Registration:
         return not self.photometric_history or result[1] <= 2.0 * float(np.median(self.photometric_history))
 
 
+@dataclass
+class _PoseGraph:
+    """The pose graph being built: Open3D's ``graph`` (``module`` = ``open3d.pipelines.registration``),
+    the graph node of each tracked frame index and its chained camera-to-world pose (4, 4)."""
+
+    module: Any
+    graph: Any
+    node_of: dict[int, int] = field(default_factory=dict)
+    world_from: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add_node(self, i: int, pose: np.ndarray) -> None:
+        """Frame ``i`` as the next node, at camera-to-world ``pose`` (4, 4)."""
+        self.world_from[i] = pose
+        self.node_of[i] = len(self.graph.nodes)
+        self.graph.nodes.append(self.module.PoseGraphNode(pose))
+
+    def add_edge(self, source: int, target: int, result, uncertain: bool) -> None:
+        """An edge from frame ``source`` to frame ``target`` with the transform (4, 4) and information
+        (6, 6) of a registration ``result``."""
+        edge = self.module.PoseGraphEdge(self.node_of[source], self.node_of[target], result[2], result[3], uncertain=uncertain)
+        self.graph.edges.append(edge)
+
+
+def _track_sequence(
+    registration: _Registration, pose_graph: _PoseGraph, options: RgbdTrackingOptions, log: Callable[[str], None]
+) -> tuple[dict[int, str], list[float]]:
+    """Step 1: odometry from each frame to the last tracked one, adding nodes and certain edges.
+    Returns the frames left out with the reason and the depth agreement of each odometry step."""
+    depths, count = registration.frames.depths, len(registration.frames.colors)
+    failed: dict[int, str] = {}
+    fitnesses: list[float] = []
+    first = next((i for i in range(count) if np.any(depths[i] > 0)), None)
+    if first is None:
+        raise ClusteringSDFError("RGB-D tracking: no frame has valid depth")
+    for i in range(first):
+        failed[i] = "no valid depth"
+    pose_graph.add_node(first, np.eye(4))
+    last, velocity = first, np.eye(4)
+    for i in range(first + 1, count):
+        if not np.any(depths[i] > 0):
+            failed[i] = "no valid depth"
+            continue
+        result = registration.register(i, last, [np.eye(4), velocity], options.min_fitness, sequential=True)
+        if result is None or result[0] < options.min_fitness:
+            failed[i] = f"odometry to frame {last} failed (depth agreement {0.0 if result is None else result[0]:.2f} < {options.min_fitness})"
+            continue
+        fitness, _, transform, _ = result  # transform maps frame i into frame `last`
+        fitnesses.append(fitness)
+        pose_graph.add_node(i, pose_graph.world_from[last] @ transform)
+        pose_graph.add_edge(i, last, result, uncertain=False)
+        velocity = transform if i - last == 1 else np.eye(4)
+        last = i
+        if len(pose_graph.node_of) % 25 == 0:
+            log(f"rgbd: {len(pose_graph.node_of)} of the first {i + 1} frames tracked")
+    return failed, fitnesses
+
+
+def _add_skip_edges(registration: _Registration, pose_graph: _PoseGraph, options: RgbdTrackingOptions) -> None:
+    """Step 2: uncertain edges from each tracked frame to the one two back, where plausible."""
+    tracked, world_from = sorted(pose_graph.node_of), pose_graph.world_from
+    for a, b in zip(tracked, tracked[2:]):
+        guess = np.linalg.inv(world_from[a]) @ world_from[b]
+        result = registration.refine(b, a, guess)
+        if registration.plausible(result, options.min_fitness):
+            pose_graph.add_edge(b, a, result, uncertain=True)
+
+
+def _add_loop_closures(registration: _Registration, pose_graph: _PoseGraph, options: RgbdTrackingOptions) -> int:
+    """Step 2: uncertain edges between key frames whose chained poses look at the same place;
+    returns how many were kept."""
+    tracked, world_from = sorted(pose_graph.node_of), pose_graph.world_from
+    every = options.keyframe_every or max(1, len(tracked) // 12)
+    keys = tracked[::every]
+    loops = 0
+    for ia, a in enumerate(keys):
+        for b in keys[ia + 1 :]:
+            if tracked.index(b) - tracked.index(a) <= 2:
+                continue
+            guess = np.linalg.inv(world_from[a]) @ world_from[b]  # maps b into a
+            looking = np.degrees(np.arccos(np.clip(world_from[a][:3, 2] @ world_from[b][:3, 2], -1.0, 1.0)))
+            if looking > 45.0 or np.linalg.norm(guess[:3, 3]) > registration.frames.median_depth:
+                continue
+            result = registration.register(b, a, [guess], options.loop_fitness)
+            if registration.plausible(result, options.loop_fitness):
+                pose_graph.add_edge(b, a, result, uncertain=True)
+                loops += 1
+    return loops
+
+
+def _optimise(pose_graph: _PoseGraph, options: RgbdTrackingOptions, median_depth: float) -> None:
+    """Step 3: Levenberg-Marquardt pose graph optimisation with pruning of wrong loop closures
+    (graphs of more than two nodes)."""
+    if len(pose_graph.node_of) <= 2:
+        return
+    module = pose_graph.module
+    option = module.GlobalOptimizationOption(
+        max_correspondence_distance=options.depth_tolerance * median_depth,
+        edge_prune_threshold=0.25, preference_loop_closure=0.1, reference_node=0,
+    )
+    module.global_optimization(
+        pose_graph.graph, module.GlobalOptimizationLevenbergMarquardt(), module.GlobalOptimizationConvergenceCriteria(), option
+    )
+
+
 def track_rgbd(
     colors: list[np.ndarray],
     depths: list[np.ndarray],
     k: np.ndarray,
     options: RgbdTrackingOptions = RgbdTrackingOptions(),
+    *,
     log: Callable[[str], None] = print,
 ) -> RgbdTrack:
     """Camera-to-world poses of RGB-D frames in capture order.
@@ -237,74 +342,12 @@ def track_rgbd(
     o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
     frames = _Frames(o3d, colors, depths, np.asarray(k, dtype=np.float64))
     registration = _Registration(frames, options)
-    graph_module = o3d.pipelines.registration
-    graph = graph_module.PoseGraph()
-    count = len(colors)
-
-    # 1. odometry along the sequence
-    node_of: dict[int, int] = {}
-    world_from: dict[int, np.ndarray] = {}
-    failed: dict[int, str] = {}
-    fitnesses: list[float] = []
-    first = next((i for i in range(count) if np.any(depths[i] > 0)), None)
-    if first is None:
-        raise ClusteringSDFError("RGB-D tracking: no frame has valid depth")
-    for i in range(first):
-        failed[i] = "no valid depth"
-    node_of[first] = 0
-    world_from[first] = np.eye(4)
-    graph.nodes.append(graph_module.PoseGraphNode(np.eye(4)))
-    last, velocity = first, np.eye(4)
-    for i in range(first + 1, count):
-        if not np.any(depths[i] > 0):
-            failed[i] = "no valid depth"
-            continue
-        result = registration.register(i, last, [np.eye(4), velocity], options.min_fitness, sequential=True)
-        if result is None or result[0] < options.min_fitness:
-            failed[i] = f"odometry to frame {last} failed (depth agreement {0.0 if result is None else result[0]:.2f} < {options.min_fitness})"
-            continue
-        fitness, _, transform, information = result  # transform maps frame i into frame `last`
-        fitnesses.append(fitness)
-        world_from[i] = world_from[last] @ transform
-        node_of[i] = len(graph.nodes)
-        graph.nodes.append(graph_module.PoseGraphNode(world_from[i]))
-        graph.edges.append(graph_module.PoseGraphEdge(node_of[i], node_of[last], transform, information, uncertain=False))
-        velocity = transform if i - last == 1 else np.eye(4)
-        last = i
-        if len(node_of) % 25 == 0:
-            log(f"rgbd: {len(node_of)} of the first {i + 1} frames tracked")
-
-    tracked = sorted(node_of)
-    # 2. edges to the frame two back and loop closures between key frames
-    for a, b in zip(tracked, tracked[2:]):
-        guess = np.linalg.inv(world_from[a]) @ world_from[b]
-        result = registration.refine(b, a, guess)
-        if registration.plausible(result, options.min_fitness):
-            graph.edges.append(graph_module.PoseGraphEdge(node_of[b], node_of[a], result[2], result[3], uncertain=True))
-    every = options.keyframe_every or max(1, len(tracked) // 12)
-    keys = tracked[::every]
-    loops = 0
-    for ia, a in enumerate(keys):
-        for b in keys[ia + 1 :]:
-            if tracked.index(b) - tracked.index(a) <= 2:
-                continue
-            guess = np.linalg.inv(world_from[a]) @ world_from[b]  # maps b into a
-            looking = np.degrees(np.arccos(np.clip(world_from[a][:3, 2] @ world_from[b][:3, 2], -1.0, 1.0)))
-            if looking > 45.0 or np.linalg.norm(guess[:3, 3]) > frames.median_depth:
-                continue
-            result = registration.register(b, a, [guess], options.loop_fitness)
-            if registration.plausible(result, options.loop_fitness):
-                graph.edges.append(graph_module.PoseGraphEdge(node_of[b], node_of[a], result[2], result[3], uncertain=True))
-                loops += 1
-
-    # 3. pose graph
-    if len(tracked) > 2:
-        option = graph_module.GlobalOptimizationOption(
-            max_correspondence_distance=options.depth_tolerance * frames.median_depth,
-            edge_prune_threshold=0.25, preference_loop_closure=0.1, reference_node=0,
-        )
-        graph_module.global_optimization(
-            graph, graph_module.GlobalOptimizationLevenbergMarquardt(), graph_module.GlobalOptimizationConvergenceCriteria(), option
-        )
-    poses = {i: np.asarray(graph.nodes[node_of[i]].pose, dtype=np.float64) for i in tracked}
+    module = o3d.pipelines.registration
+    pose_graph = _PoseGraph(module, module.PoseGraph())
+    failed, fitnesses = _track_sequence(registration, pose_graph, options, log)
+    _add_skip_edges(registration, pose_graph, options)
+    loops = _add_loop_closures(registration, pose_graph, options)
+    _optimise(pose_graph, options, frames.median_depth)
+    graph, node_of = pose_graph.graph, pose_graph.node_of
+    poses = {i: np.asarray(graph.nodes[node_of[i]].pose, dtype=np.float64) for i in sorted(node_of)}
     return RgbdTrack(poses, failed, loops, float(np.mean(fitnesses)) if fitnesses else 0.0)
