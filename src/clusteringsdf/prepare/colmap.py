@@ -111,6 +111,7 @@ def structure_from_motion(
     image_names: list[str],
     work_dir: Path,
     matching: str,
+    *,
     camera_model: str = "SIMPLE_RADIAL",
     camera_params: list[float] | None = None,
     threads: int = 2,

@@ -111,6 +111,7 @@ def stage_video(
     out: Path,
     every: int | None = None,
     fps: float | None = None,
+    *,
     blur_ratio: float = 0.5,
     max_size: int | None = None,
     log: Callable[[str], None] = print,

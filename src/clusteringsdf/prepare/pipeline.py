@@ -118,15 +118,16 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print) -
         if options.images is not None:
             frames = stage_images(options.images, writer.work / "frames", options.max_size, log)
         else:
-            frames = stage_video(options.video, writer.work / "frames", options.every, options.fps, options.blur_ratio, options.max_size, log)
+            frames = stage_video(options.video, writer.work / "frames", options.every, options.fps,
+                                 blur_ratio=options.blur_ratio, max_size=options.max_size, log=log)
         depth = DepthFrames(options.depth, frames.names, frames.hw, options.depth_scale) if options.depth is not None else None
         timings["frames"] = time.perf_counter() - start
 
         t0 = time.perf_counter()
         poses_path = options.poses_path or default_poses_path(options.poses, options.images)
         poses = estimate_poses(
-            options.poses, frames, writer.work, depth, options.intrinsics, poses_path, options.matching,
-            options.min_registered, options.threads, log,
+            options.poses, frames, writer.work, depth, intrinsics=options.intrinsics, poses_path=poses_path, matching=options.matching,
+            min_registered=options.min_registered, threads=options.threads, log=log,
         )
         timings["poses"] = time.perf_counter() - t0
         for note in poses.notes:

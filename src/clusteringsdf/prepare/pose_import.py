@@ -28,7 +28,9 @@ def _check_size(camera_hw: tuple[int, int], hw: tuple[int, int], path: Path) -> 
         raise DataError(path, f"camera is {camera_hw[1]}x{camera_hw[0]} but the frames are {hw[1]}x{hw[0]}")
 
 
-def poses_from_colmap_model(model: ColmapModel, names: list[str], hw: tuple[int, int], work_dir: Path, path: Path, source: str) -> PoseResult:
+def poses_from_colmap_model(
+    model: ColmapModel, names: list[str], hw: tuple[int, int], work_dir: Path, *, path: Path, source: str
+) -> PoseResult:
     """Camera-to-world poses of the frames in ``model`` (matched by image-name stem), one undistorted
     pinhole camera; observations are kept on the result for scale estimation."""
     by_stem = {Path(name).stem: name for name in model.cam_from_world}
@@ -73,7 +75,7 @@ def _pinhole_k(camera: ColmapCamera) -> np.ndarray:
 def import_colmap(model_dir: Path, names: list[str], hw: tuple[int, int], work_dir: Path) -> PoseResult:
     """Poses from a COLMAP sparse model folder (binary or text), undistorted to a pinhole camera."""
     model = read_colmap_model(Path(model_dir), work_dir)
-    return poses_from_colmap_model(model, names, hw, work_dir, Path(model_dir), "colmap")
+    return poses_from_colmap_model(model, names, hw, work_dir, path=Path(model_dir), source="colmap")
 
 
 def import_transforms(path: Path, names: list[str], hw: tuple[int, int], work_dir: Path) -> PoseResult:

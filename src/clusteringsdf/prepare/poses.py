@@ -44,7 +44,7 @@ EXHAUSTIVE_MAX_FRAMES = 50
 KEYFRAME_STRIDE = 2
 
 
-def _sfm(frames: StagedFrames, work: Path, matching: str, k: np.ndarray | None, threads: int, log) -> tuple[PoseResult, str, bool]:
+def _sfm(frames: StagedFrames, work: Path, matching: str, k: np.ndarray | None, *, threads: int, log) -> tuple[PoseResult, str, bool]:
     """SfM poses, the matching statistics as words, and whether another model holds frames the largest lacks."""
     if matching == "auto":
         matching = "exhaustive" if len(frames.names) <= EXHAUSTIVE_MAX_FRAMES and not frames.source.startswith("video") else "sequential"
@@ -54,14 +54,14 @@ def _sfm(frames: StagedFrames, work: Path, matching: str, k: np.ndarray | None, 
         model, params = "PINHOLE", [k[0, 0], k[1, 1], k[0, 2] + 0.5, k[1, 2] + 0.5]
     log(f"poses: structure-from-motion on {len(frames.names)} frames (SIFT, {matching} matching, incremental mapper) ...")
     stride = KEYFRAME_STRIDE if len(frames.names) > EXHAUSTIVE_MAX_FRAMES else 1
-    colmap_model = structure_from_motion(frames.folder, [f"{n}.png" for n in frames.names], work, matching, model, params, threads,
-                                         keyframe_stride=stride)
+    colmap_model = structure_from_motion(frames.folder, [f"{n}.png" for n in frames.names], work, matching, camera_model=model,
+                                         camera_params=params, threads=threads, keyframe_stride=stride)
     stats = colmap_model.matching
     why = (f"median {stats.get('median_features', 0):.0f} SIFT features per frame, "
            f"{stats.get('pairs_verified', 0)} of {stats.get('pairs_matched', 0)} image pairs verified")
     if not colmap_model.cam_from_world:
         return PoseResult({}, np.eye(3), "sfm", False, {n: "not registered" for n in frames.names}), why, False
-    result = poses_from_colmap_model(colmap_model, frames.names, frames.hw, work, frames.folder, "sfm")
+    result = poses_from_colmap_model(colmap_model, frames.names, frames.hw, work, path=frames.folder, source="sfm")
     sizes = [len(m) for m in colmap_model.models]
     result.notes.append(f"SfM: {len(result.poses)} of {len(frames.names)} frames registered in the largest of {len(sizes)} model(s) {sizes}; {why}")
     largest = set(colmap_model.models[0]) if colmap_model.models else set()
@@ -126,6 +126,7 @@ def estimate_poses(
     frames: StagedFrames,
     work: Path,
     depth: DepthFrames | None = None,
+    *,
     intrinsics: Path | None = None,
     poses_path: Path | None = None,
     matching: str = "auto",
@@ -161,7 +162,7 @@ def estimate_poses(
             raise ClusteringSDFError("--poses rgbd needs the camera intrinsics: --intrinsics K.txt (a 3x3 or 4x4 matrix at the image size)")
         result = _rgbd(frames, depth, k, log)
     else:
-        result, why, split = _sfm(frames, work, matching, k, threads, log)
+        result, why, split = _sfm(frames, work, matching, k, threads=threads, log=log)
         share = len(result.poses) / total
         if method == "auto" and depth is not None and (share < SFM_MIN_SHARE_WITH_DEPTH or split):
             reason = f"SfM registered {len(result.poses)} of {total} frames" + (" and split them over several models" if split else "")
