@@ -6,10 +6,11 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ...errors import ClusteringSDFError, DataError
 
-__all__ = ["checkpoint_config", "require_transformers"]
+__all__ = ["checkpoint_config", "load_pretrained", "require_transformers"]
 
 
 def require_transformers() -> None:
@@ -44,3 +45,17 @@ def checkpoint_config(weights: Path | None, segmenter: str, model_types: tuple[s
     if not any((weights / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")):
         raise DataError(weights, "no preprocessor_config.json (save the image processor with save_pretrained into the same folder)")
     return config
+
+
+def load_pretrained(weights: Path, processor_class: Any, model_class: Any, *, device: str, name: str) -> tuple[Any, Any]:
+    """The image processor and the model (in eval mode on ``device``) of a local checkpoint folder.
+
+    Raises:
+        DataError: one line naming the ``name`` checkpoint that does not load.
+    """
+    try:
+        processor = processor_class.from_pretrained(str(weights), local_files_only=True)
+        model = model_class.from_pretrained(str(weights), local_files_only=True).to(device).eval()
+    except (OSError, ValueError) as exc:
+        raise DataError(Path(weights), f"cannot load the {name} checkpoint ({str(exc).splitlines()[0]})") from None
+    return processor, model

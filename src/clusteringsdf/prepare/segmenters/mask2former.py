@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import DataError
 from .base import ClassList, FrameMasks, Segmenter
-from .hf import checkpoint_config, require_transformers
+from .hf import checkpoint_config, load_pretrained, require_transformers
 
 __all__ = ["Mask2FormerSegmenter", "split_things"]
 
@@ -77,11 +77,9 @@ class Mask2FormerSegmenter(Segmenter):
         from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
 
         assert weights is not None
-        try:
-            self.processor = AutoImageProcessor.from_pretrained(str(weights), local_files_only=True)
-            self.model = Mask2FormerForUniversalSegmentation.from_pretrained(str(weights), local_files_only=True).to(device).eval()
-        except (OSError, ValueError) as exc:
-            raise DataError(Path(weights), f"cannot load the Mask2Former checkpoint ({str(exc).splitlines()[0]})") from None
+        self.processor, self.model = load_pretrained(
+            weights, AutoImageProcessor, Mask2FormerForUniversalSegmentation, device=device, name="Mask2Former"
+        )
         self.device, self.score_threshold, self.overlap_threshold = device, score_threshold, overlap_threshold
         id2label = {int(k): str(v) for k, v in (config.get("id2label") or self.model.config.id2label).items()}
         self.things, self.stuff = split_things(id2label, Path(weights))

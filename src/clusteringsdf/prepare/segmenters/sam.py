@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DataError
 from .base import FrameMasks, Segmenter
-from .hf import checkpoint_config, require_transformers
+from .hf import checkpoint_config, load_pretrained, require_transformers
 
 __all__ = ["SamSegmenter"]
 
@@ -31,6 +30,7 @@ class SamSegmenter(Segmenter):
         self,
         weights: Path | None,
         device: str = "cpu",
+        *,
         points_per_side: int = 16,
         iou_threshold: float = 0.86,
         stability_threshold: float = 0.9,
@@ -44,11 +44,7 @@ class SamSegmenter(Segmenter):
         from transformers import SamModel, SamProcessor
 
         assert weights is not None
-        try:
-            self.processor = SamProcessor.from_pretrained(str(weights), local_files_only=True)
-            self.model = SamModel.from_pretrained(str(weights), local_files_only=True).to(device).eval()
-        except (OSError, ValueError) as exc:
-            raise DataError(Path(weights), f"cannot load the SAM checkpoint ({str(exc).splitlines()[0]})") from None
+        self.processor, self.model = load_pretrained(weights, SamProcessor, SamModel, device=device, name="SAM")
         self.device = device
         self.points_per_side, self.batch = points_per_side, batch
         self.iou_threshold, self.stability_threshold, self.stability_offset = iou_threshold, stability_threshold, stability_offset
