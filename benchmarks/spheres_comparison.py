@@ -26,6 +26,7 @@ import torch
 
 from clusteringsdf.config import preset
 from clusteringsdf.inference.evaluate_run import evaluate_run
+from clusteringsdf.training.hooks import SphereOptimisation
 from clusteringsdf.training.trainer import Trainer
 
 from _common import OUT, ensure_scene
@@ -81,8 +82,8 @@ def curve(kind: str, scene: Path, mode: str, labels: str, iterations: int, point
     counter = EvaluationCounter(trainer.model.field)
     overhead = Stopwatch()
     fallback = None
-    if trainer.spheres is not None:
-        overhead.wrap(trainer.spheres, "step")
+    if trainer.hook(SphereOptimisation) is not None:
+        overhead.wrap(trainer.hook(SphereOptimisation), "step")
         overhead.wrap(trainer.model.spheres, "pixels")
         overhead.wrap(trainer.model.spheres, "intervals")
         fallback = FallbackShare(trainer.model.train_sampler)

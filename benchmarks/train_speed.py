@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from clusteringsdf.config import preset
+from clusteringsdf.training.hooks import SphereOptimisation
 from clusteringsdf.training.trainer import Trainer
 
 from _common import ensure_scene
@@ -83,8 +84,8 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
         trainer.iteration = config.train.iterations // 2
         counter = EvaluationCounter(trainer.model.field)
         overhead = Stopwatch()
-        if trainer.spheres is not None:
-            overhead.wrap(trainer.spheres, "step")
+        if trainer.hook(SphereOptimisation) is not None:
+            overhead.wrap(trainer.hook(SphereOptimisation), "step")
             overhead.wrap(trainer.model.spheres, "pixels")
             overhead.wrap(trainer.model.spheres, "intervals")
         for _ in range(warmup):
@@ -103,7 +104,7 @@ def measure(preset_name: str, scene: Path, iterations: int, warmup: int, overrid
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    rays = config.train.rays
+    rays = config.batch.rays
     evaluations = (counter.plain + counter.with_jacobian) / iterations
     return {
         "preset": preset_name,

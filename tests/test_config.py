@@ -32,8 +32,8 @@ def test_with_values_returns_a_new_validated_config():
     "values, message",
     [
         ({"sampler.kind": "fancy"}, "sampler.kind: 'fancy' is not one of grid, error_bounded, depth, spheres"),
-        ({"loss.segmentation_loss": "mse"}, "loss.segmentation_loss: 'mse' is not one of bce, nll"),
-        ({"loss.segmentation_opacity": "x"}, "loss.segmentation_opacity: 'x' is not one of share, occlusion"),
+        ({"loss.opacity_loss": "mse"}, "loss.opacity_loss: 'mse' is not one of bce, nll"),
+        ({"field.object_opacity": "x"}, "field.object_opacity: 'x' is not one of share, occlusion"),
         ({"loss.depth_mode": "log"}, "loss.depth_mode: 'log' is not one of metric, ssi"),
         ({"clustering.reg_axis": "both"}, "clustering.reg_axis: 'both' is not one of channels, rays"),
         ({"data.labels": "mask2former"}, "data.labels: 'mask2former' is not one of gt, m2f"),
@@ -41,7 +41,7 @@ def test_with_values_returns_a_new_validated_config():
         ({"train.iterations": 2.5}, "train.iterations: expected an integer, got 2.5"),
         ({"clustering.use_diff": "no"}, "clustering.use_diff: expected true or false, got 'no'"),
         ({"field.channels": 1}, "field.channels: must be at least 2"),
-        ({"clustering.label_balance": 1.5}, "clustering.label_balance: must be in [0, 1], got 1.5"),
+        ({"batch.label_balance": 1.5}, "batch.label_balance: must be in [0, 1], got 1.5"),
         ({"train.speed": 3}, "train.speed: unknown key"),
         ({"optimizer.lr": 3}, "optimizer.lr: unknown key"),
     ],
@@ -54,12 +54,37 @@ def test_bad_values_name_the_key_and_the_allowed_values(values, message):
 
 
 def test_text_assignments_are_parsed_to_the_field_type():
-    config = preset("tiny").with_text_values(["loss.eikonal=0.05", "train.iterations=12", "clustering.use_fgbg=off", "sampler.kind=depth"])
-    assert (config.loss.eikonal, config.train.iterations, config.clustering.use_fgbg, config.sampler.kind) == (0.05, 12, False, "depth")
+    config = preset("tiny").with_text_values(["loss.eikonal=0.05", "train.iterations=12", "clustering.fg=0", "sampler.kind=depth"])
+    assert (config.loss.eikonal, config.train.iterations, config.clustering.fg, config.sampler.kind) == (0.05, 12, 0.0, "depth")
     with pytest.raises(ConfigError, match="train.iterations: expected an integer"):
         preset("tiny").with_text_values(["train.iterations=many"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         preset("tiny").with_text_values(["train.iterations"])
+
+
+def test_keys_of_earlier_versions_are_read_by_what_they_are_now():
+    old = {
+        "train": {"rays": 256, "frames_per_batch": 2, "render_chunk": 1024},
+        "clustering": {"label_balance": 0.5, "keyframe_fraction": 0.3, "use_diff": False, "diff": 20.0, "use_fgbg": False, "use_reg": True,
+                       "label_rays": 7},
+        "loss": {"segmentation_opacity": "occlusion", "opacity_bce": 2.0, "segmentation_loss": "nll"},
+    }
+    config = Config.from_dict(old)
+    assert (config.batch.rays, config.batch.frames_per_batch, config.batch.label_balance, config.batch.keyframe_fraction) == (256, 2, 0.5, 0.3)
+    assert config.inference.render_chunk == 1024 and config.field.object_opacity == "occlusion"
+    assert (config.loss.opacity, config.loss.opacity_loss) == (2.0, "nll")
+    assert (config.clustering.diff, config.clustering.bg, config.clustering.fg) == (0.0, 0.0, 0.0)  # switched off: weight 0
+    assert config.clustering.reg == Config().clustering.reg  # switched on: the weight stands
+    assert preset("tiny").with_text_values(["clustering.use_crossview=off", "train.rays=96"]).clustering.cross_view == 0.0
+    assert preset("tiny").with_text_values(["train.rays=96"]).batch.rays == 96
+    with pytest.raises(ConfigError, match="clustering.use_diff: expected true or false"):
+        Config.from_dict({"clustering": {"use_diff": "no"}})
+
+
+def test_one_way_to_switch_a_term_off():
+    """Every loss weight is a plain number (0: the term is off); no section has on/off switches."""
+    for section in (Config().loss, Config().clustering):
+        assert not [f.name for f in dataclasses.fields(section) if isinstance(getattr(section, f.name), bool)]
 
 
 def _one_error_line(capsys) -> str:

@@ -17,7 +17,7 @@ from clusteringsdf.training.trainer import Trainer
 def config(mode: str, iterations: int, **values):
     labels = "gt" if mode == "objectsdf" else "m2f"
     return preset("tiny").with_values(
-        {"mode": mode, "data.labels": labels, "train.iterations": iterations, "train.checkpoint_every": 4, "train.rays": 64, **values}
+        {"mode": mode, "data.labels": labels, "train.iterations": iterations, "train.checkpoint_every": 4, "batch.rays": 64, **values}
     )
 
 

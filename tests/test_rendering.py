@@ -80,7 +80,7 @@ def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
     intrinsics = torch.tensor([[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]])
     sums = {}
     for kind in ("share", "occlusion"):
-        config = preset("tiny").with_values({"loss.segmentation_opacity": kind})
+        config = preset("tiny").with_values({"field.object_opacity": kind})
         torch.manual_seed(0)
         model = Model(config, bbox, num_classes=4, channels=config.field.channels).eval()
         assert model.opacity_kind == kind

@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from clusteringsdf.config import ClusteringConfig, TrainConfig
+from types import SimpleNamespace
+
+from clusteringsdf.config import BatchConfig
 from clusteringsdf.data.scene import load_scene
 from clusteringsdf.errors import DataError
 from clusteringsdf.sampling import pixels
 from clusteringsdf.sampling.batches import BatchBuilder
-from clusteringsdf.sampling.frames import FrameStore, LabelMaps, per_frame_channels, scene_channels, training_labels
+from clusteringsdf.sampling.frames import FrameStore, per_frame_channels, scene_channels, training_labels
 from clusteringsdf.sampling.places import segment_places
 
 
@@ -116,14 +118,16 @@ def test_scene_channels_are_one_table_for_all_frames():
 
 def test_frame_store_rays_pass_through_their_pixels_with_their_targets(tiny_scene_source):
     scene = load_scene(tiny_scene_source)
-    semantic, instance, confidence = training_labels(scene, "m2f")
-    segment = per_frame_channels(instance, 8, np.random.default_rng(0))
-    store = FrameStore(scene, torch.device("cpu"), LabelMaps(semantic, instance, confidence, segment))
+    labels = training_labels(scene, "m2f")
+    segment = per_frame_channels(labels.instance, 8, np.random.default_rng(0))
+    store = FrameStore(scene, torch.device("cpu"), {"semantic": labels.semantic, "segment": segment, "confidence": labels.confidence})
     frame = torch.tensor([0, 3, 5])
     v, u = torch.tensor([1, 20, 47]), torch.tensor([2, 33, 63])
     rays = store.rays(frame, v, u, near=0.01)
-    assert torch.equal(rays.semantic, torch.as_tensor(semantic[frame, v, u], dtype=torch.int64))
-    assert torch.equal(rays.segment, torch.as_tensor(segment[frame, v, u]))
+    assert set(rays.targets) == {"semantic", "segment", "confidence"}
+    assert torch.equal(rays.targets["semantic"], torch.as_tensor(labels.semantic[frame, v, u], dtype=torch.int64))
+    assert torch.equal(rays.targets["segment"], torch.as_tensor(segment[frame, v, u], dtype=torch.int64))
+    assert rays.targets["confidence"].dtype == torch.float32
     assert torch.allclose(rays.rgb, torch.as_tensor(scene.colors[frame, v, u]).float() / 255)
     # a point along each ray projects back onto its pixel centre
     points = rays.origins + 0.5 * rays.directions
@@ -148,19 +152,19 @@ def test_missing_label_source_is_a_data_error(tiny_scene):
 
 def test_batches_hold_the_requested_rays_and_cover_every_label(tiny_scene_source):
     scene = load_scene(tiny_scene_source)
-    semantic, instance, confidence = training_labels(scene, "m2f")
-    segment = per_frame_channels(instance, 8, np.random.default_rng(0))
-    store = FrameStore(scene, torch.device("cpu"), LabelMaps(semantic, instance, confidence, segment))
+    labels = training_labels(scene, "m2f")
+    segment = per_frame_channels(labels.instance, 8, np.random.default_rng(0))
+    store = FrameStore(scene, torch.device("cpu"), {"segment": segment})
     generator = torch.Generator().manual_seed(0)
-    uniform = BatchBuilder(store, TrainConfig(rays=64, frames_per_batch=2), 0.01, generator)
-    batch = uniform.next()
+    uniform = BatchBuilder(store, BatchConfig(rays=64, frames_per_batch=2), 0.01, generator)
+    batch = uniform.next(0)
     assert len(batch) == 64 and len(torch.unique(batch.frame)) <= 2
     assert set(batch.frame.tolist()) <= set(store.train_frames.tolist())
-    clustered = BatchBuilder(store, TrainConfig(rays=64, frames_per_batch=2), 0.01, generator, clustering=ClusteringConfig())
-    batch = clustered.next()
+    clustered = BatchBuilder(store, BatchConfig(rays=64, frames_per_batch=2), 0.01, generator, label_comprehensive=True)
+    batch = clustered.next(0)
     for f in torch.unique(batch.frame).tolist():
         present = set(np.unique(segment[f][segment[f] >= 0]).tolist())
-        assert present <= set(batch.segment[batch.frame == f].tolist())  # every label of the frame has rays
+        assert present <= set(batch.targets["segment"][batch.frame == f].tolist())  # every label of the frame has rays
 
 
 def test_places_link_the_views_of_one_object_and_part_two_objects_of_one_class():
@@ -181,10 +185,13 @@ def test_places_link_the_views_of_one_object_and_part_two_objects_of_one_class()
         semantic[f, rows[0] : rows[1], cols[0] : cols[1]] = cls
     segment[0, 40:48, 30:50] = 4  # stuff: a segment label without an instance
     instance = torch.where((segment > 0) & (semantic != 1), segment.int(), 0)
-    depth = torch.full((frames, h, w), 2.0)
-    poses = torch.eye(4).expand(frames, 4, 4)
-    intrinsics = torch.tensor([[32.0, 0.0, 31.5], [0.0, 32.0, 23.5], [0.0, 0.0, 1.0]]).expand(frames, 3, 3)
-    places = segment_places(depth, segment, instance, semantic, poses, intrinsics, 1.0, torch.arange(frames), gap=0.01)
+    cameras = SimpleNamespace(  # what places read of a scene
+        depths=np.full((frames, h, w), 2.0, dtype=np.float32),
+        poses=np.broadcast_to(np.eye(4, dtype=np.float32), (frames, 4, 4)),
+        intrinsics=np.broadcast_to(np.array([[32.0, 0.0, 31.5], [0.0, 32.0, 23.5], [0.0, 0.0, 1.0]], dtype=np.float32), (frames, 3, 3)),
+        normalization=SimpleNamespace(scale=1.0), splits={"train": np.arange(frames)}, num_frames=frames,
+    )
+    places = segment_places(cameras, segment.numpy(), instance.numpy(), semantic.numpy(), gap=0.01)
     assert places.shape == (frames, 5)
     chair_a, chair_b, bed = int(places[0, 1]), int(places[1, 2]), int(places[0, 3])
     assert chair_a >= 0 and int(places[1, 1]) == chair_a

@@ -9,7 +9,7 @@ import torch
 from clusteringsdf.config import FieldConfig, SpheresConfig
 from clusteringsdf.model.field import SDFField
 from clusteringsdf.sampling.spheres import SphereCloud, culled_ray_sphere_pairs, ray_sphere_pairs, samples_in_intervals, union_intervals
-from clusteringsdf.training.spheres import SphereTrainer
+from clusteringsdf.training.hooks import SphereOptimisation
 
 
 def brute_force_union(origin, direction, centres, radius, near, far):
@@ -124,7 +124,7 @@ def test_repulsion_and_resampling_keep_every_sphere_inside_the_box():
     with torch.no_grad():
         cloud.centres[:40] = torch.tensor([3.0, 0.0, 0.0])  # wanderers, all on one spot (repulsion edge case)
     field = SDFField(FieldConfig(channels=3, hidden_dim=16, feature_dim=8, grid_levels=2, grid_log2_size=10), bbox, 4)
-    trainer = SphereTrainer(cloud, field, config, 40, torch.Generator().manual_seed(0))
+    trainer = SphereOptimisation(cloud, field, config, torch.Generator().manual_seed(0))
     moved = trainer.resample()
     assert moved >= 40
     assert bool(cloud.inside().all())

@@ -25,7 +25,7 @@ CPU = torch.device("cpu")
 
 def tiny_config(iterations: int = 12, mode: str = "objectsdf"):
     return preset("tiny").with_values(
-        {"mode": mode, "data.labels": "gt", "train.iterations": iterations, "train.checkpoint_every": 4, "train.rays": 64}
+        {"mode": mode, "data.labels": "gt", "train.iterations": iterations, "train.checkpoint_every": 4, "batch.rays": 64}
     )
 
 
@@ -57,11 +57,11 @@ def test_every_mode_takes_steps(tiny_scene, tmp_path, mode):
 def test_instance_mode_with_separation_finds_places_and_trains_the_term(tiny_scene, tmp_path):
     config = tiny_config(2, "instance").with_values({"data.labels": "m2f", "clustering.separation": 1.0})
     trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
-    places = trainer.store.places
+    places = trainer.store.targets.get("place")
     assert places is not None and int(places.max()) >= 0  # the tiny scene's things are seen from several frames
     assert "separation" in trainer.step()
     off = Trainer(tiny_config(2, "instance").with_values({"data.labels": "m2f"}), tiny_scene, tmp_path / "off", CPU, progress=False)
-    assert off.store.places is None and "separation" not in off.step()
+    assert "place" not in off.store.targets and "separation" not in off.step()
 
 
 def state_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -125,11 +125,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def build_config(args: argparse.Namespace):
     """Preset, then a config file, then ``--set`` assignments, then the named flags (validated).
     Without a mode from any of them, GT labels train ObjectSDF++ and machine labels ClusteringSDF."""
-    from .config import Config, preset
+    from .config import SWITCHES, Config, preset, read_config_file
     from .methods import method_class
 
     config = preset(args.preset)
-    file_values = _read_config_file(Path(args.config)) if getattr(args, "config", None) else {}
+    file_values = read_config_file(Path(args.config)) if getattr(args, "config", None) else {}
     config = Config.from_dict(file_values, base=config)
     assignments = getattr(args, "set", None) or []
     config = config.with_text_values(assignments)
@@ -149,9 +149,9 @@ def build_config(args: argparse.Namespace):
         values["sampler.kind"] = "spheres"
     elif spheres == "off" and values.get("sampler.kind", config.sampler.kind) == "spheres":
         values["sampler.kind"] = "grid"
-    for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):
+    for flag in ("diff", "onehot", "reg", "fgbg", "crossview"):  # an ablation sets the term's weights to 0
         if getattr(args, f"no_{flag}", False):
-            values[f"clustering.use_{flag}"] = False
+            values.update({key: 0.0 for key in SWITCHES[f"clustering.use_{flag}"]})
     config = config.with_values(values)
     method_class(config.mode)
     return config
@@ -197,16 +197,6 @@ def auto_channels(config, scene_path: Path):
         f"{scene.num_frames} frames, {config.data.labels} labels)"
     )
     return config.with_values({"field.channels": channels}), scene
-
-
-def _read_config_file(path: Path) -> dict:
-    from .config import ConfigError
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
-    return data.get("config", data) if isinstance(data, dict) else data  # a run's config.json works too
 
 
 def cmd_train(args: argparse.Namespace) -> int:

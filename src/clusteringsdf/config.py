@@ -181,6 +181,12 @@ class FieldConfig(_Section):
     beta_min: float = 1e-4
     semantic_hidden_dim: int = 64
     embedding_dim: int = 3  # contrastive baseline only
+    # Object opacities, in the segmentation losses and in rendered channels alike: "share" = each
+    # channel's share of the density where the ray terminates (scene weights detached: segmentation
+    # decides who owns a surface, not where it is; no reward for density in free space);
+    # "occlusion" = ObjectSDF++'s occlusion-aware opacity with gradients through the
+    # transmittance, as published.
+    object_opacity: OpacityKind = "share"
 
     def _check_ranges(self) -> None:
         self._require(self.channels >= 2, "channels", "at least 2 (background + one object)")
@@ -243,26 +249,20 @@ class LossConfig(_Section):
     smooth_epsilon: float = 0.005
     collision: float = 0.5
     collision_start: float = 0.5  # fraction of the run after which the collision term is on
-    opacity_bce: float = 1.0  # weight of ObjectSDF++'s segmentation loss (mode objectsdf)
-    segmentation_loss: SegmentationLoss = "bce"  # bce (ObjectSDF++) | nll (cross entropy over channels)
+    opacity: float = 1.0  # ObjectSDF++'s segmentation loss on object opacities (mode objectsdf)
+    opacity_loss: SegmentationLoss = "bce"  # bce (ObjectSDF++) | nll (cross entropy over channels)
     semantic: float = 0.5  # semantic head, confidence-weighted cross entropy
-    # Object opacities, in the segmentation losses and in rendered channels alike: "share" = each
-    # channel's share of the density where the ray terminates (scene weights detached: segmentation
-    # decides who owns a surface, not where it is; no reward for density in free space);
-    # "occlusion" = ObjectSDF++'s occlusion-aware opacity with gradients through the
-    # transmittance, as published.
-    segmentation_opacity: OpacityKind = "share"
     vote_decay: float = 0.999  # per-step decay of the channel -> class votes of the training labels
 
     def _check_ranges(self) -> None:
-        self._non_negative("rgb", "depth", "normal_l1", "normal_cos", "eikonal", "smooth", "collision", "opacity_bce", "semantic")
+        self._non_negative("rgb", "depth", "normal_l1", "normal_cos", "eikonal", "smooth", "collision", "opacity", "semantic")
         self._positive("eikonal_points", "smooth_epsilon")
         self._fraction("collision_start", "vote_decay")
 
 
 @dataclass(frozen=True)
 class ClusteringConfig(_Section):
-    """ClusteringSDF losses (paper Eq. 3-9; defaults = paper appendix)."""
+    """ClusteringSDF losses (paper Eq. 3-9; defaults = paper appendix). A term is off at weight 0."""
 
     section: ClassVar[str] = "clustering"
     diff: float = 20.0  # lambda1
@@ -273,18 +273,8 @@ class ClusteringConfig(_Section):
     sem: float = 0.15
     sem_ray: float = 0.0  # semantic mode, our addition (cpu/tiny presets: 0.5): confidence-weighted cross entropy of each ray's channel shares
     cross_view: float = 3.0
-    use_diff: bool = True
-    use_onehot: bool = True
-    use_reg: bool = True
-    use_fgbg: bool = True
-    use_crossview: bool = True
     reg_axis: RegAxis = "channels"  # channels (code/appendix) | rays (intra-cluster variance)
     compact: float = 1000.0  # our addition: intra-cluster compactness mean ||P_r - mu_g||^2 (fights fragmentation)
-    keyframe_fraction: float = 0.1
-    keyframe_probability: float = 0.2
-    # our addition: share of each frame's label rays split equally among its labels (0 = the paper's
-    # area-proportional quota); small and rarely seen objects then get rays of their own
-    label_balance: float = 0.0
     # our addition (cpu preset: 1.0): penalty on a thing ray's share of object channels voted for another
     # class; separates objects of different classes that no frame shows together
     class_coherence: float = 0.0
@@ -298,6 +288,24 @@ class ClusteringConfig(_Section):
         self._non_negative(
             "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation", "place_gap"
         )
+
+
+@dataclass(frozen=True)
+class BatchConfig(_Section):
+    """The rays of a training step (sampling/batches.py): how many, from how many frames, and for
+    the label-comprehensive methods (ClusteringSDF, Contrastive Lift) how frames and label rays are chosen."""
+
+    section: ClassVar[str] = "batch"
+    rays: int = 1024
+    frames_per_batch: int = 4
+    keyframe_fraction: float = 0.1  # key frames: this share of the train frames with the most labels
+    keyframe_probability: float = 0.2  # chance that a drawn frame is replaced by a key frame
+    # our addition: share of each frame's label rays split equally among its labels (0 = the paper's
+    # area-proportional quota); small and rarely seen objects then get rays of their own
+    label_balance: float = 0.0
+
+    def _check_ranges(self) -> None:
+        self._positive("rays", "frames_per_batch")
         self._fraction("keyframe_fraction", "keyframe_probability", "label_balance")
 
 
@@ -331,8 +339,6 @@ class SpheresConfig(_Section):
 class TrainConfig(_Section):
     section: ClassVar[str] = "train"
     iterations: int = 4000
-    rays: int = 1024
-    frames_per_batch: int = 4
     lr: float = 5e-4
     grid_lr_factor: float = 20.0
     lr_final_factor: float = 0.1  # exponential decay to this factor over the run
@@ -340,11 +346,9 @@ class TrainConfig(_Section):
     checkpoint_every: int = 500
     log_every: int = 25
     threads: int = 0  # 0 = torch default
-    render_chunk: int = 4096
 
     def _check_ranges(self) -> None:
-        self._positive("iterations", "rays", "frames_per_batch", "lr", "grid_lr_factor", "lr_final_factor")
-        self._positive("checkpoint_every", "log_every", "render_chunk")
+        self._positive("iterations", "lr", "grid_lr_factor", "lr_final_factor", "checkpoint_every", "log_every")
         self._non_negative("threads", "seed")
 
 
@@ -359,17 +363,65 @@ class InferenceConfig(_Section):
     # channels that hold one object between them (inference/mesh.py duplicate_groups) are found on a
     # grid of this resolution and labelled as one object (0: every channel is its own object)
     object_grid: int = 128
+    render_chunk: int = 4096  # rays rendered at once
 
     def _check_ranges(self) -> None:
+        self._positive("render_chunk")
         self._require(0.0 <= self.min_segment_fraction < 1.0, "min_segment_fraction", "in [0, 1)")
         self._require(self.eval_mesh_resolution == 0 or self.eval_mesh_resolution >= 8, "eval_mesh_resolution", "0 or at least 8")
         self._require(self.eval_every >= 1, "eval_every", "at least 1")
         self._require(self.object_grid == 0 or self.object_grid >= 8, "object_grid", "0 or at least 8")
 
 
-# Keys older versions wrote that no longer mean anything (they were never read): accepted and dropped
-# when an old config.json is loaded.
+# Keys earlier versions wrote, read by what they are now (old config.json files and --set still work).
+# A moved key is read under its new name.
+MOVED_KEYS: dict[str, str] = {
+    "train.rays": "batch.rays",
+    "train.frames_per_batch": "batch.frames_per_batch",
+    "clustering.keyframe_fraction": "batch.keyframe_fraction",
+    "clustering.keyframe_probability": "batch.keyframe_probability",
+    "clustering.label_balance": "batch.label_balance",
+    "train.render_chunk": "inference.render_chunk",
+    "loss.segmentation_opacity": "field.object_opacity",
+    "loss.opacity_bce": "loss.opacity",
+    "loss.segmentation_loss": "loss.opacity_loss",
+}
+# A switch that was false sets the weights it switched to 0 (a term is off at weight 0); true is dropped.
+SWITCHES: dict[str, tuple[str, ...]] = {
+    "clustering.use_diff": ("clustering.diff",),
+    "clustering.use_onehot": ("clustering.onehot",),
+    "clustering.use_reg": ("clustering.reg",),
+    "clustering.use_fgbg": ("clustering.bg", "clustering.fg"),
+    "clustering.use_crossview": ("clustering.cross_view",),
+}
+# Keys that never meant anything (they were never read): dropped.
 RETIRED_KEYS = frozenset({"clustering.label_rays", "clustering.contrastive_rays", "clustering.cross_view_frames", "clustering.cross_view_rays"})
+
+
+def current_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """``{"section.key": value}`` with the keys of earlier versions replaced by what they are now
+    (:data:`MOVED_KEYS`, :data:`SWITCHES`, :data:`RETIRED_KEYS`); a switched-off term's weight is 0
+    whatever else the values say."""
+    out: dict[str, Any] = {}
+    off: list[str] = []
+    for key, value in values.items():
+        if key in SWITCHES:
+            if not _check_value(key, value, bool):
+                off += SWITCHES[key]
+        elif key not in RETIRED_KEYS:
+            out[MOVED_KEYS.get(key, key)] = value
+    return {**out, **{key: 0.0 for key in off}}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The nested values of a JSON config file: any subset of the sections, or a run's config.json
+    (whose ``config`` key holds them). An unreadable file is a one-line :class:`ConfigError`."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    return data.get("config", data) if isinstance(data, dict) else data
+
 
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
@@ -378,6 +430,7 @@ _SECTIONS: dict[str, type] = {
     "loss": LossConfig,
     "clustering": ClusteringConfig,
     "spheres": SpheresConfig,
+    "batch": BatchConfig,
     "train": TrainConfig,
     "inference": InferenceConfig,
 }
@@ -393,6 +446,7 @@ class Config:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     clustering: ClusteringConfig = dataclasses.field(default_factory=ClusteringConfig)
     spheres: SpheresConfig = dataclasses.field(default_factory=SpheresConfig)
+    batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
 
@@ -417,27 +471,27 @@ class Config:
             if name in _SECTIONS:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{name}: expected a section (an object of keys), got {value!r}")
-                flat.update({f"{name}.{key}": item for key, item in value.items() if f"{name}.{key}" not in RETIRED_KEYS})
+                flat.update({f"{name}.{key}": item for key, item in value.items()})
             else:
                 flat[name] = value
         return (base or cls()).with_values(flat)
 
     @classmethod
-    def load(cls, path: Path) -> "Config":
+    def load(cls, path: Path, base: "Config | None" = None) -> "Config":
+        """A config from a JSON file (:func:`read_config_file`) over ``base``; a bad value is a
+        one-line :class:`ConfigError` naming the file and the key."""
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
-        try:
-            return cls.from_dict(data)
+            return cls.from_dict(read_config_file(path), base)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            message = str(exc)
+            raise ConfigError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None
 
     def with_values(self, values: dict[str, Any]) -> "Config":
-        """A new config with ``{"section.key": value, "mode": value}`` replaced (validated)."""
+        """A new config with ``{"section.key": value, "mode": value}`` replaced (validated); keys
+        of earlier versions are read by what they are now (:func:`current_keys`)."""
         top: dict[str, Any] = {}
         sections: dict[str, dict[str, Any]] = {}
-        for key, value in values.items():
+        for key, value in current_keys(values).items():
             section, _, name = key.partition(".")
             if name and section in _SECTIONS:
                 known = {f.name for f in dataclasses.fields(_SECTIONS[section])}
@@ -460,8 +514,10 @@ class Config:
             key = key.strip()
             if not sep:
                 raise ConfigError(f"--set {assignment}: expected section.key=value")
-            section, _, name = key.partition(".")
-            if section in _SECTIONS and name:
+            section, _, name = MOVED_KEYS.get(key, key).partition(".")
+            if key in SWITCHES:
+                values[key] = parse_value(key, text, bool)
+            elif section in _SECTIONS and name:
                 hints = typing.get_type_hints(_SECTIONS[section])
                 values[key] = parse_value(key, text, hints.get(name, str)) if name in hints else text
             else:
@@ -477,7 +533,10 @@ def preset(name: str) -> Config:
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        return Config(preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, label_balance=0.5, class_coherence=1.0, separation=1.0))
+        return Config(
+            preset="cpu", data=PRESET_DATA, clustering=ClusteringConfig(sem_ray=0.5, class_coherence=1.0, separation=1.0),
+            batch=BatchConfig(label_balance=0.5),
+        )
     if name == "tiny":
         return Config(
             preset="tiny",
@@ -499,8 +558,9 @@ def preset(name: str) -> Config:
             loss=LossConfig(eikonal_points=128),
             clustering=ClusteringConfig(sem_ray=0.5),
             spheres=SpheresConfig(count=256, resample_every=20, attraction_points=128),
-            train=TrainConfig(iterations=60, rays=128, frames_per_batch=2, checkpoint_every=20, log_every=10, render_chunk=2048),
-            inference=InferenceConfig(eval_mesh_resolution=32),
+            batch=BatchConfig(rays=128, frames_per_batch=2),
+            train=TrainConfig(iterations=60, checkpoint_every=20, log_every=10),
+            inference=InferenceConfig(eval_mesh_resolution=32, render_chunk=2048),
         )
     if name == "gpu":
         return Config(
@@ -522,7 +582,9 @@ def preset(name: str) -> Config:
             ),
             loss=LossConfig(eikonal_points=4096),
             clustering=ClusteringConfig(sem_ray=0.5),
-            train=TrainConfig(iterations=20_000, rays=4096, frames_per_batch=8, checkpoint_every=2000, log_every=100, render_chunk=65_536),
+            batch=BatchConfig(rays=4096, frames_per_batch=8),
+            train=TrainConfig(iterations=20_000, checkpoint_every=2000, log_every=100),
+            inference=InferenceConfig(render_chunk=65_536),
         )
     if name == "paper":
         return Config(
@@ -541,6 +603,7 @@ def preset(name: str) -> Config:
             ),
             sampler=SamplerConfig(kind="error_bounded"),
             loss=LossConfig(depth=0.0, normal_l1=0.05, normal_cos=0.05, collision_start=0.5),
-            train=TrainConfig(iterations=120_000, rays=1024, frames_per_batch=1, checkpoint_every=5000, log_every=100),
+            batch=BatchConfig(rays=1024, frames_per_batch=1),
+            train=TrainConfig(iterations=120_000, checkpoint_every=5000, log_every=100),
         )
     raise ConfigError(f"preset: '{name}' is not one of {', '.join(PRESETS)}")

@@ -59,7 +59,7 @@ def label_cameras(
     """
     config, scene = trained.config, trained.scene
     classes = scene.classes
-    common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.train.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
+    common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.inference.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
     ids = channel_objects(trained)
     for view in views:

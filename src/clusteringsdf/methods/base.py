@@ -4,22 +4,24 @@ channel -> class votes it keeps.
 A method turns a scene's 2D labels into a 3D segmentation. It decides:
 
 * how many SDF channels it needs (:meth:`Method.channel_count`);
-* its per-pixel segment targets (:meth:`Method.segment_targets`) and whether its batches are
-  label-comprehensive (:attr:`Method.label_comprehensive`);
+* its per-pixel training targets (:meth:`Method.pixel_targets`: the labels, the segment targets
+  of :meth:`Method.segment_targets`, and whatever else its terms read at a ray) and whether its
+  batches are label-comprehensive (:attr:`Method.label_comprehensive`);
 * what the model renders for it, in training and at inference (:meth:`Method.training_request`,
   :meth:`Method.render_request`);
 * its weighted loss terms (:meth:`Method.loss_terms`: the shared reconstruction and geometry terms
   plus its own :meth:`Method.segmentation_terms`);
-* what happens after each optimiser step (:meth:`Method.after_step`: label votes, EMA heads);
 * how rendered views become panoptic label maps (:meth:`Method.class_scores`,
   :meth:`Method.fuse_labels`).
 
-Method state (votes, EMA heads) is module state of the method, saved in checkpoints next to the model.
+Method state (the channel -> class votes, an EMA head) is module state of the method, saved in
+checkpoints next to the model; the training hooks that update it after each step are in
+:mod:`clusteringsdf.training.hooks`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 from typing import ClassVar, Protocol, Sequence
 
 import numpy as np
@@ -27,8 +29,9 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..data.scene import Scene
 from ..model import Model, RenderOutput, RenderRequest
-from ..sampling.frames import per_frame_channels
+from ..sampling.frames import LabelMaps, PixelTargets, ignored_segment_frames, per_frame_channels
 from ..sampling.rays import RayBatch
 from . import common
 from .fusion import fuse_panoptic
@@ -140,18 +143,27 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------------------ training
 
-    def place_gap(self) -> float | None:
-        """The gap that parts 3D places of segments (:mod:`clusteringsdf.sampling.places`) when
-        this method's terms use places, else None (the default: no places are found)."""
-        return None
+    def pixel_targets(self, scene: Scene, labels: LabelMaps) -> PixelTargets:
+        """Per-pixel training targets (:data:`PixelTargets`): the label maps and the segment targets;
+        a method whose terms read more at a ray adds it here. Says so when a frame holds more
+        segments than the object channels."""
+        targets = {"semantic": labels.semantic, "instance": labels.instance, "confidence": labels.confidence}
+        targets["segment"] = self.segment_targets(labels, scene)
+        lost = ignored_segment_frames(targets)
+        if lost:
+            print(
+                f"note: {lost} frames hold more segments than the {self.channels - 1} object channels; their smallest "
+                "segments are ignored (train with --channels auto or a larger number)", file=sys.stderr,
+            )
+        return targets
 
-    def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
+    def segment_targets(self, labels: LabelMaps, scene: Scene) -> np.ndarray:
         """Per-pixel targets of the segmentation terms (F, H, W) int16 from the label maps.
 
         Default: each frame's instance ids mapped to random distinct object channels (ids mean
         nothing across views); 0 (stuff / none) stays 0, -1 = ignored.
         """
-        return per_frame_channels(instance, self.channels, np.random.default_rng(self.config.train.seed))
+        return per_frame_channels(labels.instance, self.channels, np.random.default_rng(self.config.train.seed))
 
     def training_request(self, normals: bool) -> RenderRequest:
         """What the model renders for a training step (``normals`` when normal supervision is on)."""
@@ -168,12 +180,6 @@ class Method(nn.Module):
 
     def segmentation_terms(self, out: RenderOutput, rays: RayBatch) -> Terms:
         raise NotImplementedError
-
-    @torch.no_grad()
-    def after_step(self, model: Model, out: RenderOutput, rays: RayBatch) -> None:
-        """After the optimiser step: the rays' labels vote for the class of their channel."""
-        if out.opacity is not None:
-            self.votes.vote(out.opacity, rays.semantic, rays.confidence, self.config.loss.vote_decay)
 
     # ---------------------------------------------------------------------------- inference
 

@@ -23,17 +23,18 @@ class ClusteringSDF(Method):
         c = self.config.clustering
         opacity = out.opacity
         probabilities = torch.softmax(opacity, dim=-1)
-        groups = clustering.make_groups(rays.segment, rays.frame)
+        segment = rays.targets["segment"]
+        groups = clustering.make_groups(segment, rays.frame)
         kept = probabilities[groups.keep]
         terms: Terms = {}
-        if c.use_diff:
+        if c.diff > 0:
             terms["diff"] = Term(clustering.differentiation_loss(clustering.cluster_centres(kept, groups), groups), c.diff)
-        if c.use_reg:
+        if c.reg > 0:
             terms["reg"] = Term(clustering.regularization_loss(kept, groups, c.reg_axis), c.reg)
         if c.compact > 0:
             terms["compact"] = Term(clustering.regularization_loss(kept, groups, "rays"), c.compact)
-        if c.use_onehot:
-            terms["onehot"] = Term(clustering.onehot_loss(opacity, rays.segment), c.onehot)
+        if c.onehot > 0:
+            terms["onehot"] = Term(clustering.onehot_loss(opacity, segment), c.onehot)
         terms.update(self.mode_terms(out, rays, probabilities, groups))
         return terms
 

@@ -55,4 +55,4 @@ def geometry_terms(model: Model, out: RenderOutput, loss: LossConfig, progress: 
 
 def semantic_head_terms(out: RenderOutput, rays: RayBatch, loss: LossConfig) -> Terms:
     """The semantic head's confidence-weighted cross entropy against the labels' classes."""
-    return {"semantic": Term(segmentation.semantic_cross_entropy(out.semantics, rays.semantic, rays.confidence), loss.semantic)}
+    return {"semantic": Term(segmentation.semantic_cross_entropy(out.semantics, rays.targets["semantic"], rays.targets["confidence"]), loss.semantic)}

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import Config
 from ..losses import contrastive
-from ..model import Model, RenderOutput, RenderRequest
+from ..model import RenderOutput, RenderRequest
 from ..sampling.rays import RayBatch
 from . import common
 from .base import LabelView, Method
@@ -45,16 +45,12 @@ class Contrastive(Method):
 
     def segmentation_terms(self, out: RenderOutput, rays: RayBatch) -> Terms:
         """The slow-fast loss on thing rays (labels = per-view instance ids), plus the semantic head."""
-        things = torch.where(rays.instance > 0, rays.segment, torch.zeros_like(rays.segment))
-        concentration, contrast = contrastive.slow_fast_loss(out.embedding, out.extras[SLOW], things, rays.frame, rays.confidence)
+        segment = rays.targets["segment"]
+        things = torch.where(rays.targets["instance"] > 0, segment, torch.zeros_like(segment))
+        concentration, contrast = contrastive.slow_fast_loss(out.embedding, out.extras[SLOW], things, rays.frame, rays.targets["confidence"])
         terms = {"concentration": Term(concentration, 1.0), "contrastive": Term(contrast, 1.0)}
         terms.update(common.semantic_head_terms(out, rays, self.config.loss))
         return terms
-
-    @torch.no_grad()
-    def after_step(self, model: Model, out: RenderOutput, rays: RayBatch) -> None:
-        super().after_step(model, out, rays)
-        contrastive.ema_update(self.slow_embedding_head, model.field.embedding_head)
 
     def render_request(self, normals: bool) -> RenderRequest:
         return RenderRequest(normals=normals, opacity=True, semantics=True, embedding=True)

@@ -4,13 +4,12 @@ machine labels (whose ids are mapped to random channels per frame, as ObjectSDF+
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from ..data.scene import Scene
 from ..losses import segmentation
 from ..model import RenderOutput
-from ..sampling.frames import scene_channels
+from ..sampling.frames import LabelMaps, scene_channels
 from ..sampling.rays import RayBatch
 from . import common
 from .base import Method
@@ -20,17 +19,15 @@ from .terms import Term, Terms
 class ObjectSDF(Method):
     name = "objectsdf"
 
-    def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
+    def segment_targets(self, labels: LabelMaps, scene: Scene) -> np.ndarray:
         """View-consistent GT ids: one scene-wide channel table; machine ids: random per frame."""
-        if source == "gt":
-            return scene_channels(instance, self.channels, scene_root / "rs_instance")
-        return super().segment_targets(semantic, instance, source, scene_root)
+        if self.config.data.labels == "gt":
+            return scene_channels(labels.instance, self.channels, scene.root / "rs_instance")
+        return super().segment_targets(labels, scene)
 
     def segmentation_terms(self, out: RenderOutput, rays: RayBatch) -> Terms:
         loss = self.config.loss
-        if loss.segmentation_loss == "nll":
-            terms = {"opacity_nll": Term(segmentation.opacity_nll(out.opacity, rays.segment), loss.opacity_bce)}
-        else:
-            terms = {"opacity_bce": Term(segmentation.opacity_bce(out.opacity, rays.segment), loss.opacity_bce)}
+        opacity_loss = segmentation.opacity_nll if loss.opacity_loss == "nll" else segmentation.opacity_bce
+        terms = {f"opacity_{loss.opacity_loss}": Term(opacity_loss(out.opacity, rays.targets["segment"]), loss.opacity)}
         terms.update(common.semantic_head_terms(out, rays, loss))
         return terms

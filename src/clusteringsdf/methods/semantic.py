@@ -4,15 +4,16 @@ suppressed on every ray, and our optional per-ray class term (``clustering.sem_r
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..config import Config
+from ..data.scene import Scene
 from ..losses import clustering
 from ..model import RenderOutput
+from ..sampling.frames import LabelMaps
 from ..sampling.rays import RayBatch
 from .base import LabelView
 from .clustering import ClusteringSDF
@@ -28,19 +29,20 @@ class Semantic(ClusteringSDF):
         """At least one channel per class."""
         return max(config.field.channels, num_classes)
 
-    def segment_targets(self, semantic: np.ndarray, instance: np.ndarray, source: str, scene_root: Path) -> np.ndarray:
+    def segment_targets(self, labels: LabelMaps, scene: Scene) -> np.ndarray:
         """The class of each pixel (= its channel); void -> -1 (ignored). int16 (F, H, W)."""
-        return np.where(semantic > 0, semantic, -1).astype(np.int16)
+        return np.where(labels.semantic > 0, labels.semantic, -1).astype(np.int16)
 
     def mode_terms(self, out: RenderOutput, rays: RayBatch, probabilities: torch.Tensor, groups: clustering.Groups) -> Terms:
         c = self.config.clustering
-        opacity, labels = out.opacity, rays.segment
+        opacity, labels, confidence = out.opacity, rays.targets["segment"], rays.targets["confidence"]
         terms: Terms = {}
-        if c.use_fgbg:  # channel 0 (void) is suppressed on every ray, as in the published semantic mode
+        if c.fg > 0:  # channel 0 (void) is suppressed on every ray, as in the published semantic mode
             terms["fgbg"] = Term(c.fg * opacity[:, 0].abs().mean(), 1.0)
-        terms["sem"] = Term(clustering.semantic_matching_loss(opacity[groups.keep], groups, rays.confidence[groups.keep]), c.sem)
+        if c.sem > 0:
+            terms["sem"] = Term(clustering.semantic_matching_loss(opacity[groups.keep], groups, confidence[groups.keep]), c.sem)
         if c.sem_ray > 0:
-            terms["sem_ray"] = Term(clustering.semantic_ray_loss(opacity, labels, rays.confidence), c.sem_ray)
+            terms["sem_ray"] = Term(clustering.semantic_ray_loss(opacity, labels, confidence), c.sem_ray)
         return terms
 
     def class_scores(self, out: RenderOutput) -> torch.Tensor:

@@ -44,8 +44,8 @@ class Model(nn.Module):
     """Field + density + samplers.
 
     Args:
-        config: the run's configuration (field, sampler, spheres and ``loss.segmentation_opacity``:
-            how object opacities are defined, in training and at inference alike: "share"
+        config: the run's configuration (its field, sampler and spheres sections; ``field.object_opacity``
+            says how object opacities are defined, in training and at inference alike: "share"
             (:func:`density_share_opacity`, scene weights detached) or "occlusion" (ObjectSDF++'s
             :func:`object_opacity`)).
         bbox: (2, 3) normalised scene box.
@@ -56,7 +56,7 @@ class Model(nn.Module):
 
     def __init__(self, config: Config, bbox: torch.Tensor, num_classes: int, channels: int, object_radius: float | None = None) -> None:
         super().__init__()
-        self.opacity_kind = config.loss.segmentation_opacity
+        self.opacity_kind = config.field.object_opacity
         self.field = SDFField(dataclasses.replace(config.field, channels=channels), bbox, num_classes, object_radius)
         self.density = LaplaceDensity(config.field.beta_init, config.field.beta_min)
         self.register_buffer("bbox", torch.as_tensor(bbox, dtype=torch.float32).clone())

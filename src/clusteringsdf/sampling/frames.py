@@ -9,7 +9,6 @@ import torch
 
 from ..data.scene import Scene
 from ..errors import DataError
-from .places import segment_places
 from .rays import RayBatch, pixel_rays, ray_box_bounds
 
 
@@ -85,85 +84,76 @@ def auto_channel_count(stats: SegmentStatistics, view_consistent: bool, cap: int
     return int(min(cap, max(8, -(-(objects + 1) // 8) * 8)))
 
 
-def ignored_segment_frames(labels: "LabelMaps") -> int:
+PixelTargets = dict[str, np.ndarray]
+"""A training method's per-pixel targets of every frame, by name, each (F, H, W) at the working
+resolution. Integer maps are labels (-1: ignored) and reach the rays as int64; floating maps are
+weights and reach them as float32. Every method provides ``semantic``, ``instance`` and
+``confidence`` (the label source's maps, :class:`LabelMaps`) and ``segment`` (what its
+segmentation terms use); a method adds any other map its terms need (the instance mode's
+``place``), see :meth:`clusteringsdf.methods.Method.pixel_targets`."""
+
+
+def ignored_segment_frames(targets: PixelTargets) -> int:
     """Frames where a labelled segment got no channel (more segments than object channels): -1
-    targets on pixels with an instance and a class."""
-    lost = (labels.segment == -1) & (labels.instance > 0) & (labels.semantic > 0)
+    segment targets on pixels with an instance and a class."""
+    lost = (targets["segment"] == -1) & (targets["instance"] > 0) & (targets["semantic"] > 0)
     return int(lost.reshape(len(lost), -1).any(axis=1).sum())
 
 
 @dataclass
 class LabelMaps:
-    """Per-pixel training labels of every frame, (F, H, W) arrays at the working resolution.
-
-    semantic: class ids (0 = void); instance: segment ids as the labels give them (0 = none);
-    confidence: float weights in [0, 1]; segment: what the method's segmentation losses use
-    (an object channel, a class, or a per-frame segment label; -1 = ignored), see
-    :meth:`clusteringsdf.methods.Method.segment_targets`.
-    """
+    """The training labels of every frame, (F, H, W) arrays at the working resolution: semantic
+    class ids (0 = void), instance segment ids as the labels give them (0 = none), confidence
+    float weights in [0, 1]."""
 
     semantic: np.ndarray
     instance: np.ndarray
     confidence: np.ndarray
-    segment: np.ndarray
 
 
-def training_labels(scene: Scene, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(semantic, instance, confidence) maps of a label source: "gt" (rs_*, confidence 1) or "m2f"
-    (the machine labels and their confidence)."""
+def training_labels(scene: Scene, source: str) -> LabelMaps:
+    """The label maps of a label source: "gt" (rs_*, confidence 1) or "m2f" (the machine labels
+    and their confidence)."""
     if source == "gt":
         if scene.gt_semantics is None:
             raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
-        return scene.gt_semantics, scene.gt_instance, np.ones(scene.gt_semantics.shape, dtype=np.float32)
+        return LabelMaps(scene.gt_semantics, scene.gt_instance, np.ones(scene.gt_semantics.shape, dtype=np.float32))
     if scene.m2f_semantics is None:
         raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
-    return scene.m2f_semantics, scene.m2f_instance, scene.confidence
+    return LabelMaps(scene.m2f_semantics, scene.m2f_instance, scene.confidence)
 
 
 class FrameStore:
-    """All frames of a scene on a device, with per-pixel training targets.
+    """All frames of a scene on a device, with the training method's per-pixel targets.
 
     Args:
         scene: the loaded scene.
         device: torch device.
-        labels: training labels, or None (cameras and images only, for rendering).
-        place_gap: when given (and the scene has depth), the 3D place of each frame's thing segment
-            is found (:mod:`.places`, boxes closer than this gap, normalised units, are one place)
-            and every batch carries it.
+        targets: the method's per-pixel targets (:data:`PixelTargets`).
 
     Tensors (F frames, H x W), kept in the compact types they are read in (on the CPU they share
     the scene's arrays, no copy); :meth:`rays` gathers a batch and widens it: colors uint8
     (F, H, W, 3); depth (F, H, W) float32 metres or None; normals (F, H, W, 3) float32 or None;
-    semantic, instance (raw ids) int32 and segment (the method's per-pixel target) int16
-    (F, H, W) or None; confidence (F, H, W) float32. Memory: 3 (colour) + 4 (depth) + 4 + 4
-    (labels) + 2 (segment) + 4 (confidence) = 21 bytes per pixel, plus 12 with normals; the clustering
-    methods' label index adds 4 (see :mod:`.pixels`).
+    ``targets`` name -> (F, H, W) (floating maps as float32). Memory: 3 (colour) + 4 (depth) + the
+    targets (semantic 4, instance 4, segment 2, confidence 4, place 2: 16-18 bytes) per pixel, plus
+    12 with normals; the clustering methods' label index adds 4 (see :mod:`.pixels`).
     """
 
-    def __init__(self, scene: Scene, device: torch.device, labels: LabelMaps | None, place_gap: float | None = None) -> None:
+    def __init__(self, scene: Scene, device: torch.device, targets: PixelTargets) -> None:
         self.scene = scene
         self.device = device
         self.height, self.width = scene.hw
         self.bbox = torch.as_tensor(scene.bbox, device=device)
         self.poses = torch.as_tensor(scene.poses, device=device)
         self.intrinsics = torch.as_tensor(scene.intrinsics, device=device)
-        self.train_frames = torch.as_tensor(scene.splits.get("train", np.arange(scene.num_frames)), device=device)
+        self.train_frames = torch.as_tensor(train_frames(scene), device=device)
         self.colors = _tensor(scene.colors, device)
         self.depth = _tensor(scene.depths, device)  # metres; normalised units at gather time
         self.depth_scale = scene.normalization.scale
         self.normals = _tensor(scene.normals, device)
-        self.semantic = self.instance = self.segment = self.confidence = None
-        if labels is None:
-            return
-        self.semantic = _tensor(labels.semantic, device)
-        self.instance = _tensor(labels.instance, device)
-        self.segment = _tensor(labels.segment, device)
-        self.confidence = _tensor(labels.confidence, device, np.float32)
-        self.places = None  # (F, S) place of each frame's segment label, with place_gap and depth
-        if place_gap is not None and self.depth is not None:
-            self.places = segment_places(
-                self.depth, self.segment, self.instance, self.semantic, self.poses, self.intrinsics, self.depth_scale, self.train_frames, place_gap
-            )
+        self.targets = {
+            name: _tensor(values, device, np.float32 if np.issubdtype(values.dtype, np.floating) else None) for name, values in targets.items()
+        }
 
     def rays(self, frame: torch.Tensor, v: torch.Tensor, u: torch.Tensor, near: float) -> RayBatch:
         """Rays and targets at integer pixels (v, u) of frames, all (R,) int64."""
@@ -185,14 +175,15 @@ class FrameStore:
             batch.depth = self.depth[frame, v, u] * self.depth_scale
         if self.normals is not None:
             batch.normal = self.normals[frame, v, u]
-        if self.semantic is not None:
-            batch.semantic = self.semantic[frame, v, u].long()
-            batch.instance = self.instance[frame, v, u].long()
-            batch.segment = self.segment[frame, v, u].long()
-            batch.confidence = self.confidence[frame, v, u]
-        if self.places is not None:
-            batch.place = torch.where(batch.segment >= 0, self.places[frame, batch.segment.clamp_min(0)], -1)
+        for name, values in self.targets.items():
+            picked = values[frame, v, u]
+            batch.targets[name] = picked if picked.is_floating_point() else picked.long()
         return batch
+
+
+def train_frames(scene: Scene) -> np.ndarray:
+    """The frames training draws rays from: the train split, or every frame without splits."""
+    return scene.splits.get("train", np.arange(scene.num_frames))
 
 
 def _tensor(array: np.ndarray | None, device: torch.device, dtype=None) -> torch.Tensor | None:

@@ -18,6 +18,8 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..data.scene import Scene
+from .frames import train_frames
 from .rays import pixel_rays
 
 ERODE_PX = 3  # a mask's border pixels are left out: a mask that bleeds onto the wall behind would stretch its box
@@ -64,26 +66,25 @@ def box_gaps(boxes: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     return torch.cat(rows) if rows else boxes.new_zeros((0, 0))
 
 
-def segment_places(
-    depth: torch.Tensor, segment: torch.Tensor, instance: torch.Tensor, semantic: torch.Tensor,
-    poses: torch.Tensor, intrinsics: torch.Tensor, scale: float, frames: torch.Tensor, gap: float,
-) -> torch.Tensor:
+def segment_places(scene: Scene, segment: np.ndarray, instance: np.ndarray, semantic: np.ndarray, *, gap: float) -> np.ndarray:
     """The place of every (frame, segment label): (F, S) int64, -1 for none.
 
-    depth (F, H, W) metres; segment (F, H, W) the per-frame segment labels rays carry (-1 ignored);
-    instance (F, H, W) (0: stuff, no place); semantic (F, H, W); poses (F, 4, 4); intrinsics
-    (F, 3, 3); frames (T,) the training frames; gap in normalised units.
+    scene: cameras (normalised), depth (metres) and the train split; segment (F, H, W) the
+    per-frame segment labels rays carry (-1 ignored); instance (F, H, W) (0: stuff, no place);
+    semantic (F, H, W); gap in normalised units. Found on the CPU, once per run.
     """
+    depth, poses, intrinsics = (torch.from_numpy(np.ascontiguousarray(a)) for a in (scene.depths, scene.poses, scene.intrinsics))
+    segment, instance, semantic = (torch.from_numpy(np.ascontiguousarray(a)) for a in (segment, instance, semantic))
     table = torch.full((depth.shape[0], max(int(segment.max()), 0) + 1), -1, dtype=torch.int64)
     found = []  # (frame, segment, class, box)
-    for f in frames.tolist():
+    for f in train_frames(scene).tolist():
         things = torch.where(instance[f] > 0, segment[f].long(), torch.zeros_like(segment[f], dtype=torch.long))
-        ids, classes, boxes = segment_boxes(depth[f].float(), things, semantic[f], poses[f].float(), intrinsics[f].float(), scale)
+        ids, classes, boxes = segment_boxes(depth[f].float(), things, semantic[f], poses[f].float(), intrinsics[f].float(), scene.normalization.scale)
         found += [(f, s, c, b) for s, c, b in zip(ids, classes, boxes)]
     next_place = 0
     for cls in sorted({c for _, _, c, _ in found}):
         members = [m for m in found if m[2] == cls]
-        linked = (box_gaps(torch.stack([m[3] for m in members])) <= gap).cpu().numpy()
+        linked = (box_gaps(torch.stack([m[3] for m in members])) <= gap).numpy()
         count, component = connected_components(csr_matrix(linked), directed=False)
         for label in range(count):
             group = [members[i] for i in np.flatnonzero(component == label)]
@@ -92,4 +93,16 @@ def segment_places(
             for f, s, _, _ in group:
                 table[f, s] = next_place
             next_place += 1
-    return table.to(depth.device)
+    return table.numpy()
+
+
+def place_map(scene: Scene, segment: np.ndarray, instance: np.ndarray, semantic: np.ndarray, *, gap: float) -> np.ndarray:
+    """(F, H, W) the place of each pixel's segment (:func:`segment_places`), -1 for none; int16
+    while the places fit, else int32."""
+    table = segment_places(scene, segment, instance, semantic, gap=gap)
+    dtype = np.int16 if table.max(initial=-1) < 2**15 else np.int32
+    out = np.full(segment.shape, -1, dtype=dtype)
+    for f in range(segment.shape[0]):
+        labelled = segment[f] >= 0
+        out[f][labelled] = table[f, segment[f][labelled]]
+    return out

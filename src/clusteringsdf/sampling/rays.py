@@ -16,10 +16,10 @@ class RayBatch:
     dz: (R,) z-component of the camera-frame unit direction (ray distance * dz = z-depth).
     near, far: (R,) ray distance bounds (normalised units).
     frame: (R,) frame index; pixel: (R, 2) (v, u) integer pixel coordinates.
-    Targets, when available: rgb (R, 3) in [0, 1]; depth (R,) z-depth in normalised units (0 = missing);
-    normal (R, 3) camera frame (zero = missing); semantic, instance, segment (R,) int64 labels;
-    confidence (R,) float; place (R,) int64 the 3D place of the ray's thing segment (-1: none,
-    see :mod:`.places`), only when the method asks for places.
+    Measurements, when the scene has them: rgb (R, 3) in [0, 1]; depth (R,) z-depth in normalised
+    units (0 = missing); normal (R, 3) camera frame (zero = missing).
+    targets: the training method's per-pixel targets at the rays, by name (see
+    :class:`clusteringsdf.sampling.frames.PixelTargets`): integer labels (R,) int64, weights (R,) float32.
     """
 
     origins: torch.Tensor
@@ -33,18 +33,13 @@ class RayBatch:
     rgb: torch.Tensor | None = None
     depth: torch.Tensor | None = None
     normal: torch.Tensor | None = None
-    semantic: torch.Tensor | None = None
-    instance: torch.Tensor | None = None
-    segment: torch.Tensor | None = None
-    confidence: torch.Tensor | None = None
-    place: torch.Tensor | None = None
-    extras: dict = field(default_factory=dict)
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.origins.shape[0]
 
     def select(self, index: torch.Tensor | slice) -> "RayBatch":
-        """A sub-batch (every tensor field indexed by ``index``)."""
+        """A sub-batch (every tensor, targets included, indexed by ``index``)."""
         values = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -53,20 +48,6 @@ class RayBatch:
             elif isinstance(value, dict):
                 value = {k: v[index] for k, v in value.items()}
             values[f.name] = value
-        return RayBatch(**values)
-
-    @staticmethod
-    def concatenate(batches: list["RayBatch"]) -> "RayBatch":
-        values = {}
-        for f in fields(RayBatch):
-            items = [getattr(b, f.name) for b in batches]
-            if f.name == "extras":
-                keys = set(items[0]).intersection(*items[1:]) if items else set()
-                values[f.name] = {k: torch.cat([i[k] for i in items]) for k in keys}
-            elif any(i is None for i in items):
-                values[f.name] = None
-            else:
-                values[f.name] = torch.cat(items)
         return RayBatch(**values)
 
 

@@ -169,7 +169,8 @@ class SphereCloud(nn.Module):
     Args:
         config: sphere settings.
         bbox: (2, 3) normalised scene box; centres start uniform in it.
-        iterations: run length (the radius reaches r_min at ``radius_end`` of it).
+        iterations: run length (the radius reaches r_min at ``radius_end`` of it; the cloud guides
+            after ``warmup`` of it).
     """
 
     def __init__(self, config: SpheresConfig, bbox: torch.Tensor, iterations: int) -> None:
@@ -180,6 +181,11 @@ class SphereCloud(nn.Module):
         self.centres = nn.Parameter(low + (high - low) * torch.rand(config.count, 3))
         self.register_buffer("radius", torch.tensor(config.radius_max))
         self.iterations = max(1, iterations)
+        self.warmup = int(config.warmup * iterations)  # steps before the cloud guides pixels and is optimised
+
+    def guides(self, iteration: int) -> bool:
+        """Whether training pixels are drawn where the spheres project (after the warm-up)."""
+        return iteration >= self.warmup
 
     @property
     def r(self) -> float:

@@ -1,8 +1,13 @@
 """The training loop: optimiser and schedules, checkpoints, resume, logging, interruption.
 
+The loop knows no feature by name: the method supplies the per-pixel targets, render requests and
+loss terms, and the training hooks (:mod:`.hooks`: cached-volume refresh, sphere optimisation,
+channel votes, ...) run before and after each optimiser step on their own schedules.
+
 Resuming is exact: the model (with its cached sampler volume), the method's state, the optimiser,
-the scheduler and the sampling generator are all checkpointed, so a run killed and resumed from
-iteration k continues exactly as an uninterrupted run (on the same device and thread count).
+the scheduler, the sampling generator and every hook's state are checkpointed, so a run killed and
+resumed from iteration k continues exactly as an uninterrupted run (on the same device and thread
+count).
 Ctrl-C / SIGTERM save a checkpoint before exiting; ``kill -9`` loses at most ``checkpoint_every``
 iterations.
 """
@@ -28,8 +33,8 @@ from ..model import Model
 from ..runs.folder import METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
 from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_run_scene, load_states
 from ..sampling.batches import BatchBuilder
-from ..sampling.frames import FrameStore, LabelMaps, ignored_segment_frames, training_labels
-from .spheres import SphereTrainer
+from ..sampling.frames import FrameStore, training_labels
+from .hooks import HookContext, TrainingHook, attach_hooks
 
 
 def make_optimizer(model: Model, config: Config) -> torch.optim.Optimizer:
@@ -82,6 +87,7 @@ class Trainer:
         scene_path: Path,
         run_dir: Path,
         device: torch.device,
+        *,
         resume: bool = False,
         force: bool = False,
         scene: Scene | None = None,
@@ -98,39 +104,19 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)
         self.model, self.method = build_model_and_method(config, self.scene, device)
-        semantic, instance, confidence = training_labels(self.scene, config.data.labels)
-        segment = self.method.segment_targets(semantic, instance, config.data.labels, self.scene.root)
-        labels = LabelMaps(semantic, instance, confidence, segment)
-        place_gap = self.method.place_gap()
-        self.store = FrameStore(self.scene, device, labels, place_gap)
-        if place_gap is not None and self.store.places is None:
-            print("note: the scene has no depth; the separation term (clustering.separation) needs it and is off", file=sys.stderr)
-        lost = ignored_segment_frames(labels)
-        if lost:
-            print(
-                f"note: {lost} frames hold more segments than the {self.method.channels - 1} object channels; their smallest "
-                "segments are ignored (train with --channels auto or a larger number)", file=sys.stderr,
-            )
+        self.store = FrameStore(self.scene, device, self.method.pixel_targets(self.scene, training_labels(self.scene, config.data.labels)))
         self.optimizer = make_optimizer(self.model, config)
         gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.train.seed)
-        self.spheres = None
-        if self.model.spheres is not None:
-            self.spheres = SphereTrainer(self.model.spheres, self.model.field, config.spheres, config.train.iterations, self.generator)
         self.batches = BatchBuilder(
-            self.store,
-            config.train,
-            config.sampler.near,
-            self.generator,
-            clustering=config.clustering if self.method.label_comprehensive else None,
-            spheres=self.model.spheres,
-            guided_fraction=config.spheres.guided_fraction,
+            self.store, config.batch, config.sampler.near, self.generator,
+            label_comprehensive=self.method.label_comprehensive, guide=self.model.spheres,
         )
+        self.hooks: list[TrainingHook] = attach_hooks(HookContext(config, self.model, self.method, self.generator))
         self.iteration = 0
         self.elapsed = 0.0
-        self.last_volume_refresh = -(10**9)
         normal_supervision = self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0)
         self.request = self.method.training_request(normals=normal_supervision)
         self._stop_signal: int | None = None
@@ -151,9 +137,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
-            "last_volume_refresh": self.last_volume_refresh,
+            "hooks": {hook.name: hook.state_dict() for hook in self.hooks},
             "config": self.config.to_dict(),
-            "spheres": None if self.spheres is None else self.spheres.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
@@ -163,12 +148,17 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
-        self.last_volume_refresh = int(state["last_volume_refresh"])
-        if self.spheres is not None:
-            self.spheres.load_state_dict(state["spheres"])
+        hook_states = _hook_states(state)
+        for hook in self.hooks:
+            if hook.name in hook_states:  # a hook the checkpoint does not know starts afresh
+                hook.load_state_dict(hook_states[hook.name])
 
     def save(self) -> Path:
         return save_checkpoint(self.run_dir, self.iteration, self.state_dict())
+
+    def hook(self, hook_class: type[TrainingHook]) -> TrainingHook | None:
+        """The run's hook of that class, None when the run does not use it."""
+        return next((hook for hook in self.hooks if isinstance(hook, hook_class)), None)
 
     def trained_run(self) -> TrainedRun:
         """The run as inference code sees it (the same model and method objects)."""
@@ -176,21 +166,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------- step
 
-    def _maybe_refresh_volume(self) -> None:
-        """Refresh the sampler's cached SDF volume: often while the geometry forms, then every N steps."""
-        every = self.config.sampler.grid_update_every
-        interval = min(every, max(10, self.iteration // 4))
-        if not self.model.volume.is_ready or self.iteration - self.last_volume_refresh >= interval:
-            self.model.refresh_volume()
-            self.last_volume_refresh = self.iteration
-
     def step(self) -> dict[str, torch.Tensor]:
         """One optimisation step; returns the (detached, unweighted) loss terms and the total."""
-        if self.model.train_sampler.uses_volume:
-            self._maybe_refresh_volume()
+        for hook in self.hooks:
+            hook.before_step(self.iteration)
         progress = self.iteration / max(self.config.train.iterations, 1)
-        sphere_guided = self.spheres is not None and self.spheres.active(self.iteration)
-        rays = self.batches.next(sphere_guided)
+        rays = self.batches.next(self.iteration)
         out = self.model(rays, self.request, train=True, generator=self.generator)
         terms = self.method.loss_terms(self.model, out, rays, progress, self.generator)
         total = weighted_total(terms)
@@ -204,9 +185,8 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.scheduler.step()
-        if self.spheres is not None:
-            self.spheres.step(self.iteration)
-        self.method.after_step(self.model, out, rays)
+        for hook in self.hooks:
+            hook.after_step(self.iteration, rays, out)
         self.iteration += 1
         values = {name: term.value.detach() for name, term in terms.items()}
         values["total"] = total.detach()
@@ -290,6 +270,18 @@ class _TensorBoard:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _hook_states(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every hook's state in a checkpoint; checkpoints written before hooks kept the volume
+    refresh and the sphere optimiser under keys of their own."""
+    if "hooks" in state:
+        return state["hooks"]
+    last = int(state.get("last_volume_refresh", -1))
+    hooks = {"volume_refresh": {"last": last if last >= 0 else None}}
+    if state.get("spheres") is not None:
+        hooks["sphere_optimisation"] = state["spheres"]
+    return hooks
 
 
 def _progress_bar(start: int, total: int, enabled: bool):

@@ -1,20 +1,27 @@
 """Optimising the sphere cloud next to the field (sphere-guided training, reference §1).
 
-Per iteration, after the network step: the radius follows its schedule; after the warm-up the
+Schedule: every step, after the optimiser step: the radius follows its schedule; after the warm-up the
 centres move by Adam on ``L = mean s(c)^2 + w_r mean_{pairs closer than 2r} r / d`` (surface
 attraction with the field frozen, plus repulsion between nearest neighbours); every
 ``resample_every`` steps spheres that left the box or hold no surface (|s(c)| > r: an SDF that far
 from zero has no zero level inside the sphere) are moved next to good ones, their Adam moments
-reset. Centres are clamped to the box after every step.
+reset. Centres are clamped to the box after every step. Nearest neighbours are searched every
+``neighbours_every`` steps and after a resampling. State: the centres' Adam moments and the
+neighbour lists (the centres and the radius are the model's, checkpointed with it).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from ..config import SpheresConfig
-from ..model.field import SDFField
-from ..sampling.spheres import SphereCloud
+from ...config import SpheresConfig
+from ...model import RenderOutput
+from ...model.field import SDFField
+from ...sampling.rays import RayBatch
+from ...sampling.spheres import SphereCloud
+from .base import HookContext, TrainingHook
 
 
 def nearest_neighbours(points: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
@@ -28,36 +35,42 @@ def nearest_neighbours(points: torch.Tensor, k: int, chunk: int = 2048) -> torch
     return torch.cat(out)
 
 
-class SphereTrainer:
-    """Adam on the sphere centres, the radius schedule and the resampling.
+class SphereOptimisation(TrainingHook):
+    """Adam on the sphere centres, the radius schedule and the resampling (sphere-guided runs).
 
     Args:
         cloud: the sphere cloud (a module of the model, so it is checkpointed with it).
         field: the SDF field (frozen for the attraction term).
         config: sphere settings.
-        iterations: run length (warm-up is a fraction of it).
         generator: the run's random generator.
     """
 
-    def __init__(self, cloud: SphereCloud, field: SDFField, config: SpheresConfig, iterations: int, generator: torch.Generator) -> None:
+    name = "sphere_optimisation"
+
+    def __init__(self, cloud: SphereCloud, field: SDFField, config: SpheresConfig, generator: torch.Generator) -> None:
         self.cloud = cloud
         self.field = field
         self.config = config
         self.generator = generator
-        self.warmup = int(config.warmup * iterations)
         self.optimizer = torch.optim.Adam([cloud.centres], lr=config.lr)
-        self.neighbours: torch.Tensor | None = None
-        self.neighbours_at = -(10**9)
+        self.neighbours: torch.Tensor | None = None  # (S, k) nearest other spheres
+        self.neighbours_at: int | None = None  # iteration they were found at
 
-    def active(self, iteration: int) -> bool:
-        """Sphere-guided pixels and sphere updates start after the warm-up."""
-        return iteration >= self.warmup
+    @classmethod
+    def attach(cls, context: HookContext) -> "SphereOptimisation | None":
+        cloud = context.model.spheres
+        return None if cloud is None else cls(cloud, context.model.field, context.config.spheres, context.generator)
 
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+    def after_step(self, iteration: int, rays: RayBatch, out: RenderOutput) -> None:
+        self.step(iteration)
 
-    def load_state_dict(self, state: dict) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "neighbours": self.neighbours, "neighbours_at": self.neighbours_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        self.neighbours = state.get("neighbours")
+        self.neighbours_at = state.get("neighbours_at")
 
     def _scene_sdf(self, points: torch.Tensor, with_jacobian: bool):
         geometry = self.field.geometry(points, with_jacobian=with_jacobian)
@@ -95,10 +108,10 @@ class SphereTrainer:
         """Radius update and, after the warm-up, one optimisation step of the centres."""
         cloud, cfg = self.cloud, self.config
         cloud.update_radius(iteration)
-        if not self.active(iteration):
+        if not cloud.guides(iteration):
             return {}
         stats: dict[str, float] = {}
-        if iteration > self.warmup and iteration % cfg.resample_every == 0:
+        if iteration > cloud.warmup and iteration % cfg.resample_every == 0:
             stats["resampled"] = float(self.resample())
         centres = cloud.centres
         count = centres.shape[0]
@@ -108,7 +121,7 @@ class SphereTrainer:
         # d/dc mean s(c)^2 = 2 s grad s / n, with the field frozen (computed, not backpropagated).
         attraction_grad = torch.zeros_like(centres.data)
         attraction_grad.index_add_(0, subset, 2.0 * sdf.unsqueeze(-1) * gradient / subset.numel())
-        if self.neighbours is None or iteration - self.neighbours_at >= cfg.neighbours_every:
+        if self.neighbours is None or self.neighbours_at is None or iteration - self.neighbours_at >= cfg.neighbours_every:
             self.neighbours = nearest_neighbours(centres.data, cfg.neighbors)
             self.neighbours_at = iteration
         self.optimizer.zero_grad(set_to_none=True)
