@@ -26,7 +26,7 @@ from ..classes import NUM_CLASSES, REDUCED_SCANNET_CLASSES, STUFF_CLASSES, THING
 from .. import layout
 from ..mesh_io import write_mesh
 from .camera_path import CameraPathConfig, camera_path, plan_doorway_loop, plan_loop
-from .geometry import Cylinder, RayCaster, RayGrid
+from .geometry import Cylinder, RayCaster, RayGrid, index_groups
 from .machine_labels import NOISE_LEVELS, FrameLabels, IdCounters, NoiseParams, synthesize_frame
 from .room import Room, RoomConfig, build_room
 from .two_rooms import build_two_rooms
@@ -206,9 +206,7 @@ class SceneRenderer:
         points = sample_points.reshape(-1, 3)
         flat_prim = sample_prim.reshape(-1)
         rgb = np.empty_like(points)
-        order = np.argsort(flat_prim, kind="stable")
-        bounds = np.flatnonzero(np.diff(flat_prim[order])) + 1
-        for group in np.split(order, bounds):
+        for group in index_groups(flat_prim):
             prim = int(flat_prim[group[0]])
             obj = self.room.objects[self.primitive_object[prim]]
             local = (points[group] - obj.frame_origin) @ obj.frame_rotation

@@ -22,6 +22,14 @@ T_EPS = 1e-6
 CYLINDER_SEGMENTS = 48
 
 
+def index_groups(labels: np.ndarray) -> list[np.ndarray]:
+    """Indices of ``labels`` (N,) grouped by value: one index array per distinct value, in increasing
+    order of value, each in increasing index order (one empty group when N = 0)."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.split(order, bounds)
+
+
 def yaw_matrix(yaw: float) -> np.ndarray:
     """Rotation about +z by ``yaw`` radians (3, 3)."""
     c, s = np.cos(yaw), np.sin(yaw)
@@ -304,9 +312,7 @@ class RayCaster:
         """Hit points and normals of flat (N,) results."""
         points = origin + dirs * t[:, None]
         normals = np.zeros_like(dirs)
-        order = np.argsort(primitive, kind="stable")
-        bounds = np.flatnonzero(np.diff(primitive[order])) + 1
-        for group in np.split(order, bounds):
+        for group in index_groups(primitive):
             if len(group) == 0:
                 continue
             index = int(primitive[group[0]])
