@@ -11,13 +11,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import FieldConfig
 from .hashgrid import HashGrid
 from .jets import Jet, WeightNormLinear, positional_encoding, softplus_jet
+
+
+Output = TypeVar("Output", torch.Tensor, tuple[torch.Tensor, ...])
+
+
+def map_chunks(
+    function: Callable[[torch.Tensor], Output], points: np.ndarray | torch.Tensor, chunk: int, device: torch.device | None = None
+) -> Output:
+    """``function`` of the rows of ``points`` (N, ...), ``chunk`` rows at a time, its outputs (one
+    tensor or a tuple of them, N rows each) concatenated. Numpy rows become float32 tensors on
+    ``device`` one chunk at a time, so only a chunk of them is ever on the device."""
+    parts = []
+    for start in range(0, max(len(points), 1), chunk):
+        part = points[start : start + chunk]
+        parts.append(function(part if isinstance(part, torch.Tensor) else torch.as_tensor(part, dtype=torch.float32, device=device)))
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*parts))
+    return torch.cat(parts)
 
 
 @dataclass
@@ -163,6 +183,14 @@ class SDFField(nn.Module):
         for layer in self.color_layers[:-1]:
             hidden = torch.relu(layer(hidden))
         return torch.sigmoid(self.color_layers[-1](hidden))
+
+    def surface_color(self, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+        """(N, 3) colour in [0, 1] of surface points (N, 3) seen from outside, along minus their
+        outward normals (N, 3, any length); the SDF gradient is evaluated only for a colour network
+        that takes it."""
+        geometry = self.geometry(points, with_jacobian=self.config.color_uses_normal)
+        gradient = geometry.scene_gradient() if self.config.color_uses_normal else None
+        return self.color(points, -torch.nn.functional.normalize(normals, dim=-1), gradient, geometry.feature)
 
     def semantic_logits(self, feature: torch.Tensor) -> torch.Tensor:
         """(N, num_classes) per-point class logits."""

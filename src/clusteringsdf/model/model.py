@@ -9,6 +9,7 @@ method (:mod:`clusteringsdf.methods`).
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from ..sampling.rays import RayBatch
 from .field import SDFField
 from .outputs import RenderOutput, RenderRequest
 from .rendering import composite, density_share_opacity, expected_distance, interval_lengths, laplace_density, object_opacity, render_weights
-from .samplers import RaySamples, SdfVolume, build_samplers
+from .samplers import RaySamples, SdfVolume, build_samplers, first_crossing
 
 
 SURFACE_COARSE_STEPS = 96  # cached-volume lookups per ray to find its first surface at inference
@@ -103,8 +104,7 @@ class Model(nn.Module):
         # the depth after the colour: autograd sums into the weights in this order (repeatable runs)
         out = RenderOutput(rgb=rgb, depth=expected_distance(weights, z) * rays.dz, weights=weights, z=z)
         if request.normals:
-            unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
-            out.normal = torch.einsum("rji,rj->ri", rays.cam_to_world, composite(weights, unit.view(r, s, 3)))
+            out.normal = _camera_normals(gradient, rays.cam_to_world, lambda unit: composite(weights, unit.view(r, s, 3)))
             out.surface_crossing = (scene_sdf > 0).any(-1) & (scene_sdf < 0).any(-1)
         if request.opacity and self.opacity_kind == "share":
             out.opacity = density_share_opacity(channel_sdf, beta, weights.detach())
@@ -114,13 +114,7 @@ class Model(nn.Module):
             finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
             out.opacity = object_opacity(channel_sdf, beta, finite, transmittance)
         detached = weights.detach()
-        if request.semantics:
-            probabilities = torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1).view(r, s, -1)
-            out.semantics = composite(detached, probabilities) / (detached.sum(-1, keepdim=True) + 1e-6)
-        if request.embedding:
-            out.embedding = composite(detached, self.field.embedding(geometry.feature).view(r, s, -1))
-        for name, head, width in request.feature_heads:
-            out.extras[name] = composite(detached, head(geometry.feature.detach()).view(r, s, width))
+        self._feature_heads(out, request, geometry.feature, lambda values: composite(detached, values.view(r, s, -1)), detached.sum(-1, keepdim=True))
         if request.surface_points:
             pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
             out.surface_points = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
@@ -147,14 +141,13 @@ class Model(nn.Module):
         """
         if not self.volume.is_ready:
             self.refresh_volume()
-        bins, coarse = _coarse_lookups(self.volume, rays, SURFACE_COARSE_STEPS)
-        crossing = (coarse[:, :-1] > 0) & (coarse[:, 1:] <= 0)
-        first = crossing.float().argmax(-1, keepdim=True)
+        bins, coarse = self.volume.along(rays, SURFACE_COARSE_STEPS)
+        crossed, first = first_crossing(coarse)
         voxel = self.volume.voxel
         t_lo = torch.maximum(bins.gather(1, first).squeeze(1) - voxel, rays.near)
         t_hi = torch.minimum(bins.gather(1, first + 1).squeeze(1) + voxel, rays.far)
         found, t_a, t_b, s_a, s_b = self._first_crossing(rays, t_lo, t_hi, SURFACE_SEARCH_POINTS)
-        found &= crossing.any(-1)
+        found &= crossed
         # Rays the volume sees no surface on at all (a thin part it smoothed away, or nothing): the
         # field is searched along the whole ray, as the volume renderer's uniform samples would.
         clear = (coarse > 0).all(-1).nonzero().squeeze(-1)
@@ -178,8 +171,7 @@ class Model(nn.Module):
             found[empty] = True
         surface = found.nonzero().squeeze(-1)
         rest = (~found).nonzero().squeeze(-1)
-        r = len(rays)
-        out = self._render_points(rays.select(surface), t[surface], request, r, surface)
+        out = _scattered(self._render_points(rays.select(surface), t[surface], request), surface, len(rays))
         if rest.numel():
             volume = self.forward(rays.select(rest), request, train=False)
             out.rgb[rest], out.depth[rest] = volume.rgb, volume.depth
@@ -201,51 +193,67 @@ class Model(nn.Module):
         r, k = search.shape
         where = rays.origins.unsqueeze(1) + search.unsqueeze(-1) * rays.directions.unsqueeze(1)
         values = self.field.geometry(where.reshape(-1, 3)).scene_sdf.view(r, k)
-        inward = (values[:, :-1] > 0) & (values[:, 1:] <= 0)
-        step = inward.float().argmax(-1, keepdim=True)
+        found, step = first_crossing(values)
         t_a, t_b = search.gather(1, step).squeeze(1), search.gather(1, step + 1).squeeze(1)
         s_a, s_b = values.gather(1, step).squeeze(1), values.gather(1, step + 1).squeeze(1)
-        return inward.any(-1), t_a, t_b, s_a, s_b
+        return found, t_a, t_b, s_a, s_b
 
     def _scene_sdf_along(self, rays: RayBatch, t: torch.Tensor) -> torch.Tensor:
         """(R,) scene SDF at distance t (R,) along each ray."""
         return self.field.geometry(rays.origins + t.unsqueeze(-1) * rays.directions).scene_sdf
 
-    def _render_points(self, rays: RayBatch, t: torch.Tensor, request: RenderRequest, total: int, index: torch.Tensor) -> RenderOutput:
-        """Outputs for ``total`` rays, filled at ``index`` from the surface points at distance t."""
+    def _render_points(self, rays: RayBatch, t: torch.Tensor, request: RenderRequest) -> RenderOutput:
+        """Outputs of R rays from their surface points at distance t (R,) (one sample per ray, weight 1)."""
         points = rays.origins + t.unsqueeze(-1) * rays.directions
         need_gradient = request.normals or self.field.config.color_uses_normal
         geometry = self.field.geometry(points, with_jacobian=need_gradient)
         gradient = geometry.scene_gradient() if need_gradient else None
-
-        def filled(values: torch.Tensor) -> torch.Tensor:
-            full = values.new_zeros(total, *values.shape[1:])
-            full[index] = values
-            return full
-
         out = RenderOutput(
-            rgb=filled(self.field.color(points, rays.directions, gradient, geometry.feature)),
-            depth=filled(t * rays.dz),
-            weights=filled(torch.ones_like(t).unsqueeze(-1)),
-            z=filled(t.unsqueeze(-1)),
+            rgb=self.field.color(points, rays.directions, gradient, geometry.feature),
+            depth=t * rays.dz,
+            weights=torch.ones_like(t).unsqueeze(-1),
+            z=t.unsqueeze(-1),
         )
         if request.normals:
-            unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
-            out.normal = filled(torch.einsum("rji,rj->ri", rays.cam_to_world, unit))
-            out.surface_crossing = filled(torch.ones_like(t, dtype=torch.bool))
+            out.normal = _camera_normals(gradient, rays.cam_to_world, lambda unit: unit)
+            out.surface_crossing = torch.ones_like(t, dtype=torch.bool)
         if request.opacity:  # each channel's share of the density at the surface (see density_share_opacity)
-            out.opacity = filled(torch.softmax(-geometry.sdf / self.density.beta, dim=-1))
-        if request.semantics:
-            out.semantics = filled(torch.softmax(self.field.semantic_logits(geometry.feature), dim=-1))
-        if request.embedding:
-            out.embedding = filled(self.field.embedding(geometry.feature))
-        for name, head, width in request.feature_heads:
-            out.extras[name] = filled(head(geometry.feature))
+            out.opacity = torch.softmax(-geometry.sdf / self.density.beta, dim=-1)
+        self._feature_heads(out, request, geometry.feature, lambda values: values)
         return out
 
+    def _feature_heads(
+        self, out: RenderOutput, request: RenderRequest, feature: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor],
+        weight_sum: torch.Tensor | None = None,
+    ) -> None:
+        """The requested semantics, embedding and extra heads of ``out`` from per-sample features
+        (N, F): ``blend`` turns per-sample values (N, D) into per-ray ones (R, D); rendered class
+        probabilities are divided by the rays' ``weight_sum`` (R, 1) when given."""
+        if request.semantics:
+            semantics = blend(torch.softmax(self.field.semantic_logits(feature), dim=-1))
+            out.semantics = semantics if weight_sum is None else semantics / (weight_sum + 1e-6)
+        if request.embedding:
+            out.embedding = blend(self.field.embedding(feature))
+        for name, head, _ in request.feature_heads:
+            out.extras[name] = blend(head(feature.detach()))
 
-def _coarse_lookups(volume: SdfVolume, rays: RayBatch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evenly spaced distances (R, steps + 1) along the rays and the cached scene SDF there."""
-    near, far = rays.near, rays.far
-    bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
-    return bins, volume.query(rays.origins.unsqueeze(1) + bins.unsqueeze(-1) * rays.directions.unsqueeze(1))
+
+def _camera_normals(gradient: torch.Tensor, cam_to_world: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """(R, 3) camera-frame normals from per-sample SDF gradients (N, 3): unit gradients, blended into
+    one world normal per ray by ``blend``, rotated by each ray's camera (R, 3, 3)."""
+    unit = gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)
+    return torch.einsum("rji,rj->ri", cam_to_world, blend(unit))
+
+
+def _scattered(out: RenderOutput, index: torch.Tensor, total: int) -> RenderOutput:
+    """``out`` of len(index) rays placed at ``index`` among ``total`` rays (zeros elsewhere)."""
+
+    def filled(values: torch.Tensor | None) -> torch.Tensor | None:
+        if values is None:
+            return None
+        full = values.new_zeros(total, *values.shape[1:])
+        full[index] = values
+        return full
+
+    values = {f.name: filled(getattr(out, f.name)) for f in dataclasses.fields(out) if f.name != "extras"}
+    return RenderOutput(**values, extras={name: filled(value) for name, value in out.extras.items()})

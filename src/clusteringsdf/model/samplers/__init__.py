@@ -19,7 +19,7 @@ import torch
 
 from ...config import Config
 from ...sampling.spheres import SphereCloud
-from .base import RaySamples, Sampler, SdfFunction, merge_sorted, sample_pdf, stratified
+from .base import RaySamples, Sampler, SdfFunction, first_crossing, merge_sorted, sample_pdf, stratified
 from .depth import DepthGuidedSampler
 from .error_bounded import ErrorBoundedSampler
 from .grid import GridSampler, SdfVolume
@@ -72,5 +72,5 @@ def build_samplers(config: Config, volume: SdfVolume, sdf: SdfFunction, bbox: to
 
 __all__ = [
     "SAMPLERS", "DepthGuidedSampler", "ErrorBoundedSampler", "GridSampler", "RaySamples", "Sampler", "SamplerSet",
-    "SdfVolume", "SphereSampler", "build_samplers", "merge_sorted", "sample_pdf", "stratified",
+    "SdfVolume", "SphereSampler", "build_samplers", "first_crossing", "merge_sorted", "sample_pdf", "stratified",
 ]

@@ -84,3 +84,10 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, count: int, jitter: bo
 def merge_sorted(*parts: torch.Tensor) -> torch.Tensor:
     """Concatenate (R, S_i) sample sets and sort each row."""
     return torch.sort(torch.cat(parts, dim=-1), dim=-1).values
+
+
+def first_crossing(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first outside-to-inside crossing of SDF values (R, M + 1) along each ray: found (R,) bool
+    and the index (R, 1) of the step before it (0 where none is found)."""
+    inward = (values[:, :-1] > 0) & (values[:, 1:] <= 0)
+    return inward.any(-1), inward.float().argmax(-1, keepdim=True)

@@ -15,8 +15,9 @@ from torch import nn
 
 from ...config import SamplerConfig
 from ...sampling.rays import RayBatch
+from ..field import map_chunks
 from ..rendering import laplace_density, render_weights
-from .base import RaySamples, SdfFunction, merge_sorted, sample_pdf, stratified
+from .base import RaySamples, SdfFunction, first_crossing, merge_sorted, sample_pdf, stratified
 
 
 class SdfVolume(nn.Module):
@@ -56,11 +57,18 @@ class SdfVolume(nn.Module):
     @torch.no_grad()
     def update(self, sdf: SdfFunction, chunk: int = 65536) -> None:
         """Re-evaluate the volume with ``sdf`` (chunked)."""
-        points = self.vertices()
-        values = torch.cat([sdf(points[i : i + chunk]) for i in range(0, points.shape[0], chunk)])
+        values = map_chunks(sdf, self.vertices(), chunk)
         r = self.resolution
         self.values.copy_(values.view(1, 1, r, r, r))
         self.ready.fill_(True)
+
+    @torch.no_grad()
+    def along(self, rays: RayBatch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evenly spaced distances (R, steps + 1) from each ray's near to its far bound, and the
+        cached scene SDF there (R, steps + 1)."""
+        near, far = rays.near, rays.far
+        bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
+        return bins, self.query(rays.origins.unsqueeze(1) + bins.unsqueeze(-1) * rays.directions.unsqueeze(1))
 
     @torch.no_grad()
     def query(self, points: torch.Tensor) -> torch.Tensor:
@@ -82,21 +90,11 @@ class GridSampler:
         self.config = config
         self.volume = volume
 
-    def _coarse(self, rays: RayBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Evenly spaced bin edges (R, M+1) and the cached SDF at them (R, M+1)."""
-        steps = self.config.coarse_steps
-        near, far = rays.near, rays.far
-        bins = near.unsqueeze(-1) + (far - near).unsqueeze(-1) * torch.linspace(0, 1, steps + 1, dtype=near.dtype, device=near.device)
-        points = rays.origins.unsqueeze(1) + bins.unsqueeze(-1) * rays.directions.unsqueeze(1)
-        return bins, self.volume.query(points)
-
     @torch.no_grad()
     def first_surface(self, rays: RayBatch) -> torch.Tensor:
         """(R,) distance of the first outside-to-inside crossing of the cached SDF, inf if none."""
-        bins, sdf = self._coarse(rays)
-        crossing = (sdf[:, :-1] > 0) & (sdf[:, 1:] <= 0)  # (R, M)
-        found = crossing.any(-1)
-        i = crossing.float().argmax(-1, keepdim=True)
+        bins, sdf = self.volume.along(rays, self.config.coarse_steps)
+        found, i = first_crossing(sdf)
         s0, s1 = sdf.gather(1, i), sdf.gather(1, i + 1)
         t0, t1 = bins.gather(1, i), bins.gather(1, i + 1)
         t = t0 + (t1 - t0) * s0 / (s0 - s1).clamp_min(1e-12)
@@ -106,7 +104,7 @@ class GridSampler:
     def sample(self, rays: RayBatch, beta: float, train: bool, generator: torch.Generator | None = None) -> RaySamples:
         cfg = self.config
         fine, uniform = (cfg.fine_samples, cfg.uniform_samples) if train else (cfg.eval_fine_samples, cfg.eval_uniform_samples)
-        bins, sdf = self._coarse(rays)
+        bins, sdf = self.volume.along(rays, cfg.coarse_steps)
         coarse_beta = max(beta, 0.5 * self.volume.voxel)
         deltas = bins[:, 1:] - bins[:, :-1]
         mid_sdf = 0.5 * (sdf[:, 1:] + sdf[:, :-1])
