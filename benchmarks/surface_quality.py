@@ -46,7 +46,7 @@ def mesh_run(run: Path, out: Path, resolution: int, old_commit: str | None, thre
 
 def floater_share(path: Path) -> float:
     """Area outside the largest connected component over the mesh's whole area."""
-    from clusteringsdf.inference.mesh import Surface, clean_components
+    from clusteringsdf.inference.mesh_rules import Surface, clean_components
 
     mesh = trimesh.load(path, process=False)
     if len(mesh.faces) == 0:

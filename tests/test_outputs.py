@@ -15,8 +15,8 @@ import trimesh
 from clusteringsdf.cli import main
 from clusteringsdf.data.mesh_io import read_labelled_mesh, write_mesh
 from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
-import clusteringsdf.inference.mesh as mesh_module
-from clusteringsdf.inference.mesh import extract_meshes, object_ids
+from clusteringsdf.inference.channels import object_ids
+from clusteringsdf.inference.mesh import extract_meshes
 from clusteringsdf.inference.mesh_preview import preview_mesh
 from clusteringsdf.inference.palette import instance_color
 from clusteringsdf.inference.report import build_report
@@ -49,14 +49,24 @@ def test_meshes_open_and_match_the_segmented_objects(tiny_run, tmp_path):
 GHOST = (torch.tensor([-0.13, 0.15, 0.0]), 0.05)  # a ball of channel 3 on the chair's surface
 
 
-def _analytic_run(tiny_run, monkeypatch, ghost: bool = False):
+class SeenWhere:
+    """An observer (inference.mesh.Observer) that saw the world points where ``test(points)`` holds,
+    once each, without labels."""
+
+    def __init__(self, test) -> None:
+        self.test = test
+
+    def counts(self, points, label=None):
+        return self.test(points).astype(np.int64), None
+
+
+def _analytic_run(tiny_run, ghost: bool = False):
     """The tiny run with a field whose channels are known spheres: channel 1 (a chair) at radius 0.12
     with a small satellite sphere (a floater), channel 2 (a bed) at 0.08, the room inside out; with
     ``ghost``, channel 3 (which owns no pixels) has a ball straddling the chair's surface. The
-    scene's depth maps are not of this field: meshing judges nothing by them."""
+    scene's depth maps are not of this field: meshes of it are extracted with ``observer=None`` or
+    an observer of the test's own."""
     from clusteringsdf.model.field import GeometryOutput
-
-    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: None)
 
     trained = load_trained_run(tiny_run, CPU)
     centres = torch.tensor([[0.0, 0.0, 0.0], [-0.25, 0.15, 0.0], [0.25, -0.1, 0.05]])
@@ -81,11 +91,11 @@ def _analytic_run(tiny_run, monkeypatch, ghost: bool = False):
     return trained, centres, radii
 
 
-def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path, monkeypatch):
+def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path):
     """Each object mesh is its channel's sphere, with its voted class, palette colour and name; a
     channel without votes gets no mesh; the small satellite is cleaned away (a floater)."""
-    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    trained, centres, radii = _analytic_run(tiny_run)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64, observer=None)
     names = trained.scene.classes.names
     assert [o["id"] for o in index["objects"]] == [1, 2]
     for entry in index["objects"]:
@@ -100,28 +110,28 @@ def test_object_meshes_are_their_channels_surfaces(tiny_run, tmp_path, monkeypat
         colours = np.unique(np.asarray(mesh.visual.vertex_colors)[:, :3], axis=0)
         assert colours.tolist() == instance_color(np.array([c])).tolist()
         assert entry["floater_share"] == 0.0
-    kept = extract_meshes(trained, tmp_path / "all", resolution=64, min_component=0.0)
+    kept = extract_meshes(trained, tmp_path / "all", resolution=64, min_component=0.0, observer=None)
     assert kept["objects"][0]["floater_share"] > 0  # without cleaning the satellite stays, as a floater
 
 
-def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_path, monkeypatch):
+def test_object_meshes_leave_out_what_another_channel_contains(tiny_run, tmp_path):
     """The chair's surface inside channel 3's ball is not part of the chair's mesh (it is not the
     chair's, the scene there is channel 3's); --watertight keeps the whole closed sphere."""
-    trained, _, _ = _analytic_run(tiny_run, monkeypatch, ghost=True)
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    trained, _, _ = _analytic_run(tiny_run, ghost=True)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64, observer=None)
     chair = trimesh.load(tmp_path / "meshes" / index["objects"][0]["file"], process=False)
     inside_ghost = np.linalg.norm(trained.scene.normalization.apply(np.asarray(chair.vertices)) - GHOST[0].numpy(), axis=1) < GHOST[1]
     assert not inside_ghost.any()
-    closed = extract_meshes(trained, tmp_path / "closed", resolution=64, watertight=True)
+    closed = extract_meshes(trained, tmp_path / "closed", resolution=64, watertight=True, observer=None)
     whole = trimesh.load(tmp_path / "closed" / closed["objects"][0]["file"], process=False)
     assert whole.area > chair.area * 1.02  # the cap inside the ghost ball is about 4% of the sphere
 
 
-def _bed_and_channel_3(tiny_run, monkeypatch, channel_3):
+def _bed_and_channel_3(tiny_run, channel_3):
     """The analytic run with channel 3's SDF set to ``channel_3(points, bed centre, bed radius, grid
-    step)`` and the cameras seeing only what lies above the bed's centre. Returns (trained, bed
-    centre, bed radius, step, normalise)."""
-    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
+    step)``, and an observer that saw only what lies above the bed's centre. Returns (trained,
+    observer, bed centre, bed radius, step, normalise)."""
+    trained, centres, radii = _analytic_run(tiny_run)
     step = float((trained.model.bbox[1] - trained.model.bbox[0]).max()) / 63
     bed, radius = centres[2], float(radii[2])
     normalise = trained.scene.normalization.apply
@@ -133,8 +143,8 @@ def _bed_and_channel_3(tiny_run, monkeypatch, channel_3):
         return out
 
     trained.model.field.geometry = geometry
-    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: lambda world: normalise(world)[:, 2] > float(bed[2]))
-    return trained, bed, radius, step, normalise
+    above = SeenWhere(lambda world: normalise(world)[:, 2] > float(bed[2]))
+    return trained, above, bed, radius, step, normalise
 
 
 def _object_vertices(out_dir: Path, index: dict, channel: int, normalise) -> np.ndarray:
@@ -143,7 +153,7 @@ def _object_vertices(out_dir: Path, index: dict, channel: int, normalise) -> np.
     return normalise(np.asarray(trimesh.load(out_dir / entry["file"], process=False).vertices))
 
 
-def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, monkeypatch):
+def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path):
     """Channel 3 wraps the bed a fraction of a voxel outside it, up to half the bed's height (the
     bed's top still shows, so the bed is a neighbour): where the cameras saw the wrap (above the bed's
     centre) it is the visible surface and stays; the unseen rest is a copy and is dropped."""
@@ -152,53 +162,51 @@ def test_unseen_copies_of_a_neighbours_surface_are_left_out(tiny_run, tmp_path, 
         outside = (points - bed).norm(dim=-1) - (radius + 0.3 * step)
         return torch.maximum(outside, points[:, 2] - (float(bed[2]) + 0.5 * radius))
 
-    trained, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, monkeypatch, wrap)
+    trained, above, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, wrap)
     trained.method.votes.votes[3, 20] = 3.0
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64, observer=above)
     vertices = _object_vertices(tmp_path / "meshes", index, 3, normalise)
     assert vertices[:, 2].min() > float(bed[2]) - 2 * step  # the seen part only
     assert vertices[:, 2].max() > float(bed[2]) + 0.4 * radius
 
 
-def test_a_duplicate_hidden_inside_an_object_does_not_make_its_unseen_side_a_copy(tiny_run, tmp_path, monkeypatch):
+def test_a_duplicate_hidden_inside_an_object_does_not_make_its_unseen_side_a_copy(tiny_run, tmp_path):
     """Channel 3 duplicates the bed a fraction of a voxel inside it, so it owns none of the scene's
     surface (trained runs hold such duplicates): the bed's unseen lower half is not a copy of it and
     stays."""
     duplicate = lambda points, bed, radius, step: (points - bed).norm(dim=-1) - (radius - 0.3 * step)  # noqa: E731
-    trained, bed, radius, _, normalise = _bed_and_channel_3(tiny_run, monkeypatch, duplicate)
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    trained, above, bed, radius, _, normalise = _bed_and_channel_3(tiny_run, duplicate)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64, observer=above)
     assert [o["id"] for o in index["objects"]] == [1, 2]  # the hidden duplicate gets no mesh
     vertices = _object_vertices(tmp_path / "meshes", index, 2, normalise)
     assert vertices[:, 2].min() < float(bed[2]) - 0.9 * radius  # the unseen bottom is there
 
 
-def test_two_channels_holding_one_object_are_meshed_as_one(tiny_run, tmp_path, monkeypatch):
+def test_two_channels_holding_one_object_are_meshed_as_one(tiny_run, tmp_path):
     """Channel 3 holds the bed too, shifted half a voxel: the two surfaces cross, each channel is the
     scene minimum on half of it, and meshed apart both would be half a bed. Of one class, they are
     one object; the chair, given the bed's class too, stays an object of its own."""
     shifted = lambda points, bed, radius, step: (points - bed - torch.tensor([0.5 * step, 0.0, 0.0])).norm(dim=-1) - radius  # noqa: E731
-    trained, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, monkeypatch, shifted)
-    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: None)
+    trained, _, bed, radius, step, normalise = _bed_and_channel_3(tiny_run, shifted)
     votes = trained.method.votes.votes
     votes[3] = votes[2]
     votes[1] = votes[2]
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=64)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=64, observer=None)
     groups = sorted(sorted(o["channels"]) for o in index["objects"])
     assert groups == [[1], [2, 3]]
     entry = next(o for o in index["objects"] if o["channels"] == [2, 3] or o["channels"] == [3, 2])
     vertices = _object_vertices(tmp_path / "meshes", index, entry["id"], normalise)
     span = vertices[:, 0].max() - vertices[:, 0].min()
     assert span > 1.9 * radius  # the whole bed, not half of it
-    ids = object_ids(trained, resolution=64)  # and labelled as one at render time
+    ids = object_ids(trained.model, trained.method.votes.classes().numpy(), resolution=64)  # and labelled as one at render time
     assert ids[2] == ids[3] == entry["id"] and ids[1] == 1
 
 
-def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path, monkeypatch):
-    trained, centres, _ = _analytic_run(tiny_run, monkeypatch)
+def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path):
+    trained, centres, _ = _analytic_run(tiny_run)
     normalise = trained.scene.normalization.apply
     near_chair = lambda world: np.linalg.norm(normalise(world) - centres[1].numpy(), axis=1) < 0.2  # noqa: E731
-    monkeypatch.setattr(mesh_module, "_observation_test", lambda run: near_chair)
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=48)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=48, observer=SeenWhere(near_chair))
     assert [o["id"] for o in index["objects"]] == [1]  # the bed, never seen, is left out
 
 
@@ -215,12 +223,12 @@ def _first_hit(origins: torch.Tensor, directions: torch.Tensor, spheres: list[tu
     return torch.stack(hits).min(0).values
 
 
-def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run, monkeypatch):
+def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run):
     """Model.render (trajectories, viewer) puts each ray on its first surface: the analytic spheres'
     ray intersections, within a thousandth of the room's radius."""
     from clusteringsdf.inference.render import camera_rays
 
-    trained, centres, radii = _analytic_run(tiny_run, monkeypatch)
+    trained, centres, radii = _analytic_run(tiny_run)
     model, scene = trained.model, trained.scene
     model.refresh_volume()
     frame = int(scene.split("test")[0])
@@ -237,9 +245,9 @@ def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run
     assert ((distance - expected).abs()[inside] < 1e-3).float().mean() > 0.99
 
 
-def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path, monkeypatch):
-    trained, _, _ = _analytic_run(tiny_run, monkeypatch)
-    index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True)
+def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(tiny_run, tmp_path):
+    trained, _, _ = _analytic_run(tiny_run)
+    index = extract_meshes(trained, tmp_path / "meshes", resolution=48, watertight=True, observer=None)
     scene = trimesh.load(tmp_path / "meshes" / "scene.glb")
     names = set(scene.graph.nodes_geometry)
     assert {"01_chair", "02_bed"} <= names and "background" in names
@@ -247,75 +255,6 @@ def test_glb_has_one_named_node_per_object_and_watertight_meshes_are_watertight(
         mesh = trimesh.load(tmp_path / "meshes" / entry["file"], process=False)
         mesh.merge_vertices()
         assert mesh.is_watertight, entry["file"]
-
-
-def test_cleaning_keeps_the_largest_component():
-    from clusteringsdf.inference.mesh import Surface, clean_components
-
-    big = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    small = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
-    small.apply_translation([5.0, 0.0, 0.0])
-    both = trimesh.util.concatenate([small, big])  # the small one first
-    surface = Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
-    for threshold in (0.0, 0.5, 0.999, 1.0):
-        cleaned, floaters = clean_components(surface, threshold)
-        area = trimesh.Trimesh(cleaned.vertices, cleaned.faces).area
-        assert area >= big.area - 1e-6, threshold  # the largest component is never removed
-    cleaned, floaters = clean_components(surface, 0.05)
-    assert len(cleaned.faces) == len(big.faces) and floaters == 0.0
-    kept, floaters = clean_components(surface, 0.0)
-    assert len(kept.faces) == len(both.faces) and floaters == pytest.approx(small.area / both.area)
-
-
-def _two_spheres(radius: float, offset: float):
-    """A unit sphere and one of ``radius`` ``offset`` along x: (first, second, both, Surface of both)."""
-    from clusteringsdf.inference.mesh import Surface
-
-    first = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    second = trimesh.creation.icosphere(subdivisions=2, radius=radius)
-    second.apply_translation([offset, 0.0, 0.0])
-    both = trimesh.util.concatenate([first, second])
-    return first, second, both, Surface(np.asarray(both.vertices), np.asarray(both.faces), np.asarray(both.vertex_normals))
-
-
-def test_components_the_cameras_barely_observed_are_dropped():
-    from clusteringsdf.inference.mesh import drop_unobserved_components
-
-    seen_sphere, shell, both, surface = _two_spheres(1.0, 5.0)
-    n = len(seen_sphere.vertices)
-    observed = np.zeros(len(both.vertices), dtype=bool)
-    observed[: n // 2] = True  # half of the first sphere seen
-    observed[n + 1] = True  # one vertex of the shell on a measured depth: a few faces, under 10%
-    kept = drop_unobserved_components(surface, observed)
-    assert len(kept.faces) == len(seen_sphere.faces) and np.allclose(kept.vertices, seen_sphere.vertices)
-    nothing_seen = drop_unobserved_components(surface, np.zeros(len(both.vertices), dtype=bool))
-    assert len(nothing_seen.faces) == len(both.faces)  # no observation to judge by: unchanged
-    observed[n:] = shell.vertices[:, 2] > 0.6  # a cap of the shell: over 10% of it, under half the sphere's seen area
-    assert len(drop_unobserved_components(surface, observed).faces) == len(seen_sphere.faces)
-    observed[n:] = True  # all of it: more seen area than the half-seen sphere, both kept
-    assert len(drop_unobserved_components(surface, observed).faces) == len(both.faces)
-
-
-def test_components_the_labels_rarely_give_the_objects_class_are_dropped():
-    """A bag (observed 3 times at each vertex, labelled bag in 2 of them) and a smaller wall patch its
-    channel claimed (observed in ten views, labelled bag in one)."""
-    from clusteringsdf.inference.mesh import drop_unobserved_components
-
-    bag, patch, both, surface = _two_spheres(0.8, 3.0)
-    n = len(bag.vertices)
-    observed = np.full(len(both.vertices), 3)
-    observed[n:] = 10
-    agreeing = np.full(len(both.vertices), 2)
-    agreeing[n:] = 1
-    kept = drop_unobserved_components(surface, observed, agreeing)
-    assert len(kept.faces) == len(bag.faces) and np.allclose(kept.vertices, bag.vertices)
-    agreeing[n:] = 5  # labelled bag in half its views: as well supported as the bag, kept
-    assert len(drop_unobserved_components(surface, observed, agreeing).faces) == len(both.faces)
-    agreeing[:n] = 0  # labels that never say bag on the larger one: the patch they confirm is kept
-    agreeing[n:] = 3
-    kept = drop_unobserved_components(surface, observed, agreeing)
-    assert len(kept.faces) == len(patch.faces) and np.allclose(kept.vertices, patch.vertices)
-    assert len(drop_unobserved_components(surface, observed, np.zeros_like(agreeing)).faces) == len(both.faces)  # no label says
 
 
 def test_mesh_command_rejects_bad_object_list(tiny_run, capsys):

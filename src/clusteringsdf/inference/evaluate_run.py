@@ -12,7 +12,7 @@ from ..data.layout import GT_MESH_FILE, frame_sort_key
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run
-from .mesh import object_ids
+from .channels import object_ids
 from .render import ViewRender, render_views, write_views
 
 
@@ -31,7 +31,7 @@ def channel_objects(trained: TrainedRun) -> np.ndarray:
     if trained.object_ids is None:
         resolution = trained.config.inference.object_grid
         if resolution and trained.method.uses_opacity and not trained.method.classes_in_channels:
-            trained.object_ids = object_ids(trained, resolution)
+            trained.object_ids = object_ids(trained.model, trained.method.votes.classes().cpu().numpy(), resolution)
         else:
             trained.object_ids = np.arange(trained.model.field.channels)
     return trained.object_ids

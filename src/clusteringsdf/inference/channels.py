@@ -1,0 +1,160 @@
+"""Which channels hold which objects, found on a grid over the scene box; shared by meshing and
+rendering.
+
+* The scene grid: the scene SDF (minimum over channels) and its arg-min channel at every vertex,
+  evaluated in slabs so memory stays bounded at any resolution.
+* The surface band: vertices within two grid steps of the scene's zero level; a channel *owns
+  surface* where it is the arg-min there.
+* Duplicates (:func:`duplicate_groups`): channels of one class that hold one object between them.
+  A trained run can hold an object twice, each copy the scene minimum on interleaved patches of one
+  surface; such channels are one object, named after the one that owns most surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from ..model import Model, map_chunks
+
+SURFACE_BAND = 2.0  # grid steps from the zero level that count as the surface
+DUPLICATE_SURFACE = 0.8  # a channel joins another of its class whose surface passes through this share of what it owns
+DUPLICATE_NEAR = 0.5  # and this share of what it owns lies within DUPLICATE_CELLS grid cells of what the other owns
+DUPLICATE_CELLS = 4.0
+DUPLICATE_MAX_CELLS = 400_000  # owned surface cells tested per run (evenly thinned beyond)
+
+
+@dataclass
+class Grid:
+    """A regular grid over a box: ``shape`` (nx, ny, nz) vertices, ``origin`` (3,), ``step`` (scalar)."""
+
+    origin: np.ndarray
+    step: float
+    shape: tuple[int, int, int]
+
+    @classmethod
+    def over(cls, bbox: np.ndarray, resolution: int) -> "Grid":
+        extent = bbox[1] - bbox[0]
+        step = float(extent.max()) / (resolution - 1)
+        shape = tuple(int(np.ceil(e / step)) + 1 for e in extent)
+        return cls(origin=bbox[0].astype(np.float64), step=step, shape=shape)
+
+    def points(self, lo: tuple[int, int, int], hi: tuple[int, int, int]) -> np.ndarray:
+        """Vertices of the sub-grid [lo, hi) in x-major (x, y, z) order: (n, 3)."""
+        axes = [self.origin[a] + self.step * np.arange(lo[a], hi[a]) for a in range(3)]
+        x, y, z = np.meshgrid(*axes, indexing="ij")
+        return np.stack([x, y, z], -1).reshape(-1, 3)
+
+    def points_at(self, cells: np.ndarray) -> np.ndarray:
+        """Vertices at integer grid indices (n, 3) -> (n, 3)."""
+        return self.origin + self.step * cells
+
+
+@dataclass
+class SceneChannels:
+    """The scene grid and what its channels hold.
+
+    grid: the grid; scene_sdf (nx, ny, nz) float32 scene SDF and owner (nx, ny, nz) int16 arg-min
+    channel at its vertices; near_surface (nx, ny, nz) bool, the surface band; owns_surface (C,)
+    bool, channels that are the arg-min somewhere in the band; groups: the objects, lists of
+    channels (:func:`duplicate_groups`), largest owner first.
+    """
+
+    grid: Grid
+    scene_sdf: np.ndarray
+    owner: np.ndarray
+    near_surface: np.ndarray
+    owns_surface: np.ndarray
+    groups: list[list[int]]
+
+
+@torch.no_grad()
+def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndarray, np.ndarray]:
+    """The grid over the model's box at ``resolution`` and, at its vertices, the scene SDF (float32)
+    and its arg-min channel (int16), both of the grid's shape (x-slabs keep memory bounded)."""
+    grid = Grid.over(model.bbox.cpu().numpy().astype(np.float64), resolution)
+    nx, ny, nz = grid.shape
+    scene_sdf = np.empty(grid.shape, dtype=np.float32)
+    owner = np.empty(grid.shape, dtype=np.int16)
+    slab = max(1, chunk // (ny * nz))
+    for i in range(0, nx, slab):
+        hi = min(nx, i + slab)
+        values, owners = map_chunks(lambda p: model.field.geometry(p).sdf.min(dim=-1), grid.points((i, 0, 0), (hi, ny, nz)), chunk=chunk, device=model.bbox.device)
+        scene_sdf[i:hi] = values.cpu().numpy().reshape(hi - i, ny, nz)
+        owner[i:hi] = owners.to(torch.int16).cpu().numpy().reshape(hi - i, ny, nz)
+    return grid, scene_sdf, owner
+
+
+def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset()) -> SceneChannels:
+    """The scene grid at ``resolution`` and the objects among the channels that own surface and have
+    a class (``classes`` (C,), -1: none) or are ``requested``."""
+    grid, scene_sdf, owner = scene_grid(model, resolution, chunk)
+    near_surface = np.abs(scene_sdf) < SURFACE_BAND * grid.step
+    owns_surface = np.bincount(owner[near_surface].astype(np.int64), minlength=model.field.channels) > 0
+    candidates = [c for c in range(1, model.field.channels) if owns_surface[c] and (classes[c] >= 0 or c in requested)]
+    groups = duplicate_groups(model, grid, owner, near_surface, candidates, classes, chunk=chunk) if candidates else []
+    return SceneChannels(grid, scene_sdf, owner, near_surface, owns_surface, groups)
+
+
+@torch.no_grad()
+def duplicate_groups(
+    model: Model, grid: Grid, owner: np.ndarray, near_surface: np.ndarray, channels: list[int], classes: np.ndarray, *, chunk: int,
+) -> list[list[int]]:
+    """``channels`` grouped into objects.
+
+    Rule: channel c joins channel k of its class that owns more of the scene's surface when, over
+    the surface cells c owns, k's zero level passes within two grid steps of ``DUPLICATE_SURFACE``
+    (80%) or more of them, and ``DUPLICATE_NEAR`` (50%) or more lie within ``DUPLICATE_CELLS`` (4)
+    cells of a cell k owns; of several such k, the one most of c's cells lie near. Coincident
+    surfaces alone do not join two channels: a channel can hold hidden copies of its neighbours;
+    where each owns surface tells two objects apart. Groups are ordered by owned surface, largest
+    first, within and across.
+    """
+    cells = np.argwhere(near_surface & np.isin(owner, channels))
+    if len(cells) > DUPLICATE_MAX_CELLS:
+        cells = cells[:: int(np.ceil(len(cells) / DUPLICATE_MAX_CELLS))]
+    owned_by = owner[cells[:, 0], cells[:, 1], cells[:, 2]]
+    on_surface = map_chunks(
+        lambda p: model.field.geometry(p).sdf[:, channels].abs() < SURFACE_BAND * grid.step, grid.points_at(cells), chunk=chunk, device=model.bbox.device
+    ).cpu().numpy()
+    count = {c: int((owned_by == c).sum()) for c in channels}
+    trees = {c: cKDTree(cells[owned_by == c]) for c in channels if count[c]}
+    parent = {c: c for c in channels}
+    for c in channels:
+        mine = owned_by == c
+        if not mine.any():
+            continue
+        best, best_near = None, DUPLICATE_NEAR
+        for j, k in enumerate(channels):
+            if k == c or classes[k] != classes[c] or (count[k], -k) <= (count[c], -c) or on_surface[mine, j].mean() < DUPLICATE_SURFACE:
+                continue
+            distance, _ = trees[k].query(cells[mine], distance_upper_bound=DUPLICATE_CELLS)
+            near = float(np.isfinite(distance).mean())
+            if near >= best_near:
+                best, best_near = k, near
+        if best is not None:
+            parent[c] = best
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    groups: dict[int, list[int]] = {}
+    for c in sorted(channels, key=lambda c: (-count[c], c)):
+        groups.setdefault(root(c), []).append(c)
+    return sorted(groups.values(), key=lambda g: (-count[g[0]], g[0]))
+
+
+def object_ids(model: Model, classes: np.ndarray, resolution: int = 128, chunk: int = 262_144) -> np.ndarray:
+    """(C,) the object id of every channel: the channel itself, or for channels that hold one object
+    between them (:func:`duplicate_groups`) the one that owns most surface. Used at render time so
+    that a duplicate is not a second segment of its object."""
+    model.eval()
+    ids = np.arange(model.field.channels)
+    for group in analyse_channels(model, resolution, classes, chunk).groups:
+        ids[group] = group[0]
+    return ids
