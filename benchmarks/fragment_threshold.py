@@ -45,7 +45,7 @@ def main() -> None:
         for fraction in args.fractions:
             semantics, instances = trained.method.fuse_labels(views, scene.classes.thing_classes, fraction)
             with tempfile.TemporaryDirectory() as tmp:
-                write_views(Path(tmp), names, views, semantics, instances, scene.normalization.scale)
+                write_views(Path(tmp), names, views, semantics, instances=instances, scale=scene.normalization.scale)
                 scores = evaluate_predictions(scene_dir, Path(tmp), protocol="native", split="test")
             rows[str(fraction)] = {k: round(scores[k], 4) for k in KEYS}
         results[run.name] = rows

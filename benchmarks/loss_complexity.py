@@ -67,7 +67,7 @@ def main() -> None:
 
             def run_contrastive():
                 fast.grad = None
-                concentration, contrast = slow_fast_loss(fast, slow, labels + 1, frames, confidence)
+                concentration, contrast = slow_fast_loss(fast, slow, labels + 1, frames, confidence=confidence)
                 (concentration + contrast).backward()
 
             t_cluster = time_once(run_clustering, args.repeats)

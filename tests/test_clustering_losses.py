@@ -179,7 +179,7 @@ def test_slow_fast_halves_and_values():
     fast = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]], requires_grad=True)
     slow = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
     labels = torch.tensor([1, 2, 1, 2])
-    conc, con = slow_fast_loss(fast, slow, labels, torch.zeros(4, dtype=torch.long), torch.ones(4))
+    conc, con = slow_fast_loss(fast, slow, labels, torch.zeros(4, dtype=torch.long), confidence=torch.ones(4))
     # each anchor sits on its slow centroid: exp(0) = 1 -> -1
     assert math.isclose(float(conc.detach()), -1.0, rel_tol=1e-6)
     # p_i = e^{K_pos} / (e^{K_pos} + e^{K_neg}) with K = exp(-d): d_pos = 0, d_neg = 1
@@ -187,7 +187,7 @@ def test_slow_fast_halves_and_values():
     assert math.isclose(float(con.detach()), expected, rel_tol=1e-5)
     (conc + con).backward()
     assert torch.isfinite(fast.grad).all()
-    zero_c, zero_k = slow_fast_loss(fast[:1], slow[:1], labels[:1], torch.zeros(1, dtype=torch.long), torch.ones(1))
+    zero_c, zero_k = slow_fast_loss(fast[:1], slow[:1], labels[:1], torch.zeros(1, dtype=torch.long), confidence=torch.ones(1))
     assert float(zero_c.detach()) == 0.0 and float(zero_k.detach()) == 0.0
 
 

@@ -233,7 +233,7 @@ def test_surface_rendering_finds_the_first_surface_of_an_analytic_field(tiny_run
     model.refresh_volume()
     frame = int(scene.split("test")[0])
     pose = torch.as_tensor(scene.poses[frame], dtype=torch.float32)
-    rays = camera_rays(pose, torch.as_tensor(scene.intrinsics[frame], dtype=torch.float32), scene.hw, model.bbox, trained.config.sampler.near)
+    rays = camera_rays(pose, torch.as_tensor(scene.intrinsics[frame], dtype=torch.float32), scene.hw, model.bbox, near=trained.config.sampler.near)
     with torch.no_grad():
         out = model.render(rays, trained.method.render_request(False))  # the analytic field has no Jacobian
     spheres = [(torch.zeros(3), 0.7, True), (centres[1], float(radii[1]), False), (centres[2], float(radii[2]), False),
@@ -430,7 +430,7 @@ def test_classes_absent_from_the_training_labels_are_never_predicted(tiny_run):
     votes.votes[1, 2] = 1.0  # as if class 2 were the only class in the labels
     frame = int(scene.split("test")[0])
     view = render_view(trained.model, trained.method, torch.as_tensor(scene.poses[frame]).float(), torch.as_tensor(scene.intrinsics[frame]).float(),
-                       (24, 32), 4096, trained.config.sampler.near, scene.classes.stuff_classes, normals=False)
+                       hw=(24, 32), chunk=4096, near=trained.config.sampler.near, stuff_classes=scene.classes.stuff_classes, normals=False)
     assert set(np.unique(view.semantic).tolist()) == {2}
 
 

@@ -27,7 +27,7 @@ def _views():
 def test_thing_pixels_need_a_thing_channel_and_a_thing_class():
     semantic, channel, second, stuff = _views()
     voted = np.array([-1, 5, 5, 1])
-    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted)
+    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted_classes=voted)
     assert inst[0][0, 9] == 0 and sem[0][0, 9] == 1  # wall channel: stuff, whatever the head says
     assert inst[0][0, 0] == 1 and sem[0][0, 0] == 5
     assert inst[0][3, 4] == 2  # no minimum size: the sliver stays its own segment
@@ -38,17 +38,17 @@ def test_fragments_go_to_their_second_channel_or_to_stuff():
     semantic, channel, second, stuff = _views()
     voted = np.array([-1, 5, 5, 1])
     # 40 pixels; the sliver has 1 (2.5%), the chair 19: a 5% minimum drops only the sliver.
-    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted, second, min_segment_fraction=0.05)
+    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted_classes=voted, second_channels=second, min_segment_fraction=0.05)
     assert inst[0][3, 4] == 1 and sem[0][3, 4] == 5
     assert set(np.unique(inst[0]).tolist()) == {0, 1}
-    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted, None, min_segment_fraction=0.05)
+    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted_classes=voted, min_segment_fraction=0.05)
     assert inst[0][3, 4] == 0 and sem[0][3, 4] == 2  # no second channel: stuff
-    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted, second, min_segment_fraction=0.6)
+    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, voted_classes=voted, second_channels=second, min_segment_fraction=0.6)
     assert not inst[0].any()  # nothing is big enough
 
 
 def test_channels_without_votes_take_their_majority_class():
     semantic, channel, second, stuff = _views()
-    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff, None)
+    sem, inst = fuse_panoptic(semantic, channel, THINGS, stuff)
     assert inst[0][0, 0] == 1 and sem[0][0, 0] == 5
     assert inst[0][0, 9] == 3 and sem[0][0, 9] == 5  # its only pixel says chair

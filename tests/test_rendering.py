@@ -84,7 +84,7 @@ def test_rendered_opacity_at_inference_is_the_kind_the_run_was_trained_on():
         torch.manual_seed(0)
         model = Model(config, bbox, num_classes=4, channels=config.field.channels).eval()
         assert model.opacity_kind == kind
-        rays = camera_rays(pose, intrinsics, (8, 8), bbox, config.sampler.near)
+        rays = camera_rays(pose, intrinsics, (8, 8), bbox, near=config.sampler.near)
         with torch.no_grad():
             out = model(rays, RenderRequest(opacity=True, semantics=False), train=False)
         sums[kind] = (out.opacity.sum(-1), out.weights.sum(-1))

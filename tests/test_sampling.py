@@ -48,7 +48,7 @@ def test_label_comprehensive_pixels_cover_every_label_in_proportion():
     index = pixels.index_labels(labels)
     generator = torch.Generator().manual_seed(0)
     frames = torch.tensor([0, 2, 0])
-    frame, pixel = pixels.label_comprehensive_pixels(index, frames, 10, generator)
+    frame, pixel = pixels.label_comprehensive_pixels(index, frames, 10, generator=generator)
     flat = labels.reshape(3, -1)
     drawn = flat[frame, pixel]
     assert (drawn >= 0).all()  # ignored pixels are never drawn
@@ -64,7 +64,7 @@ def test_label_comprehensive_pixels_cover_every_label_in_proportion():
 def test_label_balance_gives_every_label_an_equal_share_on_top(balance, frame0, frame2):
     # budget 12: ceil((1 - balance) * 12 * area / 20) (>= 1) + floor(balance * 12 / labels in the frame)
     labels = label_maps()
-    frame, pixel = pixels.label_comprehensive_pixels(pixels.index_labels(labels), torch.tensor([0, 2]), 12, torch.Generator().manual_seed(0), balance)
+    frame, pixel = pixels.label_comprehensive_pixels(pixels.index_labels(labels), torch.tensor([0, 2]), 12, generator=torch.Generator().manual_seed(0), balance=balance)
     drawn = labels.reshape(3, -1)[frame, pixel]
     for f, expected in ((0, frame0), (2, frame2)):
         values, counts = torch.unique(drawn[frame == f], return_counts=True)
@@ -80,7 +80,7 @@ def test_keyframes_come_from_the_train_split_and_empty_frames_are_replaced():
     generator = torch.Generator().manual_seed(0)
     chosen = pixels.choose_frames(index, train, key, 200, substitute_probability=0.0, generator=generator)
     assert set(chosen.tolist()) == {2}  # frame 1 has no foreground label: always replaced by a key frame
-    everything = pixels.choose_frames(index, torch.tensor([0, 2]), key, 200, 1.0, generator)
+    everything = pixels.choose_frames(index, torch.tensor([0, 2]), key, 200, substitute_probability=1.0, generator=generator)
     assert set(everything.tolist()) == {2}
 
 

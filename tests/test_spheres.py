@@ -51,7 +51,7 @@ def test_interval_union_matches_brute_force():
     for seed in range(20):
         o, d, c, r, near, far = random_case(seed)
         t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        ray, t_in, t_out = ray_sphere_pairs(t(o), t(d), t(c), r, t(near), t(far))
+        ray, t_in, t_out = ray_sphere_pairs(t(o), t(d), t(c), r, near=t(near), far=t(far))
         union = union_intervals(ray, t_in, t_out, o.shape[0])
         for i in range(o.shape[0]):
             expected = brute_force_union(o[i], d[i], c, r, near[i], far[i])
@@ -73,9 +73,9 @@ def test_frustum_culling_finds_exactly_the_same_intervals():
         origins = np.repeat(apex, 50, axis=0)
         centres = rng.uniform(-1, 1, (400, 3))
         near, far = np.zeros(len(origins)), np.full(len(origins), 3.0)
-        args = (t(origins), t(directions), t(centres), 0.12, t(near), t(far))
-        full = union_intervals(*ray_sphere_pairs(*args), len(origins))
-        culled = union_intervals(*culled_ray_sphere_pairs(*args), len(origins))
+        args, bounds = (t(origins), t(directions), t(centres), 0.12), {"near": t(near), "far": t(far)}
+        full = union_intervals(*ray_sphere_pairs(*args, **bounds), len(origins))
+        culled = union_intervals(*culled_ray_sphere_pairs(*args, **bounds), len(origins))
         assert torch.equal(full.valid, culled.valid)
         assert torch.allclose(full.start[full.valid], culled.start[culled.valid], atol=1e-5)
         assert torch.allclose(full.end[full.valid], culled.end[culled.valid], atol=1e-5)
@@ -90,7 +90,7 @@ def test_samples_sum_to_the_budget_and_stay_inside_the_intervals():
     for seed in range(10):
         o, d, c, r, near, far = random_case(seed, rays=30, spheres=40)
         t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        union = union_intervals(*ray_sphere_pairs(t(o), t(d), t(c), r, t(near), t(far)), o.shape[0])
+        union = union_intervals(*ray_sphere_pairs(t(o), t(d), t(c), r, near=t(near), far=t(far)), o.shape[0])
         for jitter in (False, True):
             z, index = samples_in_intervals(union, 24, jitter, torch.Generator().manual_seed(seed))
             assert z.shape == (30, 24)
@@ -139,7 +139,7 @@ def test_pixels_project_into_the_frame():
     cloud = SphereCloud(SpheresConfig(count=500, radius_max=0.05, radius_min=0.05), bbox, 10)
     pose = torch.eye(4)
     k = torch.tensor([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
-    v, u = cloud.pixels(pose, k, (48, 64), 100, torch.Generator().manual_seed(0))
+    v, u = cloud.pixels(pose, k, (48, 64), 100, generator=torch.Generator().manual_seed(0))
     assert v.numel() == 100
     assert (u >= 0).all() and (u <= 63).all() and (v >= 0).all() and (v <= 47).all()
 

@@ -12,7 +12,8 @@ class VisibilityCuller:
 
     def __init__(
         self, poses_world: np.ndarray, intrinsics: np.ndarray, depths: np.ndarray | None, tolerance: float = 0.05,
-        *, labels: np.ndarray | None = None,
+        *,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.poses = poses_world
         self.intrinsics = intrinsics

@@ -95,13 +95,13 @@ def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: 
     near_surface = np.abs(scene_sdf) < SURFACE_BAND * grid.step
     owns_surface = np.bincount(owner[near_surface].astype(np.int64), minlength=model.field.channels) > 0
     candidates = [c for c in range(1, model.field.channels) if owns_surface[c] and (classes[c] >= 0 or c in requested)]
-    groups = duplicate_groups(model, grid, owner, near_surface, candidates, classes, chunk=chunk) if candidates else []
+    groups = duplicate_groups(model, grid, owner, near_surface, channels=candidates, classes=classes, chunk=chunk) if candidates else []
     return SceneChannels(grid, scene_sdf, owner, near_surface, owns_surface, groups)
 
 
 @torch.no_grad()
 def duplicate_groups(
-    model: Model, grid: Grid, owner: np.ndarray, near_surface: np.ndarray, channels: list[int], classes: np.ndarray, *, chunk: int,
+    model: Model, grid: Grid, owner: np.ndarray, near_surface: np.ndarray, *, channels: list[int], classes: np.ndarray, chunk: int,
 ) -> list[list[int]]:
     """``channels`` grouped into objects.
 

@@ -42,6 +42,7 @@ def label_cameras(
     poses: np.ndarray,
     intrinsics: np.ndarray,
     progress: bool = True,
+    *,
     normals: bool = True,
     class_run: TrainedRun | None = None,
     min_segment_fraction: float | None = None,
@@ -77,6 +78,7 @@ def predict_split(
     split: str,
     out_dir: Path,
     progress: bool = True,
+    *,
     normals: bool = True,
     class_run: TrainedRun | None = None,
     min_segment_fraction: float | None = None,
@@ -90,9 +92,9 @@ def predict_split(
         chosen = set(frame_sort_key([scene.frame_names[i] for i in frames])[::every])
         frames = np.array([i for i in frames if scene.frame_names[i] in chosen], dtype=np.int64)
     views, semantics, instances = label_cameras(
-        trained, scene.poses[frames], scene.intrinsics[frames], progress, normals, class_run, min_segment_fraction
+        trained, scene.poses[frames], scene.intrinsics[frames], progress, normals=normals, class_run=class_run, min_segment_fraction=min_segment_fraction
     )
-    write_views(out_dir, [scene.frame_names[i] for i in frames], views, semantics, instances, scene.normalization.scale)
+    write_views(out_dir, [scene.frame_names[i] for i in frames], views, semantics, instances=instances, scale=scene.normalization.scale)
     return out_dir
 
 
@@ -101,6 +103,7 @@ def render_run(
     device: torch.device,
     split: str = "test",
     out_dir: Path | None = None,
+    *,
     progress: bool = True,
     semantic_run: Path | None = None,
     min_segment_fraction: float | None = None,
@@ -118,6 +121,7 @@ def evaluate_run(
     device: torch.device,
     split: str = "test",
     trained: TrainedRun | None = None,
+    *,
     progress: bool = True,
     semantic_run: Path | None = None,
     out_dir: Path | None = None,

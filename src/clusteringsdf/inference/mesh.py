@@ -47,7 +47,7 @@ class Observer(Protocol):
     def counts(self, points: np.ndarray, label: int | None = None) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
-def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], mask: np.ndarray | None = None, close: bool = False) -> Surface | None:
+def _marching_cubes(volume: np.ndarray, grid: Grid, lo: tuple[int, int, int], *, mask: np.ndarray | None = None, close: bool = False) -> Surface | None:
     """The zero level of a sub-volume starting at grid vertex ``lo``; ``close`` pads it with an outside
     border so the surface is closed where it meets the sub-volume's box."""
     from skimage.measure import marching_cubes
@@ -155,7 +155,7 @@ class _MeshWriter:
 
 
 @torch.no_grad()
-def _object_fields(model: Model, points: np.ndarray, group: list[int], neighbours: np.ndarray | None, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def _object_fields(model: Model, points: np.ndarray, group: list[int], *, neighbours: np.ndarray | None, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     """At points (n, 3): the SDF of the object's channel (``group[0]``) (n,), and (n, 2) the minimum
     SDF of the other channels where ``neighbours`` (C,) bool is set (default: all), and that of the
     group's duplicates (inf without); <= 0: the point lies inside one of them."""
@@ -181,13 +181,13 @@ def _object_surface(
     cells = np.argwhere(np.isin(channels.owner, group) & channels.near_surface)
     lo = tuple(int(v) for v in np.maximum(cells.min(0) - OBJECT_PAD, 0))
     hi = tuple(int(v) for v in np.minimum(cells.max(0) + OBJECT_PAD + 1, grid.shape))
-    values, _ = _object_fields(model, grid.points(lo, hi), group, None, chunk)
+    values, _ = _object_fields(model, grid.points(lo, hi), group, neighbours=None, chunk=chunk)
     sub_mask = None if mask is None else mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    return _marching_cubes(values.reshape(tuple(h - l for l, h in zip(lo, hi))), grid, lo, sub_mask, close=watertight)
+    return _marching_cubes(values.reshape(tuple(h - l for l, h in zip(lo, hi))), grid, lo, mask=sub_mask, close=watertight)
 
 
 def _cleaned(
-    trained: TrainedRun, channels: SceneChannels, group: list[int], surface: Surface, observer: Observer | None, *, class_id: int,
+    trained: TrainedRun, channels: SceneChannels, group: list[int], surface: Surface, *, observer: Observer | None, class_id: int,
     chunk: int, watertight: bool, min_component: float,
 ) -> tuple[Surface, float] | None:
     """The object's surface after the cleaning rules (:mod:`.mesh_rules`) and its floater share;
@@ -196,7 +196,7 @@ def _cleaned(
     if observer is not None:
         counts = observer.counts(trained.scene.normalization.invert(surface.vertices), class_id)
     if not watertight:
-        others, duplicates = _object_fields(trained.model, surface.vertices, group, channels.owns_surface, chunk)[1].T
+        others, duplicates = _object_fields(trained.model, surface.vertices, group, neighbours=channels.owns_surface, chunk=chunk)[1].T
         drop = mesh_rules.inside_another_object(others, duplicates, channels.grid.step)
         if counts is not None:
             drop |= mesh_rules.unseen_copy(others, duplicates, counts[0], channels.grid.step)
@@ -245,7 +245,7 @@ def extract_meshes(
     channels = analyse_channels(model, resolution, classes, chunk, requested=requested)
     mask = _sphere_mask(model, channels.grid) if mask_spheres and model.spheres is not None else None
     writer = _MeshWriter(trained, out_dir, {"resolution": resolution, "grid_shape": list(channels.grid.shape), "watertight": watertight, "objects": []})
-    scene_surface = _marching_cubes(channels.scene_sdf, channels.grid, (0, 0, 0), mask)
+    scene_surface = _marching_cubes(channels.scene_sdf, channels.grid, (0, 0, 0), mask=mask)
     if scene_surface is not None:
         writer.scene_mesh(scene_surface, channels.owner, channels.grid)
     scene_area = 0.0 if scene_surface is None else mesh_rules.area(scene_surface)
@@ -254,7 +254,7 @@ def extract_meshes(
             continue
         surface = _object_surface(model, channels, group, chunk=chunk, mask=mask, watertight=watertight)
         cleaned = None if surface is None else _cleaned(
-            trained, channels, group, surface, observer, class_id=int(classes[group[0]]), chunk=chunk, watertight=watertight,
+            trained, channels, group, surface, observer=observer, class_id=int(classes[group[0]]), chunk=chunk, watertight=watertight,
             min_component=min_component,
         )
         if cleaned is not None and not mesh_rules.is_fragment(cleaned[0], scene_area):

@@ -26,6 +26,7 @@ def preview_mesh(
     faces: np.ndarray,
     colors: np.ndarray,
     up: np.ndarray,
+    *,
     size: tuple[int, int] = (360, 480),
     elevation_deg: float = 55.0,
     azimuth_deg: float = 30.0,

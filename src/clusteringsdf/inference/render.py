@@ -40,7 +40,7 @@ class ViewRender:
     embedding: np.ndarray | None = None
 
 
-def camera_rays(pose: torch.Tensor, intrinsics: torch.Tensor, hw: tuple[int, int], bbox: torch.Tensor, near: float) -> RayBatch:
+def camera_rays(pose: torch.Tensor, intrinsics: torch.Tensor, hw: tuple[int, int], bbox: torch.Tensor, *, near: float) -> RayBatch:
     """All H*W rays of a camera (raster order)."""
     height, width = hw
     device = pose.device
@@ -67,6 +67,7 @@ def render_view(
     method: Method,
     pose: torch.Tensor,
     intrinsics: torch.Tensor,
+    *,
     hw: tuple[int, int],
     chunk: int,
     near: float,
@@ -77,7 +78,7 @@ def render_view(
     """Render one camera (pose (4, 4) normalised camera-to-world, intrinsics (3, 3)) at hw, by
     volume rendering (what the scores are measured on) or, with ``surface``, at each ray's first
     surface (:meth:`Model.render`: about 5x faster, for trajectories and the viewer)."""
-    rays = camera_rays(pose, intrinsics, hw, model.bbox, near)
+    rays = camera_rays(pose, intrinsics, hw, model.bbox, near=near)
     request = method.render_request(normals)
     num_classes = model.field.num_classes
     stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
@@ -123,6 +124,7 @@ def render_views(
     method: Method,
     poses: np.ndarray,
     intrinsics: np.ndarray,
+    *,
     hw: tuple[int, int],
     stuff_classes: tuple[int, ...],
     chunk: int,
@@ -141,12 +143,12 @@ def render_views(
     for i in tqdm(range(len(poses)), desc=desc, disable=not progress, unit="view"):
         pose = torch.as_tensor(poses[i], dtype=torch.float32, device=device)
         k = torch.as_tensor(intrinsics[i], dtype=torch.float32, device=device)
-        views.append(render_view(model, method, pose, k, hw, chunk, near, stuff_classes, normals, surface))
+        views.append(render_view(model, method, pose, k, hw=hw, chunk=chunk, near=near, stuff_classes=stuff_classes, normals=normals, surface=surface))
     return views
 
 
 def write_views(
-    out_dir: Path, names: list[str], views: list[ViewRender], semantics: list[np.ndarray], instances: list[np.ndarray], scale: float
+    out_dir: Path, names: list[str], views: list[ViewRender], semantics: list[np.ndarray], *, instances: list[np.ndarray], scale: float
 ) -> None:
     """Write images and label maps (depth converted to metres with 1 / scale)."""
     for name, view, semantic, instance in zip(names, views, semantics, instances):

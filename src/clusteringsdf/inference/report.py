@@ -212,7 +212,7 @@ def geometry_tables(mesh_dir: Path) -> str:
 
 
 def build_report(
-    run: Path, device: torch.device, baselines: list[Path] = (), mesh_resolution: int = 128, views: int = 4, progress: bool = False
+    run: Path, device: torch.device, baselines: list[Path] = (), mesh_resolution: int = 128, *, views: int = 4, progress: bool = False
 ) -> Path:
     """Write RUN/report.html (and RUN/report/*.png); returns the page's path."""
     from ..evaluation import evaluate_predictions

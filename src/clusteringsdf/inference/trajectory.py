@@ -101,7 +101,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
 
 
 def render_trajectory(
-    trained: TrainedRun, kind: str, frames: int, out_dir: Path, video: bool = False, progress: bool = True,
+    trained: TrainedRun, kind: str, frames: int, out_dir: Path, *, video: bool = False, progress: bool = True,
     min_segment_fraction: float | None = None,
 ) -> dict:
     """Render a trajectory into ``out_dir/frames/NNNN.png`` (+ ``out_dir/<kind>.mp4``); returns a summary

@@ -33,7 +33,7 @@ def split_halves(frames: torch.Tensor) -> torch.Tensor:
 
 
 def slow_fast_loss(
-    fast: torch.Tensor, slow: torch.Tensor, labels: torch.Tensor, frames: torch.Tensor, confidence: torch.Tensor
+    fast: torch.Tensor, slow: torch.Tensor, labels: torch.Tensor, frames: torch.Tensor, *, confidence: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_conc, L_con) on thing rays (labels > 0).
 

@@ -169,12 +169,12 @@ class Method(nn.Module):
         """What the model renders for a training step (``normals`` when normal supervision is on)."""
         return RenderRequest(normals=normals, opacity=self.uses_opacity, semantics=self.uses_semantic_head, surface_points=True)
 
-    def loss_terms(self, model: Model, out: RenderOutput, rays: RayBatch, progress: float, generator: torch.Generator) -> Terms:
+    def loss_terms(self, model: Model, out: RenderOutput, rays: RayBatch, progress: float, *, generator: torch.Generator) -> Terms:
         """Every weighted term of a step: reconstruction, geometry, then the method's segmentation
         terms. ``progress`` is the fraction of the run done."""
         loss = self.config.loss
         terms = common.reconstruction_terms(out, rays, loss)
-        terms.update(common.geometry_terms(model, out, loss, progress, generator))
+        terms.update(common.geometry_terms(model, out, loss, progress, generator=generator))
         terms.update(self.segmentation_terms(out, rays))
         return terms
 
@@ -215,7 +215,7 @@ class Method(nn.Module):
             [v.channel for v in views],
             thing_classes,
             [v.semantic_stuff for v in source],
-            None if class_views is not None else self.votes.classes().cpu().numpy(),
-            [v.channel_second for v in views],
-            min_segment_fraction,
+            voted_classes=None if class_views is not None else self.votes.classes().cpu().numpy(),
+            second_channels=[v.channel_second for v in views],
+            min_segment_fraction=min_segment_fraction,
         )

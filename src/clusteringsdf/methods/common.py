@@ -29,7 +29,7 @@ def reconstruction_terms(out: RenderOutput, rays: RayBatch, loss: LossConfig) ->
     return terms
 
 
-def geometry_terms(model: Model, out: RenderOutput, loss: LossConfig, progress: float, generator: torch.Generator) -> Terms:
+def geometry_terms(model: Model, out: RenderOutput, loss: LossConfig, progress: float, *, generator: torch.Generator) -> Terms:
     """Eikonal (every channel), smoothness (every channel) and collision on regulariser points.
 
     Points: ``eikonal_points`` uniform in the scene box, one rendered sample per ray (near the

@@ -47,7 +47,7 @@ class Contrastive(Method):
         """The slow-fast loss on thing rays (labels = per-view instance ids), plus the semantic head."""
         segment = rays.targets["segment"]
         things = torch.where(rays.targets["instance"] > 0, segment, torch.zeros_like(segment))
-        concentration, contrast = contrastive.slow_fast_loss(out.embedding, out.extras[SLOW], things, rays.frame, rays.targets["confidence"])
+        concentration, contrast = contrastive.slow_fast_loss(out.embedding, out.extras[SLOW], things, rays.frame, confidence=rays.targets["confidence"])
         terms = {"concentration": Term(concentration, 1.0), "contrastive": Term(contrast, 1.0)}
         terms.update(common.semantic_head_terms(out, rays, self.config.loss))
         return terms

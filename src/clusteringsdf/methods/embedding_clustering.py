@@ -16,6 +16,7 @@ def cluster_embeddings(
     thing_masks: list[np.ndarray],
     bandwidth: float = 0.15,
     max_points: int = 50_000,
+    *,
     seed: int = 0,
 ) -> list[np.ndarray]:
     """Per-view (H, W) ids: 0 for non-thing pixels, cluster index + 1 for thing pixels.

@@ -36,6 +36,7 @@ def fuse_panoptic(
     channels: list[np.ndarray],
     thing_classes: tuple[int, ...],
     stuff_semantics: list[np.ndarray] | None = None,
+    *,
     voted_classes: np.ndarray | None = None,
     second_channels: list[np.ndarray] | None = None,
     min_segment_fraction: float = 0.0,

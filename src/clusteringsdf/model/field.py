@@ -26,18 +26,21 @@ Output = TypeVar("Output", torch.Tensor, tuple[torch.Tensor, ...])
 
 
 def map_chunks(
-    function: Callable[[torch.Tensor], Output], points: np.ndarray | torch.Tensor, chunk: int, device: torch.device | None = None
+    function: Callable[..., Output], *rows: np.ndarray | torch.Tensor, chunk: int, device: torch.device | None = None
 ) -> Output:
-    """``function`` of the rows of ``points`` (N, ...), ``chunk`` rows at a time, its outputs (one
-    tensor or a tuple of them, N rows each) concatenated. Numpy rows become float32 tensors on
-    ``device`` one chunk at a time, so only a chunk of them is ever on the device."""
+    """``function`` of ``rows`` (arrays of N rows each, passed as its arguments), ``chunk`` rows at a
+    time, its outputs (one tensor or a tuple of them, N rows each) concatenated. Numpy rows become
+    float32 tensors on ``device`` one chunk at a time, so only a chunk of them is ever on the device."""
     parts = []
-    for start in range(0, max(len(points), 1), chunk):
-        part = points[start : start + chunk]
-        parts.append(function(part if isinstance(part, torch.Tensor) else torch.as_tensor(part, dtype=torch.float32, device=device)))
+    for start in range(0, max(len(rows[0]), 1), chunk):
+        parts.append(function(*(_rows_tensor(r[start : start + chunk], device) for r in rows)))
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(column) for column in zip(*parts))
     return torch.cat(parts)
+
+
+def _rows_tensor(rows: np.ndarray | torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    return rows if isinstance(rows, torch.Tensor) else torch.as_tensor(rows, dtype=torch.float32, device=device)
 
 
 @dataclass

@@ -82,6 +82,7 @@ class HashGrid(nn.Module):
         levels: int = 16,
         features_per_level: int = 2,
         log2_table_size: int = 19,
+        *,
         base_resolution: int = 16,
         finest_resolution: int = 2048,
         init_scale: float = 1e-4,

@@ -55,7 +55,7 @@ class Model(nn.Module):
         object_radius: initial object sphere radius (see :class:`SDFField`).
     """
 
-    def __init__(self, config: Config, bbox: torch.Tensor, num_classes: int, channels: int, object_radius: float | None = None) -> None:
+    def __init__(self, config: Config, bbox: torch.Tensor, num_classes: int, channels: int, *, object_radius: float | None = None) -> None:
         super().__init__()
         self.opacity_kind = config.field.object_opacity
         self.field = SDFField(dataclasses.replace(config.field, channels=channels), bbox, num_classes, object_radius)
@@ -114,7 +114,7 @@ class Model(nn.Module):
             finite = torch.cat([deltas[:, :-1], torch.zeros_like(deltas[:, -1:])], dim=-1)
             out.opacity = object_opacity(channel_sdf, beta, finite, transmittance)
         detached = weights.detach()
-        self._feature_heads(out, request, geometry.feature, lambda values: composite(detached, values.view(r, s, -1)), detached.sum(-1, keepdim=True))
+        self._feature_heads(out, request, geometry.feature, lambda values: composite(detached, values.view(r, s, -1)), weight_sum=detached.sum(-1, keepdim=True))
         if request.surface_points:
             pick = torch.randint(0, s, (r, 1), device=z.device, generator=generator)
             out.surface_points = points.gather(1, pick.unsqueeze(-1).expand(r, 1, 3)).squeeze(1).detach()
@@ -224,6 +224,7 @@ class Model(nn.Module):
 
     def _feature_heads(
         self, out: RenderOutput, request: RenderRequest, feature: torch.Tensor, blend: Callable[[torch.Tensor], torch.Tensor],
+        *,
         weight_sum: torch.Tensor | None = None,
     ) -> None:
         """The requested semantics, embedding and extra heads of ``out`` from per-sample features

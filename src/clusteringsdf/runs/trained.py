@@ -36,7 +36,7 @@ def build_model_and_method(config: Config, scene: Scene, device: torch.device) -
     num_classes = scene.classes.num_classes
     method_type = method_class(config.mode)
     channels = method_type.channel_count(config, num_classes)
-    model = Model(config, torch.as_tensor(scene.bbox), num_classes, channels, initial_object_radius(scene, config))
+    model = Model(config, torch.as_tensor(scene.bbox), num_classes, channels, object_radius=initial_object_radius(scene, config))
     method = method_type(config, num_classes, channels)  # after the model: the model's initialisation comes first
     return model.to(device), method.to(device)
 

@@ -61,7 +61,8 @@ class BatchBuilder:
         store, count, generator = self.store, self.frames_per_batch, self.generator
         if self.label_comprehensive:
             frames = pixels.choose_frames(
-                self.label_index, store.train_frames, self.keyframes, count, self.config.keyframe_probability, generator
+                self.label_index, store.train_frames, self.keyframes, count,
+                substitute_probability=self.config.keyframe_probability, generator=generator,
             )
         else:
             frames = store.train_frames[torch.randint(0, len(store.train_frames), (count,), device=store.device, generator=generator)]
@@ -72,7 +73,7 @@ class BatchBuilder:
             pixel = self._guided(frames, pixel, free)
         if self.label_comprehensive:
             label_frame, label_pixel = pixels.label_comprehensive_pixels(
-                self.label_index, frames, per_frame - free, generator, self.config.label_balance
+                self.label_index, frames, per_frame - free, generator=generator, balance=self.config.label_balance
             )
             frame, pixel = torch.cat([frame, label_frame]), torch.cat([pixel, label_pixel])
         return store.rays(frame, pixel // store.width, pixel % store.width, self.near)
@@ -84,6 +85,6 @@ class BatchBuilder:
         want = round(free * self.guide.config.guided_fraction)
         kept = []
         for i, f in enumerate(frames.tolist()):
-            v, u = self.guide.pixels(store.poses[f], store.intrinsics[f], (store.height, store.width), want, self.generator)
+            v, u = self.guide.pixels(store.poses[f], store.intrinsics[f], (store.height, store.width), want, generator=self.generator)
             kept.append(torch.cat([v * store.width + u, pixel[i * free : (i + 1) * free]])[:free])
         return torch.stack(kept).reshape(-1)

@@ -85,6 +85,7 @@ def choose_frames(
     train_frames: torch.Tensor,
     key: torch.Tensor,
     count: int,
+    *,
     substitute_probability: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
@@ -99,7 +100,7 @@ def choose_frames(
 
 
 def label_comprehensive_pixels(
-    index: FrameLabelIndex, frames: torch.Tensor, budget: int, generator: torch.Generator, balance: float = 0.0
+    index: FrameLabelIndex, frames: torch.Tensor, budget: int, generator: torch.Generator, *, balance: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixels covering every label of each frame, drawn uniformly within the label. Of a frame with
     K labels and P pixels, label u with n_u pixels gets ceil((1 - balance) * budget * n_u / P) rays

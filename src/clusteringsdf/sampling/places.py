@@ -28,7 +28,7 @@ MIN_POINTS = 20  # segments with fewer interior points with depth get no place
 
 
 def segment_boxes(
-    depth: torch.Tensor, segment: torch.Tensor, semantic: torch.Tensor, pose: torch.Tensor, intrinsics: torch.Tensor, scale: float
+    depth: torch.Tensor, segment: torch.Tensor, semantic: torch.Tensor, pose: torch.Tensor, *, intrinsics: torch.Tensor, scale: float
 ) -> tuple[list[int], list[int], torch.Tensor]:
     """Boxes of one frame's segments: (segment ids, classes, boxes (N, 2, 3) low/high, normalised).
 
@@ -79,7 +79,7 @@ def segment_places(scene: Scene, segment: np.ndarray, instance: np.ndarray, sema
     found = []  # (frame, segment, class, box)
     for f in train_frames(scene).tolist():
         things = torch.where(instance[f] > 0, segment[f].long(), torch.zeros_like(segment[f], dtype=torch.long))
-        ids, classes, boxes = segment_boxes(depth[f].float(), things, semantic[f], poses[f].float(), intrinsics[f].float(), scene.normalization.scale)
+        ids, classes, boxes = segment_boxes(depth[f].float(), things, semantic[f], poses[f].float(), intrinsics=intrinsics[f].float(), scale=scene.normalization.scale)
         found += [(f, s, c, b) for s, c, b in zip(ids, classes, boxes)]
     next_place = 0
     for cls in sorted({c for _, _, c, _ in found}):

@@ -46,7 +46,7 @@ class RayIntervals:
 
 
 def ray_sphere_pairs(
-    origins: torch.Tensor, directions: torch.Tensor, centres: torch.Tensor, radius: float, near: torch.Tensor, far: torch.Tensor
+    origins: torch.Tensor, directions: torch.Tensor, centres: torch.Tensor, radius: float, *, near: torch.Tensor, far: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All (ray, sphere) intersections, clipped to [near, far].
 
@@ -67,7 +67,7 @@ def ray_sphere_pairs(
 
 
 def culled_ray_sphere_pairs(
-    origins: torch.Tensor, directions: torch.Tensor, centres: torch.Tensor, radius: float, near: torch.Tensor, far: torch.Tensor,
+    origins: torch.Tensor, directions: torch.Tensor, centres: torch.Tensor, radius: float, *, near: torch.Tensor, far: torch.Tensor,
     max_groups: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`ray_sphere_pairs` restricted to candidate spheres, same result.
@@ -80,7 +80,7 @@ def culled_ray_sphere_pairs(
     """
     apexes, group = torch.unique(origins, dim=0, return_inverse=True)
     if apexes.shape[0] > max_groups:
-        return ray_sphere_pairs(origins, directions, centres, radius, near, far)
+        return ray_sphere_pairs(origins, directions, centres, radius, near=near, far=far)
     rays, t_ins, t_outs = [], [], []
     for g in range(apexes.shape[0]):
         members = torch.nonzero(group == g).squeeze(1)
@@ -97,7 +97,7 @@ def culled_ray_sphere_pairs(
             angle = torch.acos(((offsets @ axis) / distance).clamp(-1.0, 1.0))
             margin = torch.asin((radius / distance).clamp(max=1.0))
             candidates = torch.nonzero((distance <= radius) | (angle <= half_angle + margin + 1e-4)).squeeze(1)
-        ray, t_in, t_out = ray_sphere_pairs(apexes[g].expand_as(d), d, centres[candidates], radius, near[members], far[members])
+        ray, t_in, t_out = ray_sphere_pairs(apexes[g].expand_as(d), d, centres[candidates], radius, near=near[members], far=far[members])
         rays.append(members[ray])
         t_ins.append(t_in)
         t_outs.append(t_out)
@@ -208,7 +208,7 @@ class SphereCloud(nn.Module):
     @torch.no_grad()
     def intervals(self, origins: torch.Tensor, directions: torch.Tensor, near: torch.Tensor, far: torch.Tensor) -> RayIntervals:
         """Union of each ray's sphere intervals within [near, far] (unit directions)."""
-        ray, t_in, t_out = culled_ray_sphere_pairs(origins, directions, self.centres.detach(), self.r, near, far)
+        ray, t_in, t_out = culled_ray_sphere_pairs(origins, directions, self.centres.detach(), self.r, near=near, far=far)
         return union_intervals(ray, t_in, t_out, origins.shape[0])
 
     @torch.no_grad()
@@ -223,7 +223,7 @@ class SphereCloud(nn.Module):
 
     @torch.no_grad()
     def pixels(
-        self, pose: torch.Tensor, intrinsics: torch.Tensor, hw: tuple[int, int], count: int, generator: torch.Generator
+        self, pose: torch.Tensor, intrinsics: torch.Tensor, hw: tuple[int, int], count: int, *, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` integer pixels (v, u) where random points inside random spheres project into the
         frame (in front of the camera); fewer if not enough spheres are visible."""

@@ -173,7 +173,7 @@ class Trainer:
         progress = self.iteration / max(self.config.train.iterations, 1)
         rays = self.batches.next(self.iteration)
         out = self.model(rays, self.request, train=True, generator=self.generator)
-        terms = self.method.loss_terms(self.model, out, rays, progress, self.generator)
+        terms = self.method.loss_terms(self.model, out, rays, progress, generator=self.generator)
         total = weighted_total(terms)
         if not bool(torch.isfinite(total)):
             bad = ", ".join(f"{k}={float(t.value.detach()):.4g}" for k, t in terms.items())

@@ -439,7 +439,7 @@ class RunAccess:
         if not all((eval_dir / kind / f"{frame}.png").is_file() for kind in ("pred_semantics", "pred_instance")):
             eval_dir = self._tmp / "eval"
             views, semantics, instances = label_cameras(self._trained, scene.poses[[index]], scene.intrinsics[[index]], progress=False, normals=False)
-            write_views(eval_dir, [frame], views, semantics, instances, scene.normalization.scale)
+            write_views(eval_dir, [frame], views, semantics, instances=instances, scale=scene.normalization.scale)
         one_view = dataclasses.replace(scene, splits={**scene.splits, "test": np.array([index])})
         (_, file), = view_pictures(one_view, eval_dir, self._tmp, 1)
         return layout.read_color(self._tmp / file)

@@ -42,7 +42,7 @@ class Sampler(Protocol):
     def sample(self, rays: RayBatch, beta: float, train: bool, generator: torch.Generator | None) -> RaySamples: ...
 
 
-def stratified(near: torch.Tensor, far: torch.Tensor, count: int, jitter: bool, generator: torch.Generator | None) -> torch.Tensor:
+def stratified(near: torch.Tensor, far: torch.Tensor, count: int, jitter: bool, *, generator: torch.Generator | None) -> torch.Tensor:
     """``count`` samples per ray in [near, far] (R,), one per equal stratum; centred unless ``jitter``."""
     steps = torch.arange(count, dtype=near.dtype, device=near.device)
     if jitter:
@@ -53,7 +53,7 @@ def stratified(near: torch.Tensor, far: torch.Tensor, count: int, jitter: bool, 
     return near.unsqueeze(-1) + (far - near).unsqueeze(-1) * fraction
 
 
-def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, count: int, jitter: bool, generator: torch.Generator | None) -> torch.Tensor:
+def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, count: int, jitter: bool, *, generator: torch.Generator | None) -> torch.Tensor:
     """Inverse-CDF samples from a piecewise-constant pdf.
 
     Args:

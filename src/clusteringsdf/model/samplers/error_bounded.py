@@ -56,7 +56,7 @@ class ErrorBoundedSampler:
         origins, directions, near, far = rays.origins, rays.directions, rays.near, rays.far
         count = origins.shape[0]
         beta0 = torch.full((count, 1), float(beta), dtype=near.dtype, device=near.device)
-        z = stratified(near, far, cfg.eb_samples_eval, train, generator)
+        z = stratified(near, far, cfg.eb_samples_eval, jitter=train, generator=generator)
         z = torch.cat([near.unsqueeze(-1), z[:, 1:-1], far.unsqueeze(-1)], dim=-1)
         sdf = self._eval(origins, directions, z)
         deltas = z[:, 1:] - z[:, :-1]
@@ -90,7 +90,7 @@ class ErrorBoundedSampler:
         deltas = z[:, 1:] - z[:, :-1]
         density = laplace_density(sdf[:, :-1], beta_plus)
         weights, _ = render_weights(density, deltas)
-        final = sample_pdf(z, weights + 1e-5, cfg.eb_samples, train, generator)
+        final = sample_pdf(z, weights + 1e-5, cfg.eb_samples, jitter=train, generator=generator)
         if train:
             pick = torch.rand(count, z.shape[1], device=z.device, generator=generator).argsort(-1)[:, : cfg.eb_extra]
         else:

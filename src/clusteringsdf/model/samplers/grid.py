@@ -57,7 +57,7 @@ class SdfVolume(nn.Module):
     @torch.no_grad()
     def update(self, sdf: SdfFunction, chunk: int = 65536) -> None:
         """Re-evaluate the volume with ``sdf`` (chunked)."""
-        values = map_chunks(sdf, self.vertices(), chunk)
+        values = map_chunks(sdf, self.vertices(), chunk=chunk)
         r = self.resolution
         self.values.copy_(values.view(1, 1, r, r, r))
         self.ready.fill_(True)
@@ -109,6 +109,6 @@ class GridSampler:
         deltas = bins[:, 1:] - bins[:, :-1]
         mid_sdf = 0.5 * (sdf[:, 1:] + sdf[:, :-1])
         weights, _ = render_weights(laplace_density(mid_sdf, coarse_beta), deltas)
-        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / cfg.coarse_steps, fine, train, generator)
-        spread = stratified(rays.near, rays.far, uniform, train, generator)
+        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / cfg.coarse_steps, fine, jitter=train, generator=generator)
+        spread = stratified(rays.near, rays.far, uniform, jitter=train, generator=generator)
         return RaySamples(merge_sorted(importance, spread))
