@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,17 @@ class SegmentationClasses:
 
     def is_thing(self, class_id: int) -> bool:
         return class_id in self.thing_classes
+
+    def stuff_mask(self, count: int) -> np.ndarray:
+        """(count,) bool: the stuff classes among class ids 0..count-1 (:func:`class_mask`)."""
+        return class_mask(self.stuff_classes, count)
+
+
+def class_mask(classes: Iterable[int], count: int) -> np.ndarray:
+    """(count,) bool, true at the given class ids; void (0) and ids of ``count`` or more are left out."""
+    mask = np.zeros(count, dtype=bool)
+    mask[[c for c in classes if 0 < c < count]] = True
+    return mask
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,13 @@ def _frustum_points(k: np.ndarray, pose: np.ndarray, hw: tuple[int, int], max_de
     corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
     rays = np.stack([(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)], -1)
     return [(rays * depth) @ pose[:3, :3].T + pose[:3, 3] for depth in (0.01, max_depth)]
+
+
+def camera_up(poses: np.ndarray) -> np.ndarray:
+    """(3,) unit up direction of OpenCV cameras (F, 4, 4) camera-to-world (y points down in the
+    image): minus the mean of their y axes, in the frame the poses are in."""
+    up = -np.asarray(poses, dtype=np.float64)[:, :3, 1].mean(0)
+    return up / max(float(np.linalg.norm(up)), 1e-12)
 
 
 def compute_normalization(

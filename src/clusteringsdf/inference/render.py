@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data import layout
+from ..data.scene import class_mask
 from ..methods import Method
 from ..model import Model
 from ..sampling.rays import RayBatch, pixel_rays, ray_box_bounds
@@ -81,8 +82,7 @@ def render_view(
     rays = camera_rays(pose, intrinsics, hw, model.bbox, near=near)
     request = method.render_request(normals)
     num_classes = model.field.num_classes
-    stuff = torch.zeros(num_classes, dtype=torch.bool, device=pose.device)
-    stuff[[c for c in stuff_classes if 0 < c < num_classes]] = True
+    stuff = torch.as_tensor(class_mask(stuff_classes, num_classes), device=pose.device)
     allowed = method.votes.observed_classes()  # scores of other classes are masked below
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("rgb", "depth", "normal", "semantic", "semantic_stuff", "channel", "channel_second", "embedding")}
     for start in range(0, len(rays), chunk):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..data import layout
+from ..data.scene import camera_up
 from ..errors import ClusteringSDFError
 from ..files import write_text_atomic
 from ..methods import channel_sharing_note
@@ -247,7 +248,7 @@ def build_report(
         f'<figure><img src="report/{file}" alt="view {html.escape(name)}"><figcaption>test view {html.escape(name)}</figcaption></figure>'
         for name, file in view_pictures(scene, run / "eval", out_dir, views)
     )
-    up = -scene.poses[:, :3, 1].mean(0)
+    up = camera_up(scene.poses)
     mesh_html = "".join(
         f'<figure><img src="report/{file}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
         for caption, file in mesh_pictures(run / "meshes", out_dir, up)

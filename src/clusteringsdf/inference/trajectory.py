@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.layout import write_color
+from ..data.scene import camera_up
 from ..errors import ClusteringSDFError
 from ..runs import TrainedRun
 from .evaluate_run import label_cameras
@@ -53,7 +54,7 @@ def trajectory_poses(train_poses: np.ndarray, bbox: np.ndarray, kind: str, frame
     if kind == "train":
         index = np.round(np.linspace(0, len(train_poses) - 1, frames)).astype(int)
         return train_poses[index].astype(np.float64)
-    up = _normalize(-train_poses[:, :3, 1].mean(0))
+    up = camera_up(train_poses)
     positions = train_poses[:, :3, 3]
     centre = positions.mean(0)
     helper = np.eye(3)[int(np.argmin(np.abs(up)))]

@@ -54,8 +54,11 @@ from ..data.mesh_io import read_mesh_arrays
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run, resolve_device
+from ..inference.mesh import field_colors
+from ..inference.mesh_rules import Surface
 from ..inference.palette import class_color, instance_color
 from ..inference.visualize import color_image, depth_image
+from ..model import map_chunks
 
 COLOURINGS = ("instance", "class", "field")
 GEOMETRY_SCORES_FILE = "geometry.json"
@@ -332,17 +335,16 @@ class RunAccess:
             background = MeshData(vertices, faces, colors)
         return Meshes(background, objects)
 
-    def _to_model(self, points_world: np.ndarray) -> torch.Tensor:
-        scene = self._trained.scene
-        normalised = scene.normalization.apply(points_world.astype(np.float64))
-        return torch.as_tensor(normalised, dtype=torch.float32, device=self._trained.model.bbox.device)
+    def _normalised(self, points_world: np.ndarray) -> np.ndarray:
+        """World points (V, 3) in the model's normalised frame."""
+        return self._trained.scene.normalization.apply(points_world.astype(np.float64))
 
     @torch.no_grad()
     def _owners(self, vertices: np.ndarray) -> np.ndarray:
         """(V,) arg-min SDF channel at world points (V, 3)."""
         field = self._trained.model.field
-        owners = [field.geometry(self._to_model(vertices[s : s + _CHUNK])).sdf.argmin(-1).cpu().numpy() for s in range(0, len(vertices), _CHUNK)]
-        return np.concatenate(owners) if owners else np.zeros(0, np.int64)
+        owner = map_chunks(lambda p: field.geometry(p).sdf.argmin(-1), self._normalised(vertices), chunk=_CHUNK, device=self._trained.model.bbox.device)
+        return owner.cpu().numpy()
 
     @torch.no_grad()
     def _vertex_classes(self, vertices: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -353,39 +355,24 @@ class RunAccess:
         missing = np.nonzero(classes < 0)[0]
         if len(missing) == 0 or not self._trained.method.uses_semantic_head:
             return classes
-        num_classes = field.num_classes
         allowed = self._trained.method.votes.observed_classes().clone()
-        stuff = torch.zeros(num_classes, dtype=torch.bool, device=allowed.device)
-        stuff[[c for c in self._trained.scene.classes.stuff_classes if 0 < c < num_classes]] = True
-        allowed &= stuff
+        allowed &= torch.as_tensor(self._trained.scene.classes.stuff_mask(field.num_classes), device=allowed.device)
         if not bool(allowed.any()):
             return classes
-        for start in range(0, len(missing), _CHUNK):
-            pick = missing[start : start + _CHUNK]
-            logits = field.semantic_logits(field.geometry(self._to_model(vertices[pick])).feature)
-            classes[pick] = logits.masked_fill(~allowed, -math.inf).argmax(-1).cpu().numpy()
+
+        def best_stuff(points: torch.Tensor) -> torch.Tensor:
+            return field.semantic_logits(field.geometry(points).feature).masked_fill(~allowed, -math.inf).argmax(-1)
+
+        classes[missing] = map_chunks(best_stuff, self._normalised(vertices[missing]), chunk=_CHUNK, device=self._trained.model.bbox.device).cpu().numpy()
         return classes
 
-    @torch.no_grad()
     def _field_colors(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """(V, 3) uint8: the colour network at each vertex, viewed along minus the mesh's vertex
-        normal (marching cubes orients faces towards free space, where the SDF grows). The SDF
-        gradient (forward-mode, ~5x the cost) is evaluated only for colour networks that take it."""
+        normal (marching cubes orients faces towards free space, where the SDF grows)."""
         import trimesh
 
-        field = self._trained.model.field
-        device = self._trained.model.bbox.device
-        normals = np.asarray(trimesh.Trimesh(vertices=vertices, faces=faces, process=False).vertex_normals, dtype=np.float32)
-        colors = []
-        for start in range(0, len(vertices), _CHUNK):
-            points = self._to_model(vertices[start : start + _CHUNK])
-            view = -torch.as_tensor(normals[start : start + _CHUNK], device=device)
-            geometry = field.geometry(points, with_jacobian=field.config.color_uses_normal)
-            gradient = geometry.scene_gradient() if field.config.color_uses_normal else None
-            colors.append(field.color(points, view, gradient, geometry.feature).clamp(0, 1).cpu().numpy())
-        if not colors:
-            return np.zeros((0, 3), np.uint8)
-        return color_image(np.concatenate(colors))
+        normals = np.array(trimesh.Trimesh(vertices=vertices, faces=faces, process=False).vertex_normals)  # a writable copy
+        return field_colors(self._trained.model, Surface(self._normalised(vertices), faces, normals), chunk=_CHUNK)
 
     # -------------------------------------------------------------------------------- rendering
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ...config import SpheresConfig
-from ...model import RenderOutput
+from ...model import RenderOutput, map_chunks
 from ...model.field import SDFField
 from ...sampling.rays import RayBatch
 from ...sampling.spheres import SphereCloud
@@ -81,7 +81,7 @@ class SphereOptimisation(TrainingHook):
         """Move spheres outside the box or without surface next to good ones; returns how many moved."""
         cloud = self.cloud
         centres = cloud.centres.data
-        sdf = torch.cat([self._scene_sdf(centres[i : i + 8192], False)[0] for i in range(0, centres.shape[0], 8192)])
+        sdf = map_chunks(lambda points: self._scene_sdf(points, False)[0], centres, chunk=8192)
         inside = cloud.inside()
         bad = ~inside | (sdf.abs() > cloud.r)
         if bool(bad.all()):  # no sphere holds surface yet: only bring wanderers back
