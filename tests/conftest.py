@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,22 @@ def device(request) -> torch.device:
     """Each device-parametrised test runs on the CPU and, when PyTorch sees one, on CUDA (skipped,
     not passed, without it)."""
     return torch.device(request.param)
+
+
+DOCUMENTS = [Path(__file__).resolve().parents[1] / name for name in ("README.md", "CONTRIBUTING.md")]
+
+
+def documented_example(path: str) -> dict:
+    """Run the ```python block of the README (or CONTRIBUTING.md) that starts with ``# <path>`` as
+    that module of the package would run, and return its namespace: the documented example is the
+    code the test exercises."""
+    for document in DOCUMENTS:
+        if not document.is_file():
+            continue
+        for block in re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.S):
+            if block.startswith(f"# {path}\n"):
+                module = path.removeprefix("src/").removesuffix(".py").replace("/", ".")
+                namespace = {"__name__": module, "__package__": module.rpartition(".")[0]}
+                exec(compile(block, f"{document.name}: {path}", "exec"), namespace)
+                return namespace
+    raise AssertionError(f"no python block starting with '# {path}' in {', '.join(d.name for d in DOCUMENTS)}")

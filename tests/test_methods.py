@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pytest
 import torch
+from conftest import documented_example
 
 from clusteringsdf.cli import build_parser, main
 from clusteringsdf.config import preset
 from clusteringsdf.inference.evaluate_run import evaluate_run
-from clusteringsdf.methods import METHODS, Method, common
+from clusteringsdf.methods import METHODS, Method
 from clusteringsdf.runs import latest_checkpoint, load_trained_run
 from clusteringsdf.training.trainer import Trainer
 
@@ -28,22 +28,9 @@ def test_every_registered_method_is_named_by_its_key_and_offered_by_the_cli():
     assert list(mode.choices) == list(METHODS)
 
 
-class SemanticHead(Method):
-    """The README's example: Semantic-NeRF style, the semantic head alone, no object channels."""
-
-    name = "semantic_head"
-    uses_opacity = False
-
-    def segmentation_terms(self, out, rays):
-        return common.semantic_head_terms(out, rays, self.config.loss)
-
-    def fuse_labels(self, views, thing_classes, min_segment_fraction, class_views=None):
-        semantics = [v.semantic for v in views]
-        return semantics, [np.zeros_like(s) for s in semantics]
-
-
 def test_a_new_method_is_one_class_and_one_registry_line(tiny_scene, tmp_path, monkeypatch):
-    monkeypatch.setitem(METHODS, "semantic_head", SemanticHead)
+    """The README's example, as written there."""
+    monkeypatch.setitem(METHODS, "semantic_head", documented_example("src/clusteringsdf/methods/semantic_head.py")["SemanticHead"])
     config = preset("tiny").with_values({"mode": "semantic_head", "train.iterations": 6})
     trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
     trainer.train()

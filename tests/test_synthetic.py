@@ -186,8 +186,6 @@ def test_never_covisible_pair(tiny):
 
 
 def test_gt_mesh_has_labels_and_matches_depth(tiny):
-    import trimesh
-
     out, info = tiny
     mesh = trimesh.load(out / "gt_mesh.ply", process=False)
     faces = PlyData.read(str(out / "gt_mesh.ply"))["face"].data

@@ -3,13 +3,12 @@ adding one is one module and one registry line (README, "Adding a training hook"
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+from conftest import documented_example
 
 from clusteringsdf.config import preset
 from clusteringsdf.training import hooks
-from clusteringsdf.training.hooks import HookContext, SphereOptimisation, TrainingHook, VolumeRefresh
+from clusteringsdf.training.hooks import SphereOptimisation, VolumeRefresh
 from clusteringsdf.training.trainer import Trainer
 
 CPU = torch.device("cpu")
@@ -56,32 +55,9 @@ def test_hooks_attach_only_where_a_run_uses_them(tiny_scene, tmp_path):
     assert trainer.hook(VolumeRefresh) is None
 
 
-class StepCounter(TrainingHook):
-    """A hook as the README shows it: counts its steps after a warm-up of 3, and the rays it saw."""
-
-    name = "step_counter"
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.rays = 0
-
-    @classmethod
-    def attach(cls, context: HookContext) -> "StepCounter":
-        return cls()
-
-    def after_step(self, iteration, rays, out) -> None:
-        if iteration >= 3:
-            self.steps += 1
-            self.rays += len(rays)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "rays": self.rays}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.steps, self.rays = state["steps"], state["rays"]
-
-
 def test_a_new_hook_is_one_class_and_one_registry_line(tiny_scene, tmp_path, monkeypatch):
+    """The README's example, as written there: it runs after a warm-up and its state is checkpointed."""
+    StepCounter = documented_example("src/clusteringsdf/training/hooks/step_counter.py")["StepCounter"]
     monkeypatch.setattr(hooks, "HOOKS", [*hooks.HOOKS, StepCounter])
     config = preset("tiny").with_values({"mode": "panoptic", "train.iterations": 10, "train.checkpoint_every": 4})
     trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)

@@ -32,7 +32,8 @@ class BatchBuilder:
         generator: the run's random generator (every draw comes from it, so runs are repeatable).
         label_comprehensive: cover every label of each frame (the ``segment`` targets) and choose
             frames with key-frame substitution, else uniformly random pixels only.
-        guide: the sphere cloud of a sphere-guided run (it says from which iteration it guides).
+        guide: the sphere cloud of a sphere-guided run (it says from which iteration it guides); set
+            by the sphere hook.
     """
 
     def __init__(

@@ -111,10 +111,9 @@ class Trainer:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.train.seed)
         self.batches = BatchBuilder(
-            self.store, config.batch, config.sampler.near, self.generator,
-            label_comprehensive=self.method.label_comprehensive, guide=self.model.spheres,
+            self.store, config.batch, config.sampler.near, self.generator, label_comprehensive=self.method.label_comprehensive
         )
-        self.hooks: list[TrainingHook] = attach_hooks(HookContext(config, self.model, self.method, self.generator))
+        self.hooks: list[TrainingHook] = attach_hooks(HookContext(config, self.model, self.method, self.batches, self.generator))
         self.iteration = 0
         self.elapsed = 0.0
         normal_supervision = self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0)

@@ -21,17 +21,20 @@ import torch
 from ...config import Config
 from ...methods import Method
 from ...model import Model, RenderOutput
+from ...sampling.batches import BatchBuilder
 from ...sampling.rays import RayBatch
 
 
 @dataclass
 class HookContext:
-    """What a hook may use: the run's config, model, method and random generator (a hook that
-    draws random numbers takes them from it, so runs stay repeatable)."""
+    """What a hook may use: the run's config, model, method, batch builder (a hook may give it a
+    pixel guide) and random generator (a hook that draws random numbers takes them from it, so
+    runs stay repeatable)."""
 
     config: Config
     model: Model
     method: Method
+    batches: BatchBuilder
     generator: torch.Generator
 
 

@@ -58,8 +58,12 @@ class SphereOptimisation(TrainingHook):
 
     @classmethod
     def attach(cls, context: HookContext) -> "SphereOptimisation | None":
+        """For sphere-guided runs; the cloud also guides the batch builder's pixels after its warm-up."""
         cloud = context.model.spheres
-        return None if cloud is None else cls(cloud, context.model.field, context.config.spheres, context.generator)
+        if cloud is None:
+            return None
+        context.batches.guide = cloud
+        return cls(cloud, context.model.field, context.config.spheres, context.generator)
 
     def after_step(self, iteration: int, rays: RayBatch, out: RenderOutput) -> None:
         self.step(iteration)
