@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clusteringsdf.config import preset
+from clusteringsdf.config import SWITCHES, preset
 from clusteringsdf.evaluation import evaluate_predictions
 from clusteringsdf.inference.evaluate_run import evaluate_run
 from clusteringsdf.training.trainer import Trainer
@@ -68,7 +68,8 @@ ABLATIONS = ("no_diff", "no_onehot", "no_reg", "no_fgbg", "no_crossview")
 def make_config(name: str, iterations: int):
     mode, labels, ablations = TRAINED[name]
     values = {"mode": mode, "data.labels": labels, "train.iterations": iterations, "clustering.sem_ray": SEM_RAY.get(name, 0.0)}
-    values.update({f"clustering.use_{flag}": False for flag in ablations})
+    for flag in ablations:  # an ablation sets the term's weights to 0
+        values.update({key: 0.0 for key in SWITCHES[f"clustering.use_{flag}"]})
     return preset("cpu").with_values(values)
 
 

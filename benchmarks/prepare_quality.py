@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from _common import OUT
 from prepare_speed import capture

@@ -5,7 +5,7 @@ double backward, so they must be exact: each building block (positional encoding
 linear layers over several input blocks, softplus) and the whole SDF field are compared with
 ``torch.autograd`` on the same float64 inputs. The hash grid has no gradient with respect to its input
 points (by design), so for the whole field it is replaced by an independent, differentiable
-reference encoding with the same table (tests/test_hashgrid.py checks the two agree).
+reference encoding with the same table (tests/model/test_hashgrid.py checks the two agree).
 """
 
 import pytest

@@ -1,5 +1,5 @@
 """The mesh cleaning rules (inference/mesh_rules.py), each on surfaces and values with a known answer;
-tests/test_outputs.py runs them inside extraction on an analytic field with injected observers."""
+tests/inference/test_outputs.py runs them inside extraction on an analytic field with injected observers."""
 
 from __future__ import annotations
 
