@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import DataError
 
 
 @contextmanager
@@ -47,3 +50,43 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Pretty, key-sorted JSON (one trailing newline)."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def staged_folder(out: str | Path, *, force: bool = False, keep: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out`` to fill; when the block ends without an error
+    it takes the place of ``out`` (removed when it raises), so ``out`` holds a complete output or
+    what it held before.
+
+    Raises:
+        DataError: ``out`` is a file, or a folder that holds files and ``force`` is not given
+            (checked before the block runs; with ``force`` its old content is removed, after the
+            new one is complete), or ``out`` is or holds one of the ``keep`` folders (the inputs).
+    """
+    out = Path(out)
+    for folder in keep:
+        folder = Path(folder).resolve()
+        if out.resolve() == folder or out.resolve() in folder.parents:
+            raise DataError(out, f"would replace {folder}, an input of this command; choose another output folder")
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise DataError(out, "exists and is not empty; refusing to overwrite it (give --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if old.exists():
+                os.replace(old, out)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -39,6 +39,7 @@ INTRINSICS_FILE = "intrinsic/intrinsic_color.txt"
 SPLITS_FILE = "splits.json"
 SEGMENTATION_FILE = "segmentation_data.pkl"
 GT_MESH_FILE = "gt_mesh.ply"
+PREPARE_FILE = "prepare.json"
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -219,6 +220,18 @@ def read_segmentation_data(path: Path) -> dict[str, Any]:
         if key not in data:
             raise DataError(path, f"missing key '{key}'")
     return data
+
+
+def scene_units(root: Path) -> str:
+    """A note on the unit of the scene's world frame (of its poses): metres, unless ``prepare.json``
+    says the poses came without a metric scale (structure-from-motion without depth)."""
+    try:
+        metric = json.loads((Path(root) / PREPARE_FILE).read_text())["poses"]["metric"]
+    except (OSError, ValueError, KeyError, TypeError):
+        metric = True  # datasets in this layout (Replica, ScanNet, Hypersim, synthetic) are metric
+    if metric is False:
+        return "the scene's world frame; arbitrary scale (its poses have no metric scale, see prepare.json)"
+    return "metres, in the scene's world frame (its poses)"
 
 
 def frame_sort_key(names: list[str]) -> list[str]:
