@@ -13,6 +13,8 @@ Requests (``{"task": ...}``):
   matching statistics.
 * ``read_model``: a COLMAP sparse model folder (binary or text).
 * ``undistort``: the pinhole camera and remap grid that undistort images of a COLMAP camera.
+* ``write_model``: a sparse model (binary) of one camera, posed images and 3D points, each point
+  observed in one image (arrays from an ``.npz`` the request names).
 
 A model answer holds, per registered image, its name, ``cam_from_world`` (3, 4) and observations
 (u, v, z): keypoints with a triangulated point in COLMAP pixel coordinates (pixel centres at +0.5)
@@ -163,7 +165,34 @@ def undistort(request: dict, arrays: dict, meta: dict) -> None:
     arrays["map"] = source.reshape(height, width, 2).astype(np.float32)
 
 
-TASKS = {"sfm": run_sfm, "read_model": read_model, "undistort": undistort}
+def write_model(request: dict, arrays: dict, meta: dict) -> None:
+    """Write ``request["out_dir"]``: camera 1 (``request["camera"]``: model, width, height,
+    params), images 1..n (``request["images"]``: name and ``cam_from_world`` (3, 4)) and the points
+    of ``request["points"]`` (.npz: ``xyz`` (N, 3), ``rgb`` (N, 3) uint8, ``image`` (N,) index into
+    the images, ``uv`` (N, 2) COLMAP pixel coordinates of the point in that image)."""
+    import pycolmap
+
+    with np.load(request["points"], allow_pickle=False) as data:
+        xyz, rgb, owner, uv = data["xyz"], data["rgb"], data["image"], data["uv"]
+    reconstruction = pycolmap.Reconstruction()
+    camera = request["camera"]
+    reconstruction.add_camera_with_trivial_rig(
+        pycolmap.Camera(model=camera["model"], width=camera["width"], height=camera["height"], params=camera["params"], camera_id=1)
+    )
+    first = np.searchsorted(owner, np.arange(len(request["images"]) + 1))  # points are sorted by image
+    for index, entry in enumerate(request["images"]):
+        image = pycolmap.Image(name=entry["name"], keypoints=uv[first[index] : first[index + 1]].astype(np.float64), camera_id=1, image_id=index + 1)
+        reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.asarray(entry["cam_from_world"], dtype=np.float64)))
+    for k in range(len(xyz)):
+        track = pycolmap.Track()
+        track.add_element(int(owner[k]) + 1, int(k - first[owner[k]]))
+        reconstruction.add_point3D(xyz[k].astype(np.float64), track, rgb[k].astype(np.uint8))
+    Path(request["out_dir"]).mkdir(parents=True, exist_ok=True)
+    reconstruction.write(request["out_dir"])
+    meta["images"], meta["points3D"] = int(reconstruction.num_images()), int(reconstruction.num_points3D())
+
+
+TASKS = {"sfm": run_sfm, "read_model": read_model, "undistort": undistort, "write_model": write_model}
 
 
 def main(argv: list[str]) -> int:
