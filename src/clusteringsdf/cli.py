@@ -292,6 +292,33 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A run's meshes and labels (--run) or a scene's cameras and frames (--scene) in other tools' formats."""
+    from .inference.export import RUN_FORMATS, export_run
+    from .prepare.export import SCENE_FORMATS, export_scene
+
+    if (args.run is None) == (args.scene is None):
+        raise ClusteringSDFError("export: give either --run RUN (formats " + ", ".join(RUN_FORMATS) + ") or --scene SCENE (formats "
+                                 + ", ".join(SCENE_FORMATS) + ")")
+    if args.scene is not None:
+        if args.format not in SCENE_FORMATS:
+            raise ClusteringSDFError(f"--format: '{args.format}' exports a run (--run RUN); a scene exports as {' or '.join(SCENE_FORMATS)}")
+        if args.out is None:
+            raise ClusteringSDFError("--out: needed with --scene (the folder to write)")
+        summary = export_scene(Path(args.scene), args.format, Path(args.out), force=args.force)
+    else:
+        if args.format not in RUN_FORMATS:
+            raise ClusteringSDFError(f"--format: '{args.format}' exports a scene (--scene SCENE); a run exports as {', '.join(RUN_FORMATS)}")
+        summary = export_run(Path(args.run), args.format, Path(args.out) if args.out else None, force=args.force, resolution=args.resolution,
+                             device=args.device, points=args.points, seed=args.seed)
+    details = ", ".join(f"{key} {value}" for key, value in summary.items() if key not in ("format", "folder"))
+    print(f"wrote {summary['folder']} ({summary['format']}: {details})")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- report
 
 
@@ -449,6 +476,22 @@ def _add_mesh(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_mesh)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` command: a run's objects or a scene's cameras for other tools."""
+    formats = ("obj", "glb", "ply", "points", "objects", "nerfstudio", "colmap")
+    p = sub.add_parser("export", help="write a run's objects (obj, glb, ply, points, objects) or a scene (nerfstudio, colmap) for other tools")
+    p.add_argument("--run", help="a trained run (formats obj, glb, ply, points, objects)")
+    p.add_argument("--scene", help="a scene folder (formats nerfstudio, colmap)")
+    p.add_argument("--format", required=True, choices=formats)
+    p.add_argument("--out", help="output folder (default RUN/export/<format>; needed with --scene)")
+    p.add_argument("--force", action="store_true", help="replace an output folder that holds files")
+    p.add_argument("--resolution", type=int, default=256, help="mesh resolution when the run has no meshes yet")
+    p.add_argument("--points", type=int, default=200_000, help="points of the 'points' format")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the 'points' format")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_export)
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     """The ``report`` command: a run's HTML report."""
     p = sub.add_parser("report", help="write RUN/report.html: scores, training curves, test views, mesh previews")
@@ -542,7 +585,7 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     """The ``render`` command: a run's views or a novel-view trajectory."""
     p = sub.add_parser("render", help="render a trained run's views in the layout `eval` reads")
     p.add_argument("--run", required=True)
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--split", choices=("test", "train", "all"), default="test", help="the views to render (all: every frame)")
     p.add_argument("--out", help="output folder (default RUN/render_<split>)")
     p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")
     p.add_argument("--trajectory", choices=("orbit", "spiral", "train"), help="render a novel-view path instead of a split")
@@ -590,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_prepare, _add_mesh, _add_report, _add_view, _add_demo, _add_info, _add_eval, _add_train, _add_render,
+    for add in (_add_synth, _add_prepare, _add_mesh, _add_export, _add_report, _add_view, _add_demo, _add_info, _add_eval, _add_train, _add_render,
                 _add_batch):
         add(sub)
     return parser

@@ -84,10 +84,10 @@ def predict_split(
     min_segment_fraction: float | None = None,
     every: int = 1,
 ) -> Path:
-    """Render ``split`` of the run's scene (every k-th view) and write images + panoptic label maps
-    into ``out_dir``."""
+    """Render ``split`` of the run's scene ("all": every frame; every k-th view) and write images +
+    panoptic label maps into ``out_dir``."""
     scene = trained.scene
-    frames = scene.split(split)
+    frames = np.arange(scene.num_frames) if split == "all" else scene.split(split)
     if every > 1:  # the frames the scorer takes: every k-th in its order
         chosen = set(frame_sort_key([scene.frame_names[i] for i in frames])[::every])
         frames = np.array([i for i in frames if scene.frame_names[i] in chosen], dtype=np.int64)
