@@ -201,6 +201,7 @@ def auto_channels(config, scene_path: Path):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .runs import CONFIG_FILE, load_run_config, resolve_device
+    from .runs.device import describe_device
     from .training.trainer import Trainer
 
     run = Path(args.out)
@@ -213,6 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = config.with_values({"train.iterations": args.iters})
     elif args.channels == "auto":
         config, scene = auto_channels(config, Path(args.data))
+    print(f"device: {describe_device(device, config.train.threads or None)}", flush=True)  # `batch` records this line
     trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, scene=scene, progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:

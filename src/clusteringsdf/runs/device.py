@@ -18,3 +18,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RunError("--device cuda: no CUDA device is available to PyTorch")
     return torch.device(name)
+
+
+def describe_device(device: torch.device, threads: int | None = None) -> str:
+    """One line naming the device a command computes on: ``cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)``
+    or ``cpu (2 threads)`` (``threads``: the threads the command will use; default torch's current
+    count)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        properties = torch.cuda.get_device_properties(index)
+        return f"cuda:{index} ({properties.name}, {properties.total_memory / 2**30:.0f} GiB)"
+    count = threads or torch.get_num_threads()
+    return f"{device.type} ({count} thread{'' if count == 1 else 's'})"
