@@ -1,29 +1,35 @@
 """Many scenes at once: ``clusteringsdf batch SCENE... --out RUNS`` trains, scores, meshes and reports
 every scene, as Ray tasks (on a local Ray instance, or on an existing cluster with ``--address``) or,
-without Ray, one after another.
+without Ray, one after another; ``--task-index I`` runs only the I-th scene, here (one task of a
+SLURM job array, say), and merges its row into the batch's files.
 
 Each scene is one *job* that runs the package's own command line in a subprocess (``python -m
-clusteringsdf``), so it depends on nothing but the CLI: ``train --data SCENE --out RUNS/<scene>
---eval --resume --threads N ...`` (train, render and score the test views, write the report), then,
-unless ``--mesh-resolution 0``, ``mesh --run RUNS/<scene> --resolution R`` and ``report --run
-RUNS/<scene>`` again with those meshes.
+clusteringsdf``), so it depends on nothing but the CLI: with ``--prepare`` the positionals are
+captures (a folder of images or a video file) and the job first runs ``prepare --images|--video
+CAPTURE --out RUNS/scenes/<name> ...``; then ``train --data SCENE --out RUNS/<name> --eval --resume
+--threads N ...`` (train, render and score the test views, write the report), then, unless
+``--mesh-resolution 0``, ``mesh --run RUNS/<name> --resolution R`` and ``report --run RUNS/<name>``
+again with those meshes. The device that training used (its ``device: ...`` line) is recorded.
 The subprocess gets ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = ``--threads`` = the task's CPU share:
 two trainings sharing cores with more threads than cores run several times slower than alone.
 
 A failed job is tried once more (continuing from its last checkpoint) and then reported without
 stopping the others. The batch is resumable: started again on the same RUNS it skips finished runs
-and continues interrupted ones with ``train --resume``; a job's command dies with its job
-(``PR_SET_PDEATHSIG``: SIGTERM, on which training saves a checkpoint), and a per-scene lock held by
-the command keeps a new job from starting while an old command is still stopping.
+and prepared captures and continues interrupted runs with ``train --resume``; a job's command dies
+with its job (``PR_SET_PDEATHSIG``: SIGTERM, on which training saves a checkpoint), and a per-scene
+lock held by the command keeps a new job from starting while an old command is still stopping.
 
 RUNS holds::
 
-    <scene>/                 the scene's run folder (``train --out``)
-    batch/<scene>.log        the output of the scene's commands, every attempt appended
-    batch/<scene>.json       the job's record of its finished steps (written by the job)
-    batch/<scene>.lock       held by the job and its command while they run
+    <name>/                  the scene's run folder (``train --out``)
+    scenes/<name>/           with --prepare: the capture's prepared scene (``prepare --out``)
+    batch/<name>.log         the output of the scene's commands, every attempt appended
+    batch/<name>.json        the job's record of its finished steps and training device (written by the job)
+    batch/<name>.lock        held by the job and its command while they run
+    batch/driver.lock        held by a batch (exclusively) or by ``--task-index`` tasks (shared)
+    batch/summary.lock       held by a ``--task-index`` task while it merges its row into the files below
     batch_state.json         the driver's record: options, and each scene's status, attempts, error
-    batch_summary.json       the summary table: status, attempts, seconds, scores, error per scene
+    batch_summary.json       the summary table: status, attempts, seconds, device, scores, error per scene
     index.html               the summary as a page linking each run's report.html (relative links)
 """
 
@@ -34,6 +40,7 @@ import fcntl
 import html
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,9 +57,90 @@ STATE_FILE = "batch_state.json"
 SUMMARY_FILE = "batch_summary.json"
 INDEX_FILE = "index.html"
 JOB_DIR = "batch"
+SCENES_DIR = "scenes"  # prepared captures
+SUMMARY_LOCK = "summary.lock"
 SCORE_KEYS = ("pq", "pq_things", "pq_stuff", "sq", "rq", "miou", "psnr", "depth_abs_rel")
 LOCK_WAIT_S = 300.0  # how long a job waits for an earlier command of its scene to stop
 PARENT_ENV = "CLUSTERINGSDF_BATCH_PARENT"
+DEVICE_PREFIX = "device: "  # the line `train` prints first
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """``batch --prepare``: every positional is a capture, a folder of images or a video file, that
+    ``prepare`` turns into RUNS/scenes/<name> first. Everything of a capture is inside its folder:
+    depth maps in the subfolder ``depth_from``, imported poses as ``sparse/0`` (colmap),
+    ``transforms.json`` (transforms) or ``pose/`` + ``intrinsic/`` (scannet).
+
+    Attributes:
+        depth_from: image-folder captures: their depth maps are in CAPTURE/<depth_from> (video captures have none).
+        depth_scale, intrinsics, poses, segmenter, segmenter_weights, max_size, test_every: the ``prepare``
+            options of the same names, for every capture (None: prepare's default).
+        every, fps: video captures: one frame per N, or about F frames per second.
+        extra_args: further ``prepare`` arguments, for every capture.
+    """
+
+    depth_from: str | None = None
+    depth_scale: float | None = None
+    intrinsics: str | None = None
+    poses: str = "auto"
+    segmenter: str = "classical"
+    segmenter_weights: str | None = None
+    every: int | None = None
+    fps: float | None = None
+    max_size: int | None = None
+    test_every: int | None = None
+    extra_args: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """``prepare``'s one-line error for options that no capture could use, before anything runs."""
+        from .prepare import PrepareOptions
+
+        if self.segmenter == "import":
+            raise ClusteringSDFError("batch: --segmenter import needs masks per capture; prepare such captures one by one")
+        for flag, path, kind in (("--intrinsics", self.intrinsics, "file"), ("--segmenter-weights", self.segmenter_weights, "folder")):
+            if path is not None and not (Path(path).is_file() if kind == "file" else Path(path).is_dir()):
+                raise ClusteringSDFError(f"batch: {flag} {path}: no such {kind}")
+        common = {"depth_scale": self.depth_scale, "intrinsics": _optional_path(self.intrinsics), "poses": self.poses,
+                  "segmenter": self.segmenter, "segmenter_weights": _optional_path(self.segmenter_weights),
+                  "max_size": self.max_size, "test_every": self.test_every}
+        common = {key: value for key, value in common.items() if value is not None}
+        PrepareOptions(out=Path("scene"), images=Path("images"), depth=Path("depth") if self.depth_from else None, **common)
+        PrepareOptions(out=Path("scene"), video=Path("video"), every=self.every, fps=self.fps, **common)
+
+    def args_for(self, capture: Path, device: str) -> list[str]:
+        """``prepare``'s arguments for one capture, all but ``--out`` and ``--threads``; a missing
+        capture or depth folder is a one-line error."""
+        from .prepare.poses import poses_path_in
+
+        capture = Path(capture).resolve()
+        if capture.is_dir():
+            args = ["--images", str(capture)]
+            if self.depth_from:
+                depth = capture / self.depth_from
+                if not depth.is_dir():
+                    raise ClusteringSDFError(f"batch: {capture}: no depth folder '{self.depth_from}' in it (--depth-from {self.depth_from})")
+                args += ["--depth", str(depth)]
+            poses_path = poses_path_in(self.poses, capture)
+            args += ["--poses-path", str(poses_path)] if poses_path is not None else []
+        elif capture.is_file():
+            args = ["--video", str(capture)]
+            args += ["--every", str(self.every)] if self.every is not None else []
+            args += ["--fps", str(self.fps)] if self.fps is not None else []
+        else:
+            raise ClusteringSDFError(f"batch: {capture}: no such capture (a folder of images or a video file)")
+        args += ["--poses", self.poses, "--segmenter", self.segmenter]
+        for flag, value in (("--depth-scale", self.depth_scale if self.depth_from else None), ("--intrinsics", self.intrinsics),
+                            ("--segmenter-weights", self.segmenter_weights), ("--max-size", self.max_size), ("--test-every", self.test_every)):
+            if value is not None:
+                args += [flag, str(Path(value).resolve()) if flag in ("--intrinsics", "--segmenter-weights") else str(value)]
+        if self.segmenter in ("mask2former", "sam"):
+            args += ["--device", device]
+        return args + list(self.extra_args)
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 @dataclass(frozen=True)
@@ -63,12 +151,14 @@ class BatchOptions:
         workers: scenes trained at once (Ray tasks in flight).
         cpus_per_task: CPU share of a task, also its torch/OpenMP threads; None = the machine's (or the
             cluster's) CPUs divided by ``workers``.
-        gpus_per_task: GPUs a task asks Ray for; None = 1 with ``device="cuda"``, else 0.
+        gpus_per_task: GPUs a task asks Ray for; None = 1 with ``device="cuda"``, or with ``"auto"`` on a
+            cluster that has GPUs, else 0.
         device: ``--device`` of every command (auto, cpu, cuda).
         train_args: further ``train`` options, e.g. ``("--preset", "cpu", "--iters", "2000")``.
         mesh_resolution: ``mesh --resolution`` after training; 0 = keep the report's coarse meshes.
         address: an existing Ray cluster (``ray.init(address=...)``); None = a local Ray instance.
         max_attempts: tries per scene in one batch (the first plus retries).
+        capture: the positionals are captures, prepared with these options first; None = scene folders.
     """
 
     workers: int = 1
@@ -79,6 +169,7 @@ class BatchOptions:
     mesh_resolution: int = 256
     address: str | None = None
     max_attempts: int = 2
+    capture: CaptureOptions | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -92,8 +183,12 @@ class BatchOptions:
         if self.max_attempts < 1:
             raise ClusteringSDFError(f"batch: max_attempts must be at least 1, got {self.max_attempts}")
 
-    def gpus(self) -> float:
-        return self.gpus_per_task if self.gpus_per_task is not None else (1.0 if self.device == "cuda" else 0.0)
+    def gpus(self, cluster_gpus: float = 0.0) -> float:
+        """GPUs a task asks for on a cluster with ``cluster_gpus`` GPUs in all: a task that asks for none
+        sees none (Ray hides the others), so ``--device auto`` asks for one where there are any."""
+        if self.gpus_per_task is not None:
+            return self.gpus_per_task
+        return 1.0 if self.device == "cuda" or (self.device == "auto" and cluster_gpus > 0) else 0.0
 
 
 @dataclass(frozen=True)
@@ -101,32 +196,36 @@ class SceneJob:
     """One scene's job as sent to a worker (plain values only: it crosses process boundaries)."""
 
     name: str
-    scene: str  # absolute scene folder
+    scene: str  # absolute scene folder (with a capture: where it is prepared)
     runs: str  # absolute RUNS folder
     threads: int
     device: str
     train_args: tuple[str, ...]
     mesh_resolution: int
     attempt: int
+    prepare_args: tuple[str, ...] = ()  # a capture's ``prepare`` arguments (without --out, --threads); () = a scene
 
     @property
     def run(self) -> Path:
         return Path(self.runs) / self.name
 
     def steps(self) -> list[tuple[str, list[str]]]:
-        """(step name, CLI arguments) in the order of :func:`step_names`."""
+        """(step name, CLI arguments): ``prepare`` for a capture, then those of :func:`step_names`."""
         run, device = str(self.run), self.device
         args = [["train", "--data", self.scene, "--out", run, "--eval", "--resume", "--threads", str(self.threads), "--device", device,
                  "--quiet", *self.train_args]]
         if self.mesh_resolution > 0:
             args.append(["mesh", "--run", run, "--resolution", str(self.mesh_resolution), "--device", device])
             args.append(["report", "--run", run, "--device", device, "--quiet"])
-        return list(zip(step_names(self.mesh_resolution), args))
+        steps = list(zip(step_names(self.mesh_resolution), args))
+        if self.prepare_args:
+            steps.insert(0, ("prepare", ["prepare", *self.prepare_args, "--out", self.scene, "--threads", str(self.threads)]))
+        return steps
 
 
 def step_names(mesh_resolution: int) -> list[str]:
-    """A job's steps; a name says what the step made (the mesh resolution), so that a batch started
-    again with another ``--mesh-resolution`` meshes again."""
+    """A job's steps after ``prepare``; a name says what the step made (the mesh resolution), so that a
+    batch started again with another ``--mesh-resolution`` meshes again."""
     return ["train"] + ([f"mesh-{mesh_resolution}", f"report-{mesh_resolution}"] if mesh_resolution > 0 else [])
 
 
@@ -151,15 +250,27 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def is_prepared(runs: Path, name: str) -> bool:
+    """Whether the capture ``name`` has its prepared scene (``prepare`` moves a complete one into place)."""
+    return (Path(runs) / SCENES_DIR / name / "splits.json").is_file()
+
+
 def finished_steps(runs: Path, name: str) -> list[str]:
     """Steps the scene's record lists as finished whose outputs are still there (a run folder
-    deleted or moved aside since then starts over)."""
+    deleted or moved aside since then starts over), and ``prepare`` when the prepared scene is there."""
     record = _read_json(job_paths(runs, name)["record"]) or {}
-    steps = [s for s in record.get("steps", []) if isinstance(s, str)]
+    steps = [s for s in record.get("steps", []) if isinstance(s, str) and s != "prepare"]
+    prepared = ["prepare"] if is_prepared(runs, name) else []
     run = Path(runs) / name
     if not ((run / "eval" / "metrics.json").is_file() and (run / "report.html").is_file()):
-        return []
-    return steps
+        return prepared
+    return prepared + steps
+
+
+def recorded_device(runs: Path, name: str) -> str | None:
+    """The device the scene's training reported (``cuda:0 (NVIDIA H100 ...)``, ``cpu (2 threads)``), as the job recorded it."""
+    device = (_read_json(job_paths(runs, name)["record"]) or {}).get("device")
+    return device if isinstance(device, str) else None
 
 
 def is_finished(runs: Path, name: str, mesh_resolution: int) -> bool:
@@ -196,10 +307,18 @@ def _error_line(text: str, code: int) -> str:
     return lines[-1] if lines else f"exit code {code}"
 
 
-def _try_lock(fd: int) -> bool:
-    """Take the exclusive ``flock`` of an open file without waiting; False while another process holds it."""
+def _device_line(text: str) -> str | None:
+    """The device of a ``train`` command's output (its ``device: ...`` line, the last one), or None."""
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines()]
+    found = [line[len(DEVICE_PREFIX):].strip() for line in lines if line.startswith(DEVICE_PREFIX)]
+    return found[-1] if found else None
+
+
+def _try_lock(fd: int, shared: bool = False) -> bool:
+    """Take the ``flock`` of an open file (exclusive, or ``shared``) without waiting; False while
+    another process holds it in a way that excludes this one."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -228,8 +347,8 @@ class _SceneLock:
 
 def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) -> tuple[int, str]:
     """Run ``python -m clusteringsdf ARGS`` with the task's thread share; returns the exit code and
-    the one-line error. On KeyboardInterrupt (Ctrl-C, a cancelled Ray task) the command gets SIGTERM
-    and a minute to save its checkpoint."""
+    the command's output (its last 64 KiB). On KeyboardInterrupt (Ctrl-C, a cancelled Ray task) the
+    command gets SIGTERM and a minute to save its checkpoint."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
@@ -251,10 +370,9 @@ def _run_command(args: list[str], threads: int, log_path: Path, lock_fd: int) ->
                 process.kill()
                 process.wait()
             raise
-    with open(log_path, "rb") as handle:  # the command's output, its last 64 KiB at most
+    with open(log_path, "rb") as handle:
         handle.seek(max(start, handle.seek(0, os.SEEK_END) - 65536))
-        output = handle.read().decode(errors="replace")
-    return code, ("" if code == 0 else _error_line(output, code))
+        return code, handle.read().decode(errors="replace")
 
 
 def _wait(process: subprocess.Popen) -> int:
@@ -266,9 +384,16 @@ def _wait(process: subprocess.Popen) -> int:
             pass
 
 
+def _remove_stale_prepares(job: SceneJob) -> None:
+    """Remove what a killed ``prepare`` of this capture left beside its output (its temporary folder);
+    the scene lock held here keeps any other ``prepare`` of it from running."""
+    for stale in Path(job.scene).parent.glob(f".{job.name}.prepare-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def run_scene_job(job: SceneJob) -> dict[str, Any]:
     """Run the job's remaining steps; returns ``{"name", "status" ("done" | "failed"), "seconds",
-    "error", "steps"}``. Runs in a Ray worker or in the driver."""
+    "error", "steps", "device"}``. Runs in a Ray worker or in the driver."""
     start = time.monotonic()
     paths = job_paths(Path(job.runs), job.name)
     paths["log"].parent.mkdir(parents=True, exist_ok=True)
@@ -278,9 +403,11 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
             handle.write(f"# {_timestamp()} {message}\n")
 
     def result(status: str, error: str | None = None) -> dict[str, Any]:
-        return {"name": job.name, "status": status, "seconds": round(time.monotonic() - start, 1), "error": error, "steps": list(steps)}
+        return {"name": job.name, "status": status, "seconds": round(time.monotonic() - start, 1), "error": error, "steps": list(steps),
+                "device": device}
 
     steps: list[str] = []
+    device = recorded_device(Path(job.runs), job.name)
     note(f"attempt {job.attempt} on {os.uname().nodename}, {job.threads} thread(s)")
     try:
         lock = _SceneLock(paths["lock"], note)
@@ -295,12 +422,17 @@ def run_scene_job(job: SceneJob) -> dict[str, Any]:
         for step, args in job.steps():
             if step in steps:
                 continue
-            code, error = _run_command(args, job.threads, paths["log"], lock.fd)
+            if step == "prepare":
+                _remove_stale_prepares(job)
+            code, output = _run_command(args, job.threads, paths["log"], lock.fd)
+            if step == "train":
+                device = _device_line(output) or device
             if code != 0:
+                error = _error_line(output, code)
                 note(f"{step} failed: {error}")
                 return result("failed", error)
             steps.append(step)
-            write_json_atomic(paths["record"], {"steps": steps})
+            write_json_atomic(paths["record"], {"steps": steps, "device": device})
     finally:
         lock.close()
         if ignored:
@@ -358,8 +490,9 @@ class _RayRunner:
         try:
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             largest = max((n.get("CPU", 0) for n in nodes), default=0)
-            self.cpus = options.cpus_per_task or max(1, int(min(largest, ray.cluster_resources().get("CPU", 1) // options.workers)))
-            self.gpus = options.gpus()
+            resources = ray.cluster_resources()
+            self.cpus = options.cpus_per_task or max(1, int(min(largest, resources.get("CPU", 1) // options.workers)))
+            self.gpus = options.gpus(resources.get("GPU", 0.0))
             if self.cpus > largest:
                 raise ClusteringSDFError(f"batch: a task asks for {self.cpus} CPUs but the largest Ray node has {largest:g}")
             if self.gpus > max((n.get("GPU", 0) for n in nodes), default=0):
@@ -371,6 +504,11 @@ class _RayRunner:
         where = f"the Ray cluster at {options.address}" if options.address else ("a local Ray instance" if self.started else "this process's Ray instance")
         share = f"{self.cpus} CPU(s)" + (f" and {self.gpus:g} GPU(s)" if self.gpus else "")
         self.description = f"as Ray tasks on {where}, {options.workers} at once, {share} each"
+        cluster_gpus = resources.get("GPU", 0.0)
+        if self.gpus and options.gpus_per_task is None and options.device == "auto":
+            self.description += f" (--device auto: the cluster has {cluster_gpus:g} GPU(s))"
+        if self.gpus and cluster_gpus // self.gpus < options.workers:
+            self.description += f"; only {int(cluster_gpus // self.gpus)} fit on the GPUs at once"
 
     def submit(self, job: SceneJob):
         return self.remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, name=f"clusteringsdf-batch:{job.name}").remote(job)
@@ -412,12 +550,13 @@ def _available_cpus() -> int:
 class SceneEntry:
     """The driver's record of one scene (``batch_state.json``)."""
 
-    scene: str
+    scene: str  # the scene folder given (with --prepare: the capture)
     status: str = "queued"  # queued | running | done | failed | interrupted
     attempts: int = 0
     seconds: float = 0.0
     error: str | None = None
     steps: list[str] = field(default_factory=list)
+    device: str | None = None  # what training reported: "cuda:0 (NVIDIA H100 ..., 80 GiB)", "cpu (2 threads)"
 
 
 def _scores(run: Path) -> dict[str, float | None]:
@@ -437,6 +576,7 @@ def write_summary(runs: Path, entries: dict[str, SceneEntry]) -> dict[str, Any]:
             "status": entry.status,
             "attempts": entry.attempts,
             "seconds": round(entry.seconds, 1),
+            "device": entry.device or recorded_device(runs, name),
             "scores": _scores(run) if entry.status == "done" else {},
             "error": entry.error,
             "run": name,
@@ -450,19 +590,26 @@ def write_summary(runs: Path, entries: dict[str, SceneEntry]) -> dict[str, Any]:
     return summary
 
 
+def save_state(runs: Path, options: BatchOptions, entries: dict[str, SceneEntry]) -> None:
+    """Write ``batch_state.json``, ``batch_summary.json`` and ``index.html``."""
+    write_json_atomic(runs / STATE_FILE, {"options": asdict(options), "updated": _timestamp(),
+                                          "scenes": {n: asdict(e) for n, e in entries.items()}})
+    write_summary(runs, entries)
+
+
 def _index_html(summary: dict[str, Any]) -> str:
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
     columns = ("pq", "pq_things", "pq_stuff", "miou", "psnr")
-    head = "".join(f"<th>{c}</th>" for c in ("scene", "status", "attempts", "minutes", *columns, "report", "log", "error"))
+    head = "".join(f"<th>{c}</th>" for c in ("scene", "status", "attempts", "minutes", "device", *columns, "report", "log", "error"))
     body = []
     for row in summary["scenes"]:
         report = f'<a href="{html.escape(row["report"])}">report</a>' if row["report"] else "-"
         scores = "".join(f"<td>{cell(row['scores'].get(c))}</td>" for c in columns)
         body.append(
             f'<tr class="{html.escape(row["status"])}"><td>{html.escape(row["name"])}</td><td>{html.escape(row["status"])}</td>'
-            f"<td>{row['attempts']}</td><td>{row['seconds'] / 60:.1f}</td>{scores}<td>{report}</td>"
+            f"<td>{row['attempts']}</td><td>{row['seconds'] / 60:.1f}</td><td>{cell(row.get('device'))}</td>{scores}<td>{report}</td>"
             f'<td><a href="{html.escape(row["log"])}">log</a></td><td>{cell(row["error"])}</td></tr>'
         )
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items() if n)
@@ -478,13 +625,16 @@ def _index_html(summary: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ driver
 
 
-def scene_names(scenes: list[Path]) -> list[str]:
-    """Run folder names (the scene folders' names); two scenes with one name are a one-line error."""
+def scene_names(scenes: list[Path], *, captures: bool = False) -> list[str]:
+    """Run folder names: the scene folders' names (a video capture's: its file name without the
+    suffix); two scenes with one name are a one-line error."""
+    reserved = (JOB_DIR, STATE_FILE, SUMMARY_FILE, INDEX_FILE) + ((SCENES_DIR,) if captures else ())
     names: dict[str, Path] = {}
     for scene in scenes:
-        name = Path(scene).resolve().name
-        if name in (JOB_DIR, STATE_FILE, SUMMARY_FILE, INDEX_FILE):
-            raise ClusteringSDFError(f"batch: {scene}: the folder name '{name}' is taken by the batch's own files in RUNS; rename the scene folder")
+        path = Path(scene).resolve()
+        name = path.stem if path.is_file() else path.name
+        if name in reserved:
+            raise ClusteringSDFError(f"batch: {scene}: the name '{name}' is taken by the batch's own files in RUNS; rename it")
         if name in names:
             raise ClusteringSDFError(f"batch: {names[name]} and {scene} would share the run folder '{name}'; give scenes distinct folder names")
         names[name] = Path(scene)
@@ -492,14 +642,16 @@ def scene_names(scenes: list[Path]) -> list[str]:
 
 
 class _BatchLock:
-    """One driver per RUNS folder at a time (``flock`` on RUNS/batch/driver.lock, released on any exit)."""
+    """One driver per RUNS folder at a time, or any number of ``--task-index`` tasks (``flock`` on
+    RUNS/batch/driver.lock, exclusive or ``shared``, released on any exit)."""
 
-    def __init__(self, runs: Path) -> None:
+    def __init__(self, runs: Path, shared: bool = False) -> None:
         path = runs / JOB_DIR / "driver.lock"
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(self.fd):
+        if not _try_lock(self.fd, shared):
             os.close(self.fd)
-            raise ClusteringSDFError(f"{runs}: another batch is running on this folder")
+            other = "a batch without --task-index" if shared else "another batch"
+            raise ClusteringSDFError(f"{runs}: {other} is running on this folder")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -517,8 +669,29 @@ def _make_runner(options: BatchOptions, log: Callable[[str], None]):
     return _RayRunner(ray, options)
 
 
-def run_batch(scenes: list[Path], runs: Path, options: BatchOptions, log: Callable[[str], None] | None = None) -> int:
-    """Run every scene's job; returns 0 when all finished, 1 when some failed, 130 when interrupted."""
+def _check_inputs(scenes: list[Path], options: BatchOptions, task_index: int | None) -> dict[str, Path]:
+    """Run folder name -> absolute scene folder (or capture) of every scene given; bad input
+    (names, captures, prepare options, the task index) fails here, once, before anything runs."""
+    if not scenes:
+        raise ClusteringSDFError("batch: give at least one scene folder" + (" or capture" if options.capture else ""))
+    names = scene_names(scenes, captures=options.capture is not None)
+    inputs = dict(zip(names, (Path(s).resolve() for s in scenes)))
+    if options.capture is not None:
+        options.capture.check()
+        for source in inputs.values():
+            options.capture.args_for(source, options.device)
+    if task_index is not None:
+        if not 0 <= task_index < len(names):
+            raise ClusteringSDFError(f"batch: --task-index {task_index} is not one of the {len(names)} scene(s) given (0 to {len(names) - 1})")
+        if options.address:
+            raise ClusteringSDFError("batch: --task-index runs its scene here, without Ray; drop --address")
+    return inputs
+
+
+def run_batch(scenes: list[Path], runs: Path, options: BatchOptions, log: Callable[[str], None] | None = None, *,
+              task_index: int | None = None) -> int:
+    """Run every scene's job (or, with ``task_index``, only that scene's, here); returns 0 when all
+    finished, 1 when some failed, 130 when interrupted."""
     clock = time.monotonic()
 
     def say(message: str) -> None:
@@ -526,15 +699,15 @@ def run_batch(scenes: list[Path], runs: Path, options: BatchOptions, log: Callab
         line = f"[batch {elapsed // 3600:d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {message}"
         (log or (lambda text: print(text, flush=True)))(line)
 
-    if not scenes:
-        raise ClusteringSDFError("batch: give at least one scene folder")
-    names = scene_names(scenes)
+    inputs = _check_inputs(scenes, options, task_index)
     runs = Path(runs).resolve()
     runs.mkdir(parents=True, exist_ok=True)
     (runs / JOB_DIR).mkdir(exist_ok=True)
-    lock = _BatchLock(runs)
+    lock = _BatchLock(runs, shared=task_index is not None)
     try:
-        return _drive(dict(zip(names, (Path(s).resolve() for s in scenes))), runs, options, say)
+        if task_index is not None:
+            return _run_task(inputs, runs, options, task_index, say=say)
+        return _drive(inputs, runs, options, say)
     finally:
         lock.close()
 
@@ -549,14 +722,34 @@ def _drive(scenes: dict[str, Path], runs: Path, options: BatchOptions, say: Call
 
 
 def _entries_from_state(state: dict[str, Any], scenes: dict[str, Path]) -> dict[str, SceneEntry]:
-    """Each scene's entry, with the attempts, seconds, status and error of the previous batch's state."""
+    """Each scene's entry, with the attempts, seconds, status, error and device of the previous batch's state."""
     known = state.get("scenes", {}) if isinstance(state.get("scenes"), dict) else {}
     entries: dict[str, SceneEntry] = {}
     for name, scene in scenes.items():
         old = known.get(name) if isinstance(known.get(name), dict) else {}
         entries[name] = SceneEntry(scene=str(scene), attempts=int(old.get("attempts", 0)), seconds=float(old.get("seconds", 0.0)),
-                                   status=str(old.get("status", "queued")), error=old.get("error"))
+                                   status=str(old.get("status", "queued")), error=old.get("error"), device=old.get("device"))
     return entries
+
+
+def _make_job(name: str, source: Path, runs: Path, options: BatchOptions, *, threads: int, attempt: int) -> SceneJob:
+    """The job of one scene, or of one capture (prepared into RUNS/scenes/<name> first)."""
+    scene, prepare = source, ()
+    if options.capture is not None:
+        scene, prepare = runs / SCENES_DIR / name, tuple(options.capture.args_for(source, options.device))
+    return SceneJob(name, str(scene), str(runs), threads, options.device, tuple(options.train_args), options.mesh_resolution, attempt,
+                    prepare_args=prepare)
+
+
+def _take_result(entry: SceneEntry, result: dict[str, Any]) -> None:
+    """A job's result in the scene's entry: done, or failed with the job's one-line error."""
+    entry.seconds += float(result.get("seconds", 0.0))
+    entry.steps = list(result.get("steps", []))
+    entry.device = result.get("device") or entry.device
+    if result["status"] == "done":
+        entry.status, entry.error = "done", None
+    else:
+        entry.status, entry.error = "failed", result.get("error")
 
 
 class _Driver:
@@ -580,9 +773,7 @@ class _Driver:
 
     def save(self) -> None:
         """Write ``batch_state.json``, ``batch_summary.json`` and ``index.html``."""
-        write_json_atomic(self.runs / STATE_FILE, {"options": asdict(self.options), "updated": _timestamp(),
-                                                   "scenes": {n: asdict(e) for n, e in self.entries.items()}})
-        write_summary(self.runs, self.entries)
+        save_state(self.runs, self.options, self.entries)
 
     def queue_unfinished(self) -> bool:
         """Queue every scene not finished earlier and save the state; False when none is left."""
@@ -630,8 +821,7 @@ class _Driver:
             entry = self.entries[name]
             self.tries[name] = self.tries.get(name, 0) + 1
             entry.status = "running"
-            job = SceneJob(name, str(self.scenes[name]), str(self.runs), threads, self.options.device, tuple(self.options.train_args),
-                           self.options.mesh_resolution, entry.attempts + 1)
+            job = _make_job(name, self.scenes[name], self.runs, self.options, threads=threads, attempt=entry.attempts + 1)
             self.running[runner.submit(job)] = name
             entry.attempts += 1
             self.say(f"{name}: started (attempt {self.tries[name]} of {self.options.max_attempts})")
@@ -640,20 +830,15 @@ class _Driver:
     def _record(self, name: str, result: dict[str, Any]) -> None:
         """Take a finished job's result: the scene is done, queued again, or failed for good."""
         entry = self.entries[name]
-        entry.seconds += float(result.get("seconds", 0.0))
-        entry.steps = list(result.get("steps", []))
-        if result["status"] == "done":
-            entry.status, entry.error = "done", None
+        _take_result(entry, result)
+        if entry.status == "done":
             self.durations.append(float(result.get("seconds", 0.0)))
-            scores = _scores(self.runs / name)
-            shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("pq", "miou") if isinstance(scores.get(k), (int, float)))
-            self.say(f"{name}: finished in {result.get('seconds', 0):.0f} s{': ' + shown if shown else ''} ({self._progress()})")
+            self.say(f"{name}: {_finished_line(self.runs, name, result)} ({self._progress()})")
         elif self.tries[name] < self.options.max_attempts:
-            entry.status, entry.error = "queued", result.get("error")
+            entry.status = "queued"
             self.queue.append(name)
             self.say(f"{name}: failed, will try again: {entry.error}")
         else:
-            entry.status, entry.error = "failed", result.get("error")
             self.say(f"{name}: failed after {self.tries[name]} attempt(s): {entry.error} ({self._progress()})")
 
     def _stop(self, runner: _SequentialRunner | _RayRunner) -> None:
@@ -674,6 +859,80 @@ class _Driver:
             seconds = sum(self.durations) / len(self.durations) * left / max(self.workers, 1)
             text += f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
         return text
+
+
+def _finished_line(runs: Path, name: str, result: dict[str, Any]) -> str:
+    """'finished in 312 s on cuda:0 (NVIDIA H100 ...): pq 0.812, miou 0.874'."""
+    scores = _scores(runs / name)
+    shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("pq", "miou") if isinstance(scores.get(k), (int, float)))
+    where = f" on {result['device']}" if result.get("device") else ""
+    return f"finished in {result.get('seconds', 0):.0f} s{where}{': ' + shown if shown else ''}"
+
+
+# ------------------------------------------------------------------------------------ one task
+
+
+class _Board:
+    """The batch files as ``--task-index`` tasks share them: a task reads the state, changes its own
+    scene's entry and writes the state, the summary and the page under a short lock
+    (RUNS/batch/summary.lock), so tasks that finish at the same time keep each other's rows."""
+
+    def __init__(self, scenes: dict[str, Path], runs: Path, options: BatchOptions) -> None:
+        self.scenes, self.runs, self.options = scenes, runs, options
+
+    def update(self, name: str, change: Callable[[SceneEntry], None]) -> SceneEntry:
+        """Apply ``change`` to the scene's entry and save the batch files; returns the entry."""
+        fd = os.open(self.runs / JOB_DIR / SUMMARY_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            entries = _entries_from_state(_read_json(self.runs / STATE_FILE) or {}, self.scenes)
+            change(entries[name])
+            save_state(self.runs, self.options, entries)
+            return entries[name]
+        finally:
+            os.close(fd)
+
+
+def _set_status(status: str) -> Callable[[SceneEntry], None]:
+    """A change for :meth:`_Board.update`: the scene gets ``status`` and no error; "running" counts an attempt."""
+
+    def change(entry: SceneEntry) -> None:
+        entry.status, entry.error = status, None
+        if status == "running":
+            entry.attempts += 1
+
+    return change
+
+
+def _run_task(scenes: dict[str, Path], runs: Path, options: BatchOptions, index: int, *, say: Callable[[str], None]) -> int:
+    """``--task-index``: run the scene's job here, without Ray, up to ``max_attempts`` times, and merge
+    its row into the batch files after every change; 0 done, 1 failed, 130 interrupted (SIGTERM)."""
+    name = list(scenes)[index]
+    board = _Board(scenes, runs, options)
+    if is_finished(runs, name, options.mesh_resolution):
+        board.update(name, _set_status("done"))
+        say(f"{name}: finished earlier, skipped -> {runs / SUMMARY_FILE}")
+        return 0
+    threads = options.cpus_per_task or _available_cpus()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        for attempt in range(1, options.max_attempts + 1):
+            entry = board.update(name, _set_status("running"))
+            say(f"{name}: started (task {index}, attempt {attempt} of {options.max_attempts}, {threads} thread(s)); log in {runs / JOB_DIR}")
+            result = run_scene_job(_make_job(name, scenes[name], runs, options, threads=threads, attempt=entry.attempts))
+            entry = board.update(name, lambda entry: _take_result(entry, result))
+            if entry.status == "done":
+                say(f"{name}: {_finished_line(runs, name, result)} -> {runs / SUMMARY_FILE}")
+                return 0
+            say(f"{name}: failed{', will try again' if attempt < options.max_attempts else ''}: {entry.error}")
+        return 1
+    except KeyboardInterrupt:
+        board.update(name, _set_status("interrupted"))
+        say(f"{name}: interrupted (its checkpoint is saved; run the same command again to resume)")
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001

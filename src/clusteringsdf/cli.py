@@ -48,10 +48,19 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         intrinsics=path(args.intrinsics), poses=args.poses, poses_path=path(args.poses_path), matching=args.matching,
         segmenter=args.segmenter, segmenter_weights=path(args.segmenter_weights), masks=path(args.masks), masks_format=args.masks_format,
         every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
-        min_registered=args.min_registered, device=args.device, threads=args.threads, keep_work=args.keep_work,
+        min_registered=args.min_registered, device=_segmenter_device(args.device), threads=args.threads, keep_work=args.keep_work,
     )
     prepare_scene(options, log=(lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)))
     return 0
+
+
+def _segmenter_device(name: str) -> str:
+    """``prepare --device``: cpu, cuda, or auto (cuda when PyTorch sees a GPU)."""
+    if name == "auto":
+        from .runs import resolve_device
+
+        return str(resolve_device(name))
+    return name
 
 
 # ------------------------------------------------------------------------------------------- info
@@ -401,19 +410,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """One training (+ scores, meshes, report) per scene, as Ray tasks or one after another."""
+    """One training (+ scores, meshes, report) per scene, as Ray tasks or one after another; with
+    --prepare each positional is a capture, prepared first; with --task-index one scene, here."""
     from .batch import BatchOptions, run_batch
 
+    options = BatchOptions(
+        workers=args.workers, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task, device=args.device,
+        train_args=tuple(_batch_train_args(args)), mesh_resolution=args.mesh_resolution, address=args.address,
+        capture=_batch_capture_options(args),
+    )
+    return run_batch([Path(s) for s in args.scenes], Path(args.out), options, task_index=args.task_index)
+
+
+def _batch_train_args(args: argparse.Namespace) -> list[str]:
+    """The train options of every scene's ``train`` command. They are checked here, once, the way
+    ``train`` builds its config, so that a bad --set or --config fails before any scene starts."""
+    build_config(argparse.Namespace(**{**vars(args), "preset": args.preset or "cpu"}))
     train_args: list[str] = []
-    for option in ("preset", "mode", "labels", "iters", "seed", "downscale", "sampler", "spheres", "channels"):
+    for option in TRAIN_VALUE_OPTIONS:
         value = getattr(args, option)
         if value is not None:
             train_args += [f"--{option}", str(value)]
-    options = BatchOptions(
-        workers=args.workers, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task, device=args.device,
-        train_args=tuple(train_args + list(args.train_arg)), mesh_resolution=args.mesh_resolution, address=args.address,
-    )
-    return run_batch([Path(s) for s in args.scenes], Path(args.out), options)
+    if args.config:
+        train_args += ["--config", str(Path(args.config).resolve())]
+    train_args += [f"--set={assignment}" for assignment in args.set]
+    train_args += [f"--no-{flag}" for flag, _ in ABLATIONS if getattr(args, f"no_{flag}")]
+    return train_args + list(args.train_arg)
+
+
+BATCH_PREPARE_OPTIONS = ("depth_from", "depth_scale", "intrinsics", "poses", "segmenter", "segmenter_weights", "every", "fps", "max_size",
+                         "test_every", "prepare_arg")
+
+
+def _batch_capture_options(args: argparse.Namespace):
+    """``batch --prepare``'s options for every capture (a :class:`~.batch.CaptureOptions`); None without --prepare."""
+    from .batch import CaptureOptions
+
+    given = [name for name in BATCH_PREPARE_OPTIONS if getattr(args, name) not in (None, [])]
+    if not args.prepare:
+        if given:
+            raise ClusteringSDFError(f"batch: --{given[0].replace('_', '-')} is a prepare option: add --prepare (the positionals are then captures)")
+        return None
+    values = {name: getattr(args, name) for name in given if name != "prepare_arg"}
+    return CaptureOptions(**values, extra_args=tuple(args.prepare_arg))
 
 
 # ----------------------------------------------------------------------------------------- parser
@@ -440,7 +479,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG in 1/--depth-scale m, float TIFF or .npy in m)")
     p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default 1000; TUM: 5000)")
     p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
-    p.add_argument("--poses", choices=("auto", "sfm", "rgbd", "colmap", "transforms", "scannet"), default="auto",
+    p.add_argument("--poses", choices=POSE_SOURCES, default="auto",
                    help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")
     p.add_argument("--poses-path", help="colmap: sparse model folder; transforms: transforms.json; scannet: folder with pose/ and intrinsic/ "
                    "(default: beside the image folder)")
@@ -456,7 +495,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
     p.add_argument("--test-every", type=int, default=4, help="every N-th frame is a test view (0: no test split)")
     p.add_argument("--min-registered", type=float, default=0.5, help="fail when fewer than this share of frames get a pose")
-    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters")
+    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters (cpu, cuda, or auto: cuda when available)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (staged frames, COLMAP database and logs)")
     p.add_argument("--quiet", action="store_true")
@@ -552,13 +591,31 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """The ``train`` command: one run on a scene."""
-    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
-    from .methods import METHODS
-
     p = sub.add_parser("train", help="train a run on a scene")
     p.add_argument("--data", required=True, help="scene folder")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--preset", choices=PRESETS, default="cpu")
+    _add_config_options(p, preset_default="cpu")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")
+    p.add_argument("--eval", action="store_true", help="render and score the test split at the end")
+    p.add_argument("--semantic-run", help="with --eval: take classes from this semantic-mode run (two-run panoptic)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+ABLATIONS = (("diff", "L_diff"), ("onehot", "L_onehot"), ("reg", "L_reg"), ("fgbg", "L_fg-bg"), ("crossview", "L_cross_view"))
+TRAIN_VALUE_OPTIONS = ("preset", "mode", "labels", "iters", "seed", "downscale", "sampler", "spheres", "channels", "lr")
+
+
+def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, preset_default: str | None) -> None:
+    """The options that make a run's config (``train``'s, and ``batch``'s for every scene): preset,
+    the named flags, a config file, ``--set`` assignments and the ablation switches."""
+    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
+    from .methods import METHODS
+
+    p.add_argument("--preset", choices=PRESETS, default=preset_default, help="config preset (default: cpu)")
     p.add_argument("--mode", choices=list(METHODS), help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
     p.add_argument("--labels", choices=LABEL_SOURCES, help="m2f: raw machine labels (default); gt: view-consistent ground truth")
     p.add_argument("--iters", type=int)
@@ -566,21 +623,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--downscale", type=float)
     p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")
     p.add_argument("--spheres", choices=("on", "off"), help="sphere-guided training: on = --sampler spheres, off = the preset's non-sphere sampler")
-    p.add_argument("--threads", type=int)
     p.add_argument("--channels", help="SDF channels (background + objects), or 'auto' to choose from the labels (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's; the hash grid uses train.grid_lr_factor times it)")
     p.add_argument("--config", help="a JSON file of config values applied over the preset (a run's config.json works too)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set any config value, e.g. --set loss.eikonal=0.05 (repeatable; see clusteringsdf/config.py)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")
-    p.add_argument("--eval", action="store_true", help="render and score the test split at the end")
-    p.add_argument("--semantic-run", help="with --eval: take classes from this semantic-mode run (two-run panoptic)")
-    for flag, what in (("diff", "L_diff"), ("onehot", "L_onehot"), ("reg", "L_reg"), ("fgbg", "L_fg-bg"), ("crossview", "L_cross_view")):
+    for flag, what in ABLATIONS:
         p.add_argument(f"--no-{flag}", action="store_true", help=f"ablation: drop {what}")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train)
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -601,31 +650,48 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
-    """The ``batch`` command: many scenes, trained, scored, meshed and reported."""
-    from .config import LABEL_SOURCES, PRESETS, SAMPLERS
-    from .methods import METHODS
-
+    """The ``batch`` command: many scenes (or captures), trained, scored, meshed and reported."""
     p = sub.add_parser("batch", help="train, score, mesh and report many scenes (Ray tasks; one after another without Ray)")
-    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders; each run goes to OUT/<scene folder name>")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (with --prepare: captures); each run goes to OUT/<folder name>")
     p.add_argument("--out", required=True, help="folder of the runs, the batch state, batch_summary.json and index.html")
     p.add_argument("--workers", type=int, default=1, help="scenes trained at once (Ray tasks)")
     p.add_argument("--address", help="an existing Ray cluster (default: start a local Ray instance)")
     p.add_argument("--cpus-per-task", type=int, help="CPUs (= torch threads) per scene (default: the CPUs divided by --workers)")
-    p.add_argument("--gpus-per-task", type=float, help="GPUs per scene, fractions share one (default: 1 with --device cuda, else 0)")
+    p.add_argument("--gpus-per-task", type=float,
+                   help="GPUs per scene, fractions share one (default: 1 with --device cuda, or auto on a cluster with GPUs, else 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda, for every scene")
     p.add_argument("--mesh-resolution", type=int, default=256, help="`mesh --resolution` after training; 0 keeps the report's coarse meshes")
-    p.add_argument("--preset", choices=PRESETS, help="train option for every scene")
-    p.add_argument("--mode", choices=list(METHODS), help="train option for every scene")
-    p.add_argument("--labels", choices=LABEL_SOURCES, help="train option for every scene")
-    p.add_argument("--iters", type=int, help="train option for every scene")
-    p.add_argument("--seed", type=int, help="train option for every scene")
-    p.add_argument("--downscale", type=float, help="train option for every scene")
-    p.add_argument("--sampler", choices=SAMPLERS, help="train option for every scene")
-    p.add_argument("--spheres", choices=("on", "off"), help="train option for every scene")
-    p.add_argument("--channels", help="train option for every scene (a number or auto)")
-    p.add_argument("--train-arg", action="append", default=[], metavar="ARG",
-                   help="any other train argument, repeatable (e.g. --train-arg=--no-diff)")
+    p.add_argument("--task-index", type=int, metavar="I",
+                   help="run only the I-th scene (from 0), here and without Ray, and merge its row into OUT's summary (a SLURM array task)")
+    train = p.add_argument_group("train options, for every scene")
+    _add_config_options(train, preset_default=None)
+    train.add_argument("--train-arg", action="append", default=[], metavar="ARG",
+                       help="any other train argument, repeatable (--train-arg=--flag=value)")
+    _add_batch_prepare_options(p)
     p.set_defaults(func=cmd_batch)
+
+
+POSE_SOURCES = ("auto", "sfm", "rgbd", "colmap", "transforms", "scannet")
+
+
+def _add_batch_prepare_options(p: argparse.ArgumentParser) -> None:
+    """``batch --prepare``: the positionals are captures, each prepared into OUT/scenes/<name> first."""
+    g = p.add_argument_group("captures", "with --prepare, each SCENE is a capture (a folder of images or a video file) that `prepare` "
+                             "turns into OUT/scenes/<name> first; everything of a capture is inside its folder")
+    g.add_argument("--prepare", action="store_true", help="the positionals are captures: prepare each, then train on it")
+    g.add_argument("--depth-from", metavar="NAME", help="image captures: depth maps named like the images are in the subfolder CAPTURE/NAME")
+    g.add_argument("--depth-scale", type=float, help="depth units per metre of integer depth maps (default 1000)")
+    g.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) of every capture's camera")
+    g.add_argument("--poses", choices=POSE_SOURCES,
+                   help="as prepare's (default auto); colmap/transforms/scannet poses are looked for inside each capture folder")
+    g.add_argument("--segmenter", choices=("classical", "mask2former", "sam"), help="as prepare's (default classical)")
+    g.add_argument("--segmenter-weights", help="local checkpoint folder for mask2former / sam")
+    g.add_argument("--every", type=int, help="video captures: keep one frame per N (default 10)")
+    g.add_argument("--fps", type=float, help="video captures: keep about F frames per second")
+    g.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
+    g.add_argument("--test-every", type=int, help="every N-th frame is a test view (default 4; 0: no test split)")
+    g.add_argument("--prepare-arg", action="append", default=[], metavar="ARG",
+                   help="any other prepare argument, repeatable (e.g. --prepare-arg=--matching=sequential)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,11 +112,17 @@ def default_poses_path(method: str, images: Path | None) -> Path | None:
     """Where imported poses are looked for when no path is given: beside the image folder."""
     if images is None:
         return None
-    parent = Path(images).resolve().parent
+    return poses_path_in(method, Path(images).resolve().parent)
+
+
+def poses_path_in(method: str, folder: Path) -> Path | None:
+    """Where ``method``'s imported poses are looked for in ``folder``: ``sparse/0`` or ``sparse``
+    (colmap), ``transforms.json`` (transforms), the folder itself (scannet: ``pose/`` and
+    ``intrinsic/``); None for the methods that estimate poses."""
     candidates = {
-        "colmap": [parent / "sparse" / "0", parent / "sparse"],
-        "transforms": [parent / "transforms.json"],
-        "scannet": [parent],
+        "colmap": [folder / "sparse" / "0", folder / "sparse"],
+        "transforms": [folder / "transforms.json"],
+        "scannet": [folder],
     }.get(method, [])
     return next((c for c in candidates if c.exists()), candidates[0] if candidates else None)
 
