@@ -16,6 +16,11 @@ from pathlib import Path
 from .errors import ClusteringSDFError
 
 EXIT_USER_ERROR = 2
+SCENE_HELP = "the run's scene folder, when it is no longer where the run recorded it (default: recorded relative to the run, then absolute)"
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 # ------------------------------------------------------------------------------------------ synth
@@ -40,13 +45,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import PrepareOptions, prepare_scene
 
-    def path(value: str | None) -> Path | None:
-        return Path(value) if value is not None else None
-
     options = PrepareOptions(
-        out=Path(args.out), images=path(args.images), video=path(args.video), depth=path(args.depth), depth_scale=args.depth_scale,
-        intrinsics=path(args.intrinsics), poses=args.poses, poses_path=path(args.poses_path), matching=args.matching,
-        segmenter=args.segmenter, segmenter_weights=path(args.segmenter_weights), masks=path(args.masks), masks_format=args.masks_format,
+        out=Path(args.out), images=_path(args.images), video=_path(args.video), depth=_path(args.depth), depth_scale=args.depth_scale,
+        intrinsics=_path(args.intrinsics), poses=args.poses, poses_path=_path(args.poses_path), matching=args.matching,
+        segmenter=args.segmenter, segmenter_weights=_path(args.segmenter_weights), masks=_path(args.masks), masks_format=args.masks_format,
         every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
         min_registered=args.min_registered, device=_segmenter_device(args.device), threads=args.threads, keep_work=args.keep_work,
     )
@@ -258,12 +260,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         from .inference.evaluate_run import render_run
 
         out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None,
-                         progress=not args.quiet, semantic_run=semantic_run, min_segment_fraction=fraction)
+                         progress=not args.quiet, semantic_run=semantic_run, min_segment_fraction=fraction, scene_path=_path(args.scene))
         print(f"wrote {out}")
         return 0
     from .inference.trajectory import render_trajectory
 
-    trained = load_trained_run(Path(args.run), device)
+    trained = load_trained_run(Path(args.run), device, scene_path=_path(args.scene))
     out = Path(args.out) if args.out else Path(args.run) / f"trajectory_{args.trajectory}"
     summary = render_trajectory(
         trained, args.trajectory, args.frames or 48, out, video=args.video, progress=not args.quiet, min_segment_fraction=fraction
@@ -292,7 +294,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
         raise ClusteringSDFError(f"--min-component: expected a share in [0, 1), got {args.min_component}")
     if args.resolution < 8:
         raise ClusteringSDFError(f"--resolution: expected at least 8, got {args.resolution}")
-    trained = load_trained_run(Path(args.run), resolve_device(args.device))
+    trained = load_trained_run(Path(args.run), resolve_device(args.device), scene_path=_path(args.scene))
     out = Path(args.out) if args.out else Path(args.run) / "meshes"
     start = time.perf_counter()
     index = extract_meshes(
@@ -339,7 +341,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     page = build_report(
         Path(args.run), resolve_device(args.device), baselines=[Path(b) for b in args.baseline], mesh_resolution=args.mesh_resolution,
-        progress=not args.quiet,
+        progress=not args.quiet, scene_path=_path(args.scene),
     )
     print(f"wrote {page}")
     return 0
@@ -354,7 +356,8 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ClusteringSDFError(f"--port: expected 0-65535, got {args.port}")
-    viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution)
+    viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution,
+                          scene_path=_path(args.scene))
 
     def announce() -> None:
         print(f"viewer of {args.run}: {viewer.url} (Ctrl-C to stop)", flush=True)
@@ -506,6 +509,7 @@ def _add_mesh(sub: argparse._SubParsersAction) -> None:
     """The ``mesh`` command: scene and object meshes of a run."""
     p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
     p.add_argument("--run", required=True)
+    p.add_argument("--scene", help=SCENE_HELP)
     p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
     p.add_argument("--objects", default="all", help="'all' or comma-separated channel ids")
     p.add_argument("--out", help="output folder (default RUN/meshes)")
@@ -537,6 +541,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     """The ``report`` command: a run's HTML report."""
     p = sub.add_parser("report", help="write RUN/report.html: scores, training curves, test views, mesh previews")
     p.add_argument("--run", required=True)
+    p.add_argument("--scene", help=SCENE_HELP)
     p.add_argument("--baseline", action="append", default=[], help="another scored run to list in the table (repeatable)")
     p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
     p.add_argument("--device", default="auto")
@@ -548,6 +553,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:
     """The ``view`` command: the browser viewer of a run."""
     p = sub.add_parser("view", help="look around a trained run in the browser (meshes, objects, cameras, renders)")
     p.add_argument("--run", required=True)
+    p.add_argument("--scene", help=SCENE_HELP)
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--device", default="auto")
@@ -636,6 +642,7 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     """The ``render`` command: a run's views or a novel-view trajectory."""
     p = sub.add_parser("render", help="render a trained run's views in the layout `eval` reads")
     p.add_argument("--run", required=True)
+    p.add_argument("--scene", help=SCENE_HELP)
     p.add_argument("--split", choices=("test", "train", "all"), default="test", help="the views to render (all: every frame)")
     p.add_argument("--out", help="output folder (default RUN/render_<split>)")
     p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")

@@ -408,6 +408,7 @@ def load_scene(
     max_depth: float = 5.0,
     box_margin: float = 0.02,
     box_tail_percent: float = 0.1,
+    frame: tuple[Normalization, np.ndarray] | None = None,
 ) -> Scene:
     """Read and validate a scene folder in the Panoptic Lifting layout.
 
@@ -420,6 +421,8 @@ def load_scene(
         max_depth: frustum depth in metres for the normalisation of scenes without depth.
         box_margin, box_tail_percent: how the scene box is drawn around the content (see
             :func:`_normalization_from_points`; a run passes its ``data.box_*`` settings).
+        frame: a normalisation and scene box (2, 3) to use instead of computing them (what a
+            trained run recorded: its model lives in that frame).
 
     Raises:
         DataError: one line naming the file and the problem.
@@ -439,14 +442,15 @@ def load_scene(
     files = _FrameFiles(root, names, native_hw, hw)
     optional = _load_components(files, frame_paths, components)
 
-    # Normalisation needs metric depth at full detail; reuse the loaded maps or read them for it.
-    norm_depths = optional["depths"]
-    if norm_depths is None and (root / "depth").is_dir():
-        norm_depths = files.read("depth", layout.read_depth, "depth map", np.float32)
-    normalization, bbox = compute_normalization(
-        poses_world, intrinsics, hw, norm_depths,
-        frames=_normalization_frames(splits, len(names)), max_depth=max_depth, tail_percent=box_tail_percent, margin=box_margin,
-    )
+    if frame is None:  # normalisation needs metric depth at full detail; reuse the loaded maps or read them for it
+        norm_depths = optional["depths"]
+        if norm_depths is None and (root / "depth").is_dir():
+            norm_depths = files.read("depth", layout.read_depth, "depth map", np.float32)
+        frame = compute_normalization(
+            poses_world, intrinsics, hw, norm_depths,
+            frames=_normalization_frames(splits, len(names)), max_depth=max_depth, tail_percent=box_tail_percent, margin=box_margin,
+        )
+    normalization, bbox = frame
     return Scene(
         root=root,
         frame_names=names,

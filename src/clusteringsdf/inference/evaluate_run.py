@@ -107,10 +107,12 @@ def render_run(
     progress: bool = True,
     semantic_run: Path | None = None,
     min_segment_fraction: float | None = None,
+    scene_path: Path | None = None,
 ) -> Path:
     """Render a trained run's split into ``out_dir`` (default RUN/render_<split>);
-    ``min_segment_fraction`` overrides the run's ``inference.min_segment_fraction``."""
-    trained = load_trained_run(run, device)
+    ``min_segment_fraction`` overrides the run's ``inference.min_segment_fraction``. Needs only the
+    run folder (its recorded cameras); ``scene_path`` is where the scene is now, when it moved."""
+    trained = load_trained_run(run, device, scene_path=scene_path)
     class_run = load_class_run(semantic_run, device, trained.scene) if semantic_run else None
     out_dir = out_dir or run / f"render_{split}"
     return predict_split(trained, split, out_dir, progress, class_run=class_run, min_segment_fraction=min_segment_fraction)

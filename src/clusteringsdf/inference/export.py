@@ -24,9 +24,6 @@ background channel's voted class for methods without a semantic head, 0 (void) w
 from __future__ import annotations
 
 import json
-import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -38,41 +35,15 @@ from ..data import layout
 from ..data.mesh_io import read_mesh
 from ..errors import ClusteringSDFError, RunError
 from ..files import staged_folder
-from ..model import map_chunks
 from ..runs import TrainedRun, load_trained_run, resolve_device
-from .mesh import extract_meshes, field_colors
+from .mesh import ensure_meshes, field_colors
+from .point_labels import owner_channels, stuff_classes_at
 from .mesh_rules import Surface
 from .palette import instance_color
 
 RUN_FORMATS = ("obj", "glb", "ply", "points", "objects")
 DEFAULT_POINTS = 200_000
 _CHUNK = 65_536  # points per forward pass
-
-
-def ensure_meshes(trained: TrainedRun, mesh_dir: Path, resolution: int, log: Callable[[str], None] = print) -> dict:
-    """The index.json of ``mesh_dir``; the meshes are extracted first at ``resolution`` (into a
-    temporary folder, then renamed) when it has none. A folder holding files but no index.json (an
-    unfinished extraction) is a RunError."""
-    index_path = mesh_dir / "index.json"
-    if not index_path.is_file():
-        if mesh_dir.exists() and any(mesh_dir.iterdir()):
-            raise RunError(f"{mesh_dir}: holds no index.json (an unfinished `clusteringsdf mesh`?); remove the folder or run "
-                           f"`clusteringsdf mesh --run {mesh_dir.parent}`")
-        log(f"{mesh_dir.parent}: no meshes yet, extracting them at resolution {resolution} ...")
-        tmp = mesh_dir.with_name(f".{mesh_dir.name}.tmp-{os.getpid()}")
-        try:
-            extract_meshes(trained, tmp, resolution=resolution)
-            if mesh_dir.exists():
-                mesh_dir.rmdir()  # empty, checked above
-            tmp.rename(mesh_dir)
-        except OSError as exc:
-            raise RunError(f"{mesh_dir}: cannot write the meshes ({exc.strerror or exc})") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        return json.loads(index_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{index_path}: not valid JSON ({exc})") from None
 
 
 @dataclass
@@ -99,8 +70,8 @@ class RunMeshes:
     def labels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(instance (N,), semantic (N,)) int32 at world points (N, 3); see the module docstring."""
         trained = self.trained
-        field, device = trained.model.field, trained.model.bbox.device
-        owner = map_chunks(lambda p: field.geometry(p).sdf.argmin(-1), self.normalised(points), chunk=_CHUNK, device=device).cpu().numpy()
+        field = trained.model.field
+        owner = owner_channels(trained, self.normalised(points))
         channel_class = trained.method.votes.classes().cpu().numpy().astype(np.int64)
         channel_class[0] = -1
         channel_object = np.zeros(field.channels, dtype=np.int64)
@@ -114,21 +85,11 @@ class RunMeshes:
             semantic[missing] = self._background_classes(points[missing])
         return channel_object[owner].astype(np.int32), np.maximum(semantic, 0).astype(np.int32)
 
-    @torch.no_grad()
     def _background_classes(self, points: np.ndarray) -> np.ndarray:
         """(N,) class of background points (N, 3): the semantic head's best observed stuff class,
         or without one the background channel's voted class (-1: none)."""
-        trained = self.trained
-        method, field = trained.method, trained.model.field
-        allowed = method.votes.observed_classes().clone()
-        allowed &= torch.as_tensor(trained.scene.classes.stuff_mask(field.num_classes), device=allowed.device)
-        if not method.uses_semantic_head or not bool(allowed.any()):
-            return np.full(len(points), int(method.votes.classes()[0]), dtype=np.int64)
-
-        def best_stuff(p: torch.Tensor) -> torch.Tensor:
-            return field.semantic_logits(field.geometry(p).feature).masked_fill(~allowed, -math.inf).argmax(-1)
-
-        return map_chunks(best_stuff, self.normalised(points), chunk=_CHUNK, device=trained.model.bbox.device).cpu().numpy()
+        classes = stuff_classes_at(self.trained, self.normalised(points))
+        return np.where(classes >= 0, classes, int(self.trained.method.votes.classes()[0]))
 
 
 def write_labelled_ply(path: Path, points: np.ndarray, colors: np.ndarray, labels: tuple[np.ndarray, np.ndarray], *, faces: np.ndarray | None = None) -> None:
@@ -286,6 +247,6 @@ def export_run(
     out = Path(out) if out is not None else run_dir / "export" / fmt
     with staged_folder(out, force=force, keep=[run_dir, run_dir / "meshes"]) as folder:
         trained = load_trained_run(run_dir, resolve_device(device))
-        meshes = RunMeshes(trained, run_dir / "meshes", ensure_meshes(trained, run_dir / "meshes", resolution, log))
+        meshes = RunMeshes(trained, run_dir / "meshes", json.loads((ensure_meshes(trained, run_dir / "meshes", resolution, log=log) / "index.json").read_text()))
         summary = WRITERS[fmt](meshes, folder, points=points, seed=seed)
     return {"format": fmt, "folder": str(out), **summary}

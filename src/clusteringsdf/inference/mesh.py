@@ -20,17 +20,21 @@ Field colours come from the colour network at each vertex, looking at the surfac
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from ..data.mesh_io import write_mesh
 from ..data.visibility import VisibilityCuller
+from ..errors import RunError
 from ..files import atomic_write, write_json_atomic
 from ..model import Model, map_chunks
-from ..runs import TrainedRun, load_run_scene
+from ..runs import TrainedRun
 from . import mesh_rules
 from .channels import Grid, SceneChannels, analyse_channels
 from .mesh_rules import Surface
@@ -91,9 +95,14 @@ def _glb_scene(parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]):
 
 def training_observer(trained: TrainedRun) -> VisibilityCuller | None:
     """The training frames' depth and thing labels (the run's label source) as an :class:`Observer`;
-    None when the scene has no depth."""
+    None when the scene has no depth, or its folder is not found (then nothing is judged by
+    observation, and a note says so)."""
     source = trained.config.data.labels
-    scene = load_run_scene(trained.config, trained.scene.root, {"depth", source})
+    if not trained.scene_found:
+        print(f"note: {trained.scene.root}: the run's scene is not there; meshes are cleaned without the cameras' observations "
+              "(pass --scene with the scene folder)", file=sys.stderr)
+        return None
+    scene = trained.load_frames({"depth", source})
     if scene.depths is None:
         return None
     train = scene.split("train")
@@ -260,6 +269,30 @@ def extract_meshes(
         if cleaned is not None and not mesh_rules.is_fragment(cleaned[0], scene_area):
             writer.object_mesh(group, *cleaned)
     return writer.finish()
+
+
+def ensure_meshes(trained: TrainedRun, mesh_dir: Path, resolution: int, *, log: Callable[[str], None] = print) -> Path:
+    """``mesh_dir`` (RUN/meshes) with its index.json; extracted at ``resolution`` (into a temporary
+    folder, then renamed) when absent."""
+    if (mesh_dir / "index.json").is_file():
+        return mesh_dir
+    if mesh_dir.exists() and any(mesh_dir.iterdir()):
+        raise RunError(
+            f"{mesh_dir}: holds no index.json (an unfinished `clusteringsdf mesh`?); remove the folder or run "
+            f"`clusteringsdf mesh --run {mesh_dir.parent}`"
+        )
+    log(f"{mesh_dir.parent}: no meshes yet, extracting them at resolution {resolution} ...")
+    tmp = mesh_dir.with_name(f".{mesh_dir.name}.tmp-{os.getpid()}")
+    try:
+        extract_meshes(trained, tmp, resolution=resolution)
+        if mesh_dir.exists():
+            mesh_dir.rmdir()  # empty, checked above
+        tmp.rename(mesh_dir)
+    except OSError as exc:
+        raise RunError(f"{mesh_dir}: cannot write the meshes ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return mesh_dir
 
 
 def _sphere_mask(model: Model, grid: Grid) -> np.ndarray:

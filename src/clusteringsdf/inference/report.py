@@ -27,8 +27,7 @@ from ..data.scene import camera_up
 from ..errors import ClusteringSDFError
 from ..files import write_text_atomic
 from ..methods import channel_sharing_note
-from ..runs import METRICS_FILE, load_run_config, load_run_identity
-from ..runs.trained import load_run_scene
+from ..runs import METRICS_FILE, load_run_config
 from .visualize import color_image, instance_image, semantic_image, tile
 
 COLUMNS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
@@ -213,24 +212,23 @@ def geometry_tables(mesh_dir: Path) -> str:
 
 
 def build_report(
-    run: Path, device: torch.device, baselines: list[Path] = (), mesh_resolution: int = 128, *, views: int = 4, progress: bool = False
+    run: Path, device: torch.device, baselines: list[Path] = (), mesh_resolution: int = 128, *, views: int = 4, progress: bool = False,
+    scene_path: Path | None = None,
 ) -> Path:
-    """Write RUN/report.html (and RUN/report/*.png); returns the page's path."""
+    """Write RUN/report.html (and RUN/report/*.png); returns the page's path. The scene's frames
+    come from ``scene_path`` or where the run recorded its scene."""
     from ..evaluation import evaluate_predictions
     from ..runs import load_trained_run
     from .evaluate_run import evaluate_run
     from .mesh import extract_meshes
 
     run = Path(run)
-    identity = load_run_identity(run)
     config = load_run_config(run)
-    scene_root = Path(identity["scene"])
-    trained = None
+    trained = load_trained_run(run, device, scene_path=scene_path)
+    scene_root = trained.scene.root
     if not (run / "eval" / "metrics.json").is_file():
-        trained = load_trained_run(run, device)
         evaluate_run(run, device, trained=trained, progress=progress)
     if not (run / "meshes" / "index.json").is_file():
-        trained = trained or load_trained_run(run, device)
         extract_meshes(trained, run / "meshes", resolution=mesh_resolution)
     scores = _scores(run)
     rows = [(f"{run.name} ({config.mode}, {config.data.labels} labels)", scores)]
@@ -243,7 +241,7 @@ def build_report(
     out_dir = run / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = '<img src="report/curves.png" alt="training curves">' if plot_curves(run / METRICS_FILE, out_dir / "curves.png") else "<p>no metrics logged</p>"
-    scene = load_run_scene(config, scene_root, {"color", "m2f", "gt"})
+    scene = trained.load_frames({"color", "m2f", "gt"})
     view_html = "".join(
         f'<figure><img src="report/{file}" alt="view {html.escape(name)}"><figcaption>test view {html.escape(name)}</figcaption></figure>'
         for name, file in view_pictures(scene, run / "eval", out_dir, views)

@@ -94,14 +94,22 @@ def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force:
     return False
 
 
+def load_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a run folder's file; unreadable JSON is a one-line RunError."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    return data
+
+
 def load_run_identity(run: Path) -> dict[str, Any]:
     path = run / CONFIG_FILE
     if not path.is_file():
         raise RunError(f"{path}: not found (is {run} a run folder?)")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    return load_json(path)
 
 
 def load_run_config(run: Path) -> Config:

@@ -20,6 +20,7 @@ from ..errors import RunError
 from ..methods import Method, method_class
 from ..model import Model
 from .folder import latest_checkpoint, load_checkpoint, load_run_config, load_run_identity
+from .scene_record import locate_scene, read_scene_record, recorded_frame, scene_from_record
 
 CHECKPOINT_FORMAT = 2  # 2: separate "model" and "method" states; 1 (no key): the old Renderer state
 
@@ -84,7 +85,9 @@ def load_states(model: Model, method: Method, state: dict[str, Any], path: Path)
 
 @dataclass
 class TrainedRun:
-    """A run ready for inference: its folder, config, scene, model and method (eval mode)."""
+    """A run ready for inference: its folder, config, scene (cameras and classes; pixel data only
+    where asked for), model and method (eval mode). ``scene.root`` is where the scene folder was
+    found (or was recorded, when it is not found: ``scene_found`` is then False)."""
 
     run_dir: Path
     config: Config
@@ -93,28 +96,64 @@ class TrainedRun:
     method: Method
     iteration: int
     object_ids: "np.ndarray | None" = None  # (C,) object of every channel, found at render time on first use
+    record: "dict | None" = None  # RUN/scene.json (None for runs written before it existed)
+    scene_found: bool = True
+
+    def load_frames(self, components: frozenset[str] | set[str]) -> Scene:
+        """The run's scene with pixel ``components`` (:func:`load_scene`), in the frame the run was
+        trained in; a one-line RunError when the scene folder is not found."""
+        if not self.scene_found:
+            raise RunError(f"{self.run_dir}: its scene is not at {self.scene.root} (moved?); pass --scene with the scene folder")
+        frame = None if self.record is None else recorded_frame(self.record)
+        return _matching(load_run_scene(self.config, self.scene.root, components, frame=frame), self.record)
 
 
-def load_trained_run(run_dir: Path, device: torch.device, scene: Scene | None = None, components=frozenset()) -> TrainedRun:
-    """Read RUN/config.json, the scene it names (cameras and classes; ``components`` adds pixel
-    data, see :func:`load_scene`) and the latest checkpoint's weights."""
+def load_trained_run(
+    run_dir: Path, device: torch.device, scene: Scene | None = None, components=frozenset(), *, scene_path: Path | None = None
+) -> TrainedRun:
+    """Read RUN/config.json, the run's scene (its cameras and classes from RUN/scene.json, which
+    needs no scene folder; ``components`` adds pixel data, see :func:`load_scene`, from the scene
+    folder: ``scene_path`` or where the run recorded it, see :func:`.scene_record.locate_scene`)
+    and the latest checkpoint's weights."""
     run_dir = Path(run_dir)
     identity = load_run_identity(run_dir)
     config = load_run_config(run_dir)
     path = latest_checkpoint(run_dir)
     if path is None:
         raise RunError(f"{run_dir / 'checkpoints'}: no checkpoint yet (train the run first)")
+    record = read_scene_record(run_dir)
+    root = locate_scene(run_dir, record, identity.get("scene"), scene_path)
     if scene is None:
-        scene = load_run_scene(config, identity["scene"], components)
+        scene = _run_scene(config, record, root, identity=identity, components=components)
     state = load_checkpoint(path, device)
     model, method = build_model_and_method(config, scene, device)
     load_states(model, method, state, path)
     model.eval()
     method.eval()
-    return TrainedRun(run_dir, config, scene, model, method, int(state["iteration"]))
+    return TrainedRun(run_dir, config, scene, model, method, int(state["iteration"]), record=record, scene_found=root is not None)
 
 
-def load_run_scene(config: Config, root: str | Path, components=frozenset()) -> Scene:
-    """The scene a run trains on, normalised the way the run's config says."""
+def _run_scene(config: Config, record: dict | None, root: Path | None, *, identity: dict, components) -> Scene:
+    """The scene of a run: from its record when no pixels are needed, else from the scene folder."""
+    if record is not None and not components:
+        return scene_from_record(record, root if root is not None else Path(record["absolute_path"]))
+    if root is None:
+        where = record["absolute_path"] if record is not None else identity.get("scene")
+        raise RunError(f"{where}: the run's scene folder is not there (moved?); pass --scene with the scene folder")
+    return _matching(load_run_scene(config, root, components, frame=None if record is None else recorded_frame(record)), record)
+
+
+def _matching(scene: Scene, record: dict | None) -> Scene:
+    """``scene``, after checking it holds the frames the run was trained on."""
+    if record is not None and list(scene.frame_names) != list(record["frames"]):
+        raise RunError(f"{scene.root}: holds other frames than the run's scene ({len(scene.frame_names)} vs {len(record['frames'])}); is --scene the right folder?")
+    return scene
+
+
+def load_run_scene(config: Config, root: str | Path, components=frozenset(), *, frame=None) -> Scene:
+    """The scene a run trains on, normalised the way the run's config says (or in ``frame``, the
+    normalisation and box a trained run recorded)."""
     data = config.data
-    return load_scene(root, downscale=data.downscale, components=components, box_margin=data.box_margin, box_tail_percent=data.box_tail_percent)
+    return load_scene(
+        root, downscale=data.downscale, components=components, box_margin=data.box_margin, box_tail_percent=data.box_tail_percent, frame=frame
+    )

@@ -30,6 +30,7 @@ from ..data.scene import Scene
 from ..errors import RunError
 from ..methods import channel_sharing_note, weighted_total
 from ..model import Model
+from ..runs.scene_record import read_scene_record, write_scene_record
 from ..runs.folder import METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
 from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_run_scene, load_states
 from ..sampling.batches import BatchBuilder
@@ -101,6 +102,7 @@ class Trainer:
             torch.set_num_threads(config.train.threads)
         self.scene = scene if scene is not None else load_run_scene(config, scene_path, training_components(config))
         resumed = prepare_run_folder(self.run_dir, run_identity(config, scene_path), resume, force)
+        write_scene_record(self.run_dir, self.scene)
 
         torch.manual_seed(config.train.seed)
         self.model, self.method = build_model_and_method(config, self.scene, device)
@@ -161,7 +163,7 @@ class Trainer:
 
     def trained_run(self) -> TrainedRun:
         """The run as inference code sees it (the same model and method objects)."""
-        return TrainedRun(self.run_dir, self.config, self.scene, self.model, self.method, self.iteration)
+        return TrainedRun(self.run_dir, self.config, self.scene, self.model, self.method, self.iteration, record=read_scene_record(self.run_dir))
 
     # ------------------------------------------------------------------------------------- step
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import tempfile
 import threading
@@ -47,18 +46,17 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from ..data import layout
 from ..data.mesh_io import read_mesh_arrays
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run, resolve_device
-from ..inference.mesh import field_colors
+from ..inference.mesh import ensure_meshes, field_colors
 from ..inference.mesh_rules import Surface
+from ..inference.point_labels import owner_channels, stuff_classes_at
 from ..inference.palette import class_color, instance_color
 from ..inference.visualize import color_image, depth_image
-from ..model import map_chunks
 
 COLOURINGS = ("instance", "class", "field")
 GEOMETRY_SCORES_FILE = "geometry.json"
@@ -133,7 +131,9 @@ def pinhole_intrinsics(vertical_fov: float, hw: tuple[int, int]) -> np.ndarray:
     return np.array([[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
-def open_run(run_dir: str | Path, device: str = "auto", mesh_resolution: int = 128, log: Callable[[str], None] = print) -> "RunAccess":
+def open_run(
+    run_dir: str | Path, device: str = "auto", mesh_resolution: int = 128, log: Callable[[str], None] = print, *, scene_path: Path | None = None
+) -> "RunAccess":
     """Load a trained run (latest checkpoint) and its meshes, extracting them when missing.
 
     Raises:
@@ -146,37 +146,12 @@ def open_run(run_dir: str | Path, device: str = "auto", mesh_resolution: int = 1
     if mesh_resolution < 16:
         raise RunError(f"--mesh-resolution: expected at least 16, got {mesh_resolution}")
     try:
-        trained = load_trained_run(run_dir, resolve_device(device))
+        trained = load_trained_run(run_dir, resolve_device(device), scene_path=scene_path)
     except (RuntimeError, KeyError) as exc:  # weights that do not fit this version's model
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunError(f"{run_dir / 'checkpoints'}: cannot load the latest checkpoint ({first})") from None
-    mesh_dir = _ensure_meshes(trained, run_dir / "meshes", mesh_resolution, log)
+    mesh_dir = ensure_meshes(trained, run_dir / "meshes", mesh_resolution, log=log)
     return RunAccess(trained, mesh_dir, log)
-
-
-def _ensure_meshes(trained: TrainedRun, mesh_dir: Path, resolution: int, log: Callable[[str], None]) -> Path:
-    """RUN/meshes with its index.json; extracted (into a temporary folder, then renamed) when absent."""
-    from ..inference.mesh import extract_meshes
-
-    if (mesh_dir / "index.json").is_file():
-        return mesh_dir
-    if mesh_dir.exists() and any(mesh_dir.iterdir()):
-        raise RunError(
-            f"{mesh_dir}: holds no index.json (an unfinished `clusteringsdf mesh`?); remove the folder or run "
-            f"`clusteringsdf mesh --run {mesh_dir.parent}`"
-        )
-    log(f"{mesh_dir.parent}: no meshes yet, extracting them at resolution {resolution} ...")
-    tmp = mesh_dir.with_name(f".{mesh_dir.name}.tmp-{os.getpid()}")
-    try:
-        extract_meshes(trained, tmp, resolution=resolution)
-        if mesh_dir.exists():
-            mesh_dir.rmdir()  # empty, checked above
-        tmp.rename(mesh_dir)
-    except OSError as exc:
-        raise RunError(f"{mesh_dir}: cannot write the meshes ({exc.strerror or exc})") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return mesh_dir
 
 
 def read_fscores(mesh_dir: Path, log: Callable[[str], None] = print) -> dict[int, float]:
@@ -339,31 +314,17 @@ class RunAccess:
         """World points (V, 3) in the model's normalised frame."""
         return self._trained.scene.normalization.apply(points_world.astype(np.float64))
 
-    @torch.no_grad()
     def _owners(self, vertices: np.ndarray) -> np.ndarray:
         """(V,) arg-min SDF channel at world points (V, 3)."""
-        field = self._trained.model.field
-        owner = map_chunks(lambda p: field.geometry(p).sdf.argmin(-1), self._normalised(vertices), chunk=_CHUNK, device=self._trained.model.bbox.device)
-        return owner.cpu().numpy()
+        return owner_channels(self._trained, self._normalised(vertices), chunk=_CHUNK)
 
-    @torch.no_grad()
     def _vertex_classes(self, vertices: np.ndarray, owner: np.ndarray) -> np.ndarray:
         """(V,) class per background vertex: its channel's class, or for channel 0 (and channels
         without votes) the best observed stuff class of the semantic head (-1 when there is none)."""
-        field = self._trained.model.field
         classes = np.where(owner > 0, self._channel_classes[owner], -1)
         missing = np.nonzero(classes < 0)[0]
-        if len(missing) == 0 or not self._trained.method.uses_semantic_head:
-            return classes
-        allowed = self._trained.method.votes.observed_classes().clone()
-        allowed &= torch.as_tensor(self._trained.scene.classes.stuff_mask(field.num_classes), device=allowed.device)
-        if not bool(allowed.any()):
-            return classes
-
-        def best_stuff(points: torch.Tensor) -> torch.Tensor:
-            return field.semantic_logits(field.geometry(points).feature).masked_fill(~allowed, -math.inf).argmax(-1)
-
-        classes[missing] = map_chunks(best_stuff, self._normalised(vertices[missing]), chunk=_CHUNK, device=self._trained.model.bbox.device).cpu().numpy()
+        if len(missing):
+            classes[missing] = stuff_classes_at(self._trained, self._normalised(vertices[missing]), chunk=_CHUNK)
         return classes
 
     def _field_colors(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -460,11 +460,12 @@ class RunViewer:
 
 
 def start_viewer(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, device: str = "auto", *,
-                 mesh_resolution: int = 128, log: Callable[[str], None] = print) -> RunViewer:
-    """Open a run and serve it: returns the running viewer (``port=0`` picks a free port)."""
+                 mesh_resolution: int = 128, log: Callable[[str], None] = print, scene_path: Path | None = None) -> RunViewer:
+    """Open a run and serve it: returns the running viewer (``port=0`` picks a free port);
+    ``scene_path``: where the run's scene is now, when it moved."""
     require_viser()
     check_port_free(host, port)  # before the slow part
-    access = open_run(run_dir, device=device, mesh_resolution=mesh_resolution, log=log)
+    access = open_run(run_dir, device=device, mesh_resolution=mesh_resolution, log=log, scene_path=scene_path)
     try:
         return RunViewer(access, host=host, port=port)
     except BaseException:
