@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 
 from clusteringsdf.data.synthetic import generate_scene
 
-torch.set_num_threads(2)
+# Two cores: one test process uses both; under pytest-xdist (`-n 2`) each worker takes one.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,7 @@ def plot_curves(metrics_file: Path, out: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     names = [k for k in records[-1] if k not in NOT_CURVES]
     columns = 4
@@ -77,6 +78,10 @@ def plot_curves(metrics_file: Path, out: Path) -> bool:
         axis.plot(iterations, values, linewidth=1.0)
         if np.all(values[np.isfinite(values)] > 0):
             axis.set_yscale("log")
+            # plain tick labels at 1, 2 and 5 per decade: matplotlib's default mathtext labels made this plot 3x slower
+            axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
+            axis.yaxis.set_minor_formatter(NullFormatter())
         axis.set_title(name, fontsize=9)
         axis.tick_params(labelsize=7)
     for axis in list(axes.flat)[len(names) :]:
