@@ -253,6 +253,8 @@ def test_view_command_prints_the_address_and_stops_cleanly(viewer_run, stop_sign
     process = subprocess.Popen(
         [sys.executable, "-m", "clusteringsdf.cli", "view", "--run", str(viewer_run), "--port", str(port), "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a test worker (pytest-xdist) may run with Ctrl-C ignored, which children inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first = process.stdout.readline()
