@@ -148,7 +148,7 @@ def build_config(args: argparse.Namespace):
     channels = getattr(args, "channels", None)
     if channels is not None and channels != "auto":
         values["field.channels"] = _channel_count(channels)
-    for flag, key in (("labels", "data.labels"), ("mode", "mode"), ("downscale", "data.downscale"), ("iters", "train.iterations"),
+    for flag, key in (("labels", "data.labels"), ("mode", "mode"), ("downscale", "data.downscale"), ("iters", "train.iterations"), ("minutes", "train.minutes"),
                       ("seed", "train.seed"), ("sampler", "sampler.kind"), ("threads", "train.threads"), ("lr", "train.lr")):
         if getattr(args, flag, None) is not None:
             values[key] = getattr(args, flag)
@@ -612,7 +612,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 ABLATIONS = (("diff", "L_diff"), ("onehot", "L_onehot"), ("reg", "L_reg"), ("fgbg", "L_fg-bg"), ("crossview", "L_cross_view"))
-TRAIN_VALUE_OPTIONS = ("preset", "mode", "labels", "iters", "seed", "downscale", "sampler", "spheres", "channels", "lr")
+TRAIN_VALUE_OPTIONS = ("preset", "mode", "labels", "iters", "minutes", "seed", "downscale", "sampler", "spheres", "channels", "lr")
 
 
 def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, preset_default: str | None) -> None:
@@ -625,6 +625,7 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *,
     p.add_argument("--mode", choices=list(METHODS), help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
     p.add_argument("--labels", choices=LABEL_SOURCES, help="m2f: raw machine labels (default); gt: view-consistent ground truth")
     p.add_argument("--iters", type=int)
+    p.add_argument("--minutes", type=float, help="train by a time budget: the run's length (and every schedule) follows the step time measured after its first steps")
     p.add_argument("--seed", type=int)
     p.add_argument("--downscale", type=float)
     p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")

@@ -339,6 +339,9 @@ class SpheresConfig(_Section):
 class TrainConfig(_Section):
     section: ClassVar[str] = "train"
     iterations: int = 4000
+    # train by a time budget (minutes, 0: by ``iterations``): after the first steps the run length is
+    # set from the measured step time and every schedule is stretched to it
+    minutes: float = 0.0
     lr: float = 5e-4
     grid_lr_factor: float = 20.0
     lr_final_factor: float = 0.1  # exponential decay to this factor over the run
@@ -349,7 +352,7 @@ class TrainConfig(_Section):
 
     def _check_ranges(self) -> None:
         self._positive("iterations", "lr", "grid_lr_factor", "lr_final_factor", "checkpoint_every", "log_every")
-        self._non_negative("threads", "seed")
+        self._non_negative("threads", "seed", "minutes")
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,12 @@ class SphereCloud(nn.Module):
         low, high = self.bbox[0], self.bbox[1]
         self.centres = nn.Parameter(low + (high - low) * torch.rand(config.count, 3))
         self.register_buffer("radius", torch.tensor(config.radius_max))
+        self.set_run_length(iterations)
+
+    def set_run_length(self, iterations: int) -> None:
+        """The run's length: the radius schedule and the warm-up are fractions of it."""
         self.iterations = max(1, iterations)
-        self.warmup = int(config.warmup * iterations)  # steps before the cloud guides pixels and is optimised
+        self.warmup = int(self.config.warmup * iterations)  # steps before the cloud guides pixels and is optimised
 
     def guides(self, iteration: int) -> bool:
         """Whether training pixels are drawn where the spheres project (after the warm-up)."""

@@ -25,13 +25,14 @@ from typing import Any
 
 import torch
 
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..data.scene import Scene
 from ..errors import RunError
+from ..files import write_json_atomic
 from ..methods import channel_sharing_note, weighted_total
 from ..model import Model
+from ..runs.folder import CONFIG_FILE, METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
 from ..runs.scene_record import read_scene_record, write_scene_record
-from ..runs.folder import METRICS_FILE, latest_checkpoint, load_checkpoint, prepare_run_folder, run_identity, save_checkpoint
 from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_run_scene, load_states
 from ..sampling.batches import BatchBuilder
 from ..sampling.frames import FrameStore, training_labels
@@ -59,6 +60,10 @@ def training_components(config: Config) -> set[str]:
     if config.loss.normal_l1 > 0 or config.loss.normal_cos > 0:
         components.add("normal")
     return components
+
+
+BUDGET_TIMING_START = 5  # a run trained by time times its steps from here (the first ones refresh the volume often)
+BUDGET_TIMED_STEPS = 20  # and sets its length after this many
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self.scene_path = Path(scene_path)
         self.device = device
         self.show_progress = progress
         if config.train.threads > 0:
@@ -118,6 +124,8 @@ class Trainer:
         self.hooks: list[TrainingHook] = attach_hooks(HookContext(config, self.model, self.method, self.batches, self.generator))
         self.iteration = 0
         self.elapsed = 0.0
+        self.length_fixed = config.train.minutes == 0  # a run trained by time learns its length from its first steps
+        self._timed_from: tuple[int, float] | None = None  # (iteration, elapsed) where timing those steps began
         normal_supervision = self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0)
         self.request = self.method.training_request(normals=normal_supervision)
         self._stop_signal: int | None = None
@@ -139,6 +147,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "hooks": {hook.name: hook.state_dict() for hook in self.hooks},
+            "length_fixed": self.length_fixed,
             "config": self.config.to_dict(),
         }
 
@@ -149,6 +158,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
+        self.length_fixed = bool(state.get("length_fixed", True))
         hook_states = _hook_states(state)
         for hook in self.hooks:
             if hook.name in hook_states:  # a hook the checkpoint does not know starts afresh
@@ -199,34 +209,28 @@ class Trainer:
         self._stop_signal = signum
 
     def train(self, iterations: int | None = None) -> TrainResult:
-        """Train until ``config.train.iterations``, or for at most ``iterations`` more steps (tests and
-        benchmarks; checkpoints still follow ``checkpoint_every`` only, like a run that is killed)."""
-        target = self.config.train.iterations if iterations is None else min(self.config.train.iterations, self.iteration + iterations)
-        cfg = self.config.train
+        """Train until ``config.train.iterations`` (for a run trained by time, until the length its
+        first steps set), or for at most ``iterations`` more steps (tests and benchmarks;
+        checkpoints still follow ``checkpoint_every`` only, like a run that is killed)."""
+        limit = math.inf if iterations is None else self.iteration + iterations
         writer = _TensorBoard(self.run_dir / "tb")
         metrics = (self.run_dir / METRICS_FILE).open("a")
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in previous:
             signal.signal(s, self._on_signal)
         bar = _progress_bar(self.iteration, self.config.train.iterations, self.show_progress)
-        start = time.perf_counter()
-        start_elapsed = self.elapsed
+        start, start_elapsed = time.perf_counter(), self.elapsed
         interrupted = False
         try:
-            while self.iteration < target:
+            while self.iteration < min(self.config.train.iterations, limit):
                 terms = self.step()
                 self.elapsed = start_elapsed + time.perf_counter() - start
-                if self.iteration % cfg.log_every == 0 or self.iteration == target:
-                    values = {k: float(v) for k, v in terms.items()}
-                    values["beta"] = float(self.model.density.beta.detach())
-                    values["lr"] = self.optimizer.param_groups[1]["lr"]
-                    record = {"iteration": self.iteration, "seconds": round(self.elapsed, 3), **values}
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
-                    writer.scalars(values, self.iteration)
-                    bar.set_postfix(loss=f"{values['total']:.4f}", rgb=f"{values['rgb']:.4f}", beta=f"{values['beta']:.4f}")
-                bar.update(1)
-                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+                self._follow_budget()
+                last = self.iteration == self.config.train.iterations
+                if self.iteration % self.config.train.log_every == 0 or last:
+                    self._log(terms, metrics, writer, bar)
+                _advance(bar, self.config.train, self.elapsed)
+                if self.iteration % self.config.train.checkpoint_every == 0 or last:
                     self.save()
                 if self._stop_signal is not None:
                     self.save()
@@ -244,6 +248,45 @@ class Trainer:
         if note and self.iteration == self.config.train.iterations:
             print(f"note: {note}", file=sys.stderr)
         return TrainResult(self.iteration, self.elapsed, interrupted)
+
+    def _log(self, terms: dict[str, torch.Tensor], metrics, writer: "_TensorBoard", bar) -> None:
+        """One line of RUN/metrics.jsonl, TensorBoard scalars and the progress bar's losses."""
+        values = {k: float(v) for k, v in terms.items()}
+        values["beta"] = float(self.model.density.beta.detach())
+        values["lr"] = self.optimizer.param_groups[1]["lr"]
+        metrics.write(json.dumps({"iteration": self.iteration, "seconds": round(self.elapsed, 3), **values}) + "\n")
+        metrics.flush()
+        writer.scalars(values, self.iteration)
+        bar.set_postfix(loss=f"{values['total']:.4f}", rgb=f"{values['rgb']:.4f}", beta=f"{values['beta']:.4f}")
+
+    # ------------------------------------------------------------------------------- time budget
+
+    def _follow_budget(self) -> None:
+        """For a run trained by time (``train.minutes``): time ``BUDGET_TIMED_STEPS`` steps from
+        step ``BUDGET_TIMING_START`` on, then fix the run's length to fill the budget."""
+        if self.length_fixed:
+            return
+        if self._timed_from is None:
+            if self.iteration >= BUDGET_TIMING_START:
+                self._timed_from = (self.iteration, self.elapsed)
+            return
+        timed_steps = self.iteration - self._timed_from[0]
+        if timed_steps >= BUDGET_TIMED_STEPS:
+            step_seconds = (self.elapsed - self._timed_from[1]) / timed_steps
+            left = self.config.train.minutes * 60.0 - self.elapsed
+            self.set_run_length(self.iteration + max(1, int(left / step_seconds)))
+
+    def set_run_length(self, iterations: int) -> None:
+        """Make the run ``iterations`` steps long from here: the learning rate still decays to
+        ``lr_final_factor`` at its end, and the hooks stretch their schedules; config.json and the
+        checkpoints record the new length."""
+        decayed = self.optimizer.param_groups[0]["lr"] / self.scheduler.base_lrs[0]
+        self.scheduler.gamma = (self.config.train.lr_final_factor / decayed) ** (1.0 / max(iterations - self.iteration, 1))
+        self.config = self.config.with_values({"train.iterations": int(iterations)})
+        write_json_atomic(self.run_dir / CONFIG_FILE, run_identity(self.config, self.scene_path))
+        for hook in self.hooks:
+            hook.set_run_length(iterations)
+        self.length_fixed = True
 
     @property
     def stop_signal(self) -> int | None:
@@ -271,6 +314,17 @@ class _TensorBoard:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _advance(bar, train: TrainConfig, elapsed: float) -> None:
+    """One step on the progress bar; its length follows a run trained by time, and the bar shows the
+    minutes of the budget left."""
+    if bar.total != train.iterations:
+        bar.total = train.iterations
+        bar.refresh()
+    if train.minutes > 0:
+        bar.set_description(f"{max(0.0, train.minutes - elapsed / 60):.1f} min left", refresh=False)
+    bar.update(1)
 
 
 def _hook_states(state: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -54,6 +54,10 @@ class TrainingHook:
     def after_step(self, iteration: int, rays: RayBatch, out: RenderOutput) -> None:
         """After the optimiser step of ``iteration``, with the step's rays and rendered outputs."""
 
+    def set_run_length(self, iterations: int) -> None:
+        """The run is ``iterations`` steps long (a run trained by time learns its length after its
+        first steps): a hook whose schedule is a fraction of the run stretches it."""
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the hook (tensors and plain values)."""
         return {}

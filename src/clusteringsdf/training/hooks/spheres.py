@@ -68,6 +68,9 @@ class SphereOptimisation(TrainingHook):
     def after_step(self, iteration: int, rays: RayBatch, out: RenderOutput) -> None:
         self.step(iteration)
 
+    def set_run_length(self, iterations: int) -> None:
+        self.cloud.set_run_length(iterations)
+
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "neighbours": self.neighbours, "neighbours_at": self.neighbours_at}
 
