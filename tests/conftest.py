@@ -44,13 +44,13 @@ def device(request) -> torch.device:
     return torch.device(request.param)
 
 
-DOCUMENTS = [Path(__file__).resolve().parents[1] / name for name in ("README.md", "CONTRIBUTING.md")]
+DOCUMENTS = [Path(__file__).resolve().parents[1] / "CONTRIBUTING.md"]
 
 
 def documented_example(path: str) -> dict:
-    """Run the ```python block of the README (or CONTRIBUTING.md) that starts with ``# <path>`` as
-    that module of the package would run, and return its namespace: the documented example is the
-    code the test exercises."""
+    """Run the ```python block of CONTRIBUTING.md that starts with ``# <path>`` as that module of
+    the package would run, and return its namespace: the documented example is the code the test
+    exercises."""
     for document in DOCUMENTS:
         if not document.is_file():
             continue

@@ -1,5 +1,5 @@
 """The method registry: every mode is one Method class, a new method needs one file and one registry
-line (the README's "Adding a method" example, run here), and run folders written before the
+line (CONTRIBUTING.md's "Adding a method" example, run here), and run folders written before the
 model/method split still render, mesh and report."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def test_every_registered_method_is_named_by_its_key_and_offered_by_the_cli():
 
 
 def test_a_new_method_is_one_class_and_one_registry_line(tiny_scene, tmp_path, monkeypatch):
-    """The README's example, as written there."""
+    """CONTRIBUTING.md's example, as written there."""
     monkeypatch.setitem(METHODS, "semantic_head", documented_example("src/clusteringsdf/methods/semantic_head.py")["SemanticHead"])
     config = preset("tiny").with_values({"mode": "semantic_head", "train.iterations": 6})
     trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)

@@ -1,5 +1,5 @@
 """Training hooks: each owns its schedule and state, is checkpointed, and a run resumes exactly;
-adding one is one module and one registry line (README, "Adding a training hook")."""
+adding one is one module and one registry line (CONTRIBUTING.md, "Adding a training hook")."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_hooks_attach_only_where_a_run_uses_them(tiny_scene, tmp_path):
 
 
 def test_a_new_hook_is_one_class_and_one_registry_line(tiny_scene, tmp_path, monkeypatch):
-    """The README's example, as written there: it runs after a warm-up and its state is checkpointed."""
+    """CONTRIBUTING.md's example, as written there: it runs after a warm-up and its state is checkpointed."""
     StepCounter = documented_example("src/clusteringsdf/training/hooks/step_counter.py")["StepCounter"]
     monkeypatch.setattr(hooks, "HOOKS", [*hooks.HOOKS, StepCounter])
     config = preset("tiny").with_values({"mode": "panoptic", "train.iterations": 10, "train.checkpoint_every": 4})
