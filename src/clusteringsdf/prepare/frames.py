@@ -1,8 +1,8 @@
 """Frames of a capture: a folder of images or a video, staged as PNG files named by frame.
 
 Images: every file PIL can read with a common image suffix; the file stem is the frame name (two
-files with the same stem are an error), EXIF orientation is applied, and all frames must have the
-same size. Video: decoded with the ffmpeg binary of ``imageio-ffmpeg``; one frame is kept per window
+files with the same stem are an error), EXIF orientation is applied, grey images (8 or 16 bit, PGM
+included) become RGB, and all frames must have the same size. Video: decoded with the ffmpeg binary of ``imageio-ffmpeg``; one frame is kept per window
 of ``every`` frames (or of ``source fps / fps`` frames), the sharpest of its window, and kept frames
 whose sharpness is under ``blur_ratio`` times the median of the kept ones are dropped as blurred.
 Video frames are named by their index in the video (``000120``).
@@ -24,7 +24,7 @@ from scipy import ndimage
 from ..errors import DataError
 from ..data import layout
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 
 __all__ = ["IMAGE_SUFFIXES", "StagedFrames", "sharpness", "stage_images", "stage_video"]
 
@@ -62,10 +62,16 @@ def _resize_long_side(image: Image.Image, max_size: int | None) -> Image.Image:
 
 
 def _read_image(path: Path) -> Image.Image:
+    """An image as 8-bit RGB: grey repeated over the three channels; 16-bit grey (PNG, TIFF, PGM,
+    whose maxval PIL scales to 16 bits) divided by 257 (its full range)."""
     try:
         with Image.open(path) as image:
             image.load()  # decodes now: truncated files fail here
-            return ImageOps.exif_transpose(image).convert("RGB")
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+                grey = np.asarray(image).astype(np.float32) / 257.0
+                image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
+            return image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(path, f"unreadable or truncated image ({exc})") from None
 
