@@ -1,5 +1,6 @@
 """User-facing errors. Every problem with user input is raised as one of these and printed by the
-CLI as a single line, ``error: <file>: <problem>``, with a non-zero exit code."""
+CLI as a single line, ``error: <file>: <problem>``, with a non-zero exit code; a
+:class:`UsageError` (options that do not go together) comes below the command's usage line."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ class DataError(ClusteringSDFError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class UsageError(ClusteringSDFError):
+    """Options that do not go together, or an option's value out of range. The CLI prints the
+    command's usage line above the one-line error (exit code 2), as for a parse error."""
 
 
 class RunError(ClusteringSDFError):
