@@ -10,14 +10,32 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a one-line RunError."""
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a one-line RunError
+    that says why (a CPU build of torch, or no GPU visible) and what to do."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in DEVICES:
         raise RunError(f"unknown device '{name}' (choose auto, cpu or cuda)")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RunError("--device cuda: no CUDA device is available to PyTorch")
+        raise RunError(f"--device cuda: {cuda_unavailable_reason()}; --device cpu (or auto) runs on the CPU")
     return torch.device(name)
+
+
+def cuda_unavailable_reason() -> str:
+    """Why PyTorch sees no CUDA device, and how to get one, in one line."""
+    version = torch.__version__.split("+")[0]
+    if torch.version.cuda is None:
+        return (f"this torch {torch.__version__} is a CPU build; for a CUDA build: pip install torch=={version} "
+                "--index-url https://download.pytorch.org/whl/cu126 (or see pytorch.org)")
+    return (f"no GPU is visible to this torch {torch.__version__} (a CUDA {torch.version.cuda} build): check nvidia-smi, "
+            "the NVIDIA driver and CUDA_VISIBLE_DEVICES")
+
+
+def is_gpu_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch's CUDA out-of-memory error (``torch.OutOfMemoryError``, or the
+    RuntimeError older versions raise)."""
+    kind = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(exc, kind) or (isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc))
 
 
 def describe_device(device: torch.device, threads: int | None = None) -> str:
