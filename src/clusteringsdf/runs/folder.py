@@ -42,17 +42,28 @@ def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     extended with ``--resume --iters N``) and the render-time ``inference`` settings. A key that
     an older config.json lacks takes its default, which is always the behaviour from before the
     key existed."""
+    return not run_differences(a, b)
 
-    def strip(identity: dict[str, Any]) -> dict[str, Any]:
+
+def run_differences(existing: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """What makes ``given`` another run than ``existing`` (see :func:`same_run`), one phrase per
+    difference: ``train.seed 0 -> 7``, ``scene /a -> /b``, or why ``existing`` cannot be compared."""
+
+    def flat(identity: dict[str, Any]) -> dict[str, Any]:
         config = Config.from_dict(identity.get("config", {})).to_dict()
         config["train"].pop("iterations")
         config.pop("inference")
-        return {**identity, "config": config}
+        values = {f"{section}.{key}": value for section, keys in config.items() if isinstance(keys, dict) for key, value in keys.items()}
+        values.update({key: value for key, value in config.items() if not isinstance(value, dict)})
+        values.update({key: value for key, value in identity.items() if key != "config"})
+        return values
 
     try:
-        return strip(a) == strip(b)
-    except (TypeError, ValueError, ConfigError):  # a config.json this version cannot read
-        return False
+        old = flat(existing)
+    except (TypeError, ValueError, ConfigError) as exc:  # a config.json this version cannot read
+        return [f"its config.json cannot be read by this version ({exc})"]
+    new = flat(given)
+    return [f"{key} {old.get(key)} -> {new.get(key)}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
 def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force: bool) -> bool:
@@ -73,16 +84,18 @@ def prepare_run_folder(run: Path, identity: dict[str, Any], resume: bool, force:
             existing = json.loads(config_path.read_text())
         except ValueError:
             existing = None
-        same = existing is not None and same_run(existing, identity)
+        differences = run_differences(existing, identity) if existing is not None else ["its config.json is not valid JSON"]
         if force:
             backup = run.with_name(f"{run.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(run), str(backup))
             print(f"note: moved the previous run to {backup}")
-        elif resume and same:
+        elif resume and not differences:
             write_json_atomic(config_path, identity)  # records a changed run length
             return latest_checkpoint(run) is not None
         elif resume:
-            raise RunError(f"{run}: holds a different run (config or scene differ); refusing to resume it with these settings")
+            shown = "; ".join(differences[:4]) + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
+            raise RunError(f"{run}: holds a different run ({shown}); resume it with the same scene and config, or pass --force to start over "
+                           "(the old run is kept aside)")
         else:
             raise RunError(f"{run}: already holds a run; pass --resume to continue it or --force to start over (the old run is kept aside)")
     elif occupied and force:
