@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def read_probabilities(path: Path) -> tuple[np.ndarray | None, np.ndarray]:
 def read_splits(path: Path) -> dict[str, list[str]]:
     """``splits.json``: {"train": [...], "test": [...]} (a "val" list stands in for a missing "test")."""
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise not_a_scene(path.parent) or DataError(path, "file not found")
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -222,14 +223,19 @@ def read_segmentation_data(path: Path) -> dict[str, Any]:
     return data
 
 
-def scene_units(root: Path) -> str:
-    """A note on the unit of the scene's world frame (of its poses): metres, unless ``prepare.json``
-    says the poses came without a metric scale (structure-from-motion without depth)."""
+def scene_is_metric(root: Path) -> bool:
+    """Whether the scene's world frame is in metres: yes, unless ``prepare.json`` says the poses
+    came without a metric scale (structure-from-motion without depth)."""
     try:
         metric = json.loads((Path(root) / PREPARE_FILE).read_text())["poses"]["metric"]
     except (OSError, ValueError, KeyError, TypeError):
         metric = True  # datasets in this layout (Replica, ScanNet, Hypersim, synthetic) are metric
-    if metric is False:
+    return metric is not False
+
+
+def scene_units(root: Path) -> str:
+    """A note on the unit of the scene's world frame (of its poses): see :func:`scene_is_metric`."""
+    if not scene_is_metric(root):
         return "the scene's world frame; arbitrary scale (its poses have no metric scale, see prepare.json)"
     return "metres, in the scene's world frame (its poses)"
 
@@ -243,8 +249,31 @@ def frame_sort_key(names: list[str]) -> list[str]:
     return [name for _, name in sorted(zip(keys, names))]
 
 
+# what ``prepare`` reads: images and videos of a capture (a capture given as a scene is named as such)
+CAPTURE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic")
+CAPTURE_VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+
+def not_a_scene(root: Path) -> DataError | None:
+    """The error for a capture given where a prepared scene belongs (a folder of photos without
+    ``splits.json`` and ``pose/``, or a video file), saying how to prepare it; None otherwise."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() in CAPTURE_VIDEO_SUFFIXES:
+        return DataError(root, f"a video, not a prepared scene; run clusteringsdf prepare --video {shlex.quote(str(root))} --out SCENE first")
+    if not root.is_dir() or (root / SPLITS_FILE).is_file() or (root / FOLDERS["pose"]).is_dir():
+        return None
+    for folder in (root, root / FOLDERS["color"]):
+        if folder.is_dir() and any(p.suffix.lower() in CAPTURE_IMAGE_SUFFIXES for p in folder.iterdir()):
+            return DataError(root, "not a prepared scene (images, but no splits.json or pose/); "
+                             f"run clusteringsdf prepare --images {shlex.quote(str(folder))} --out SCENE first")
+    return None
+
+
 def list_frames(root: Path) -> dict[str, Path]:
     """Map frame name -> colour image path; the frame list is the set of stems in ``color/``."""
+    capture = not_a_scene(root)
+    if capture is not None:
+        raise capture
     folder = root / FOLDERS["color"]
     if not folder.is_dir():
         raise DataError(folder, "missing folder (a scene needs color/ with one image per frame)")

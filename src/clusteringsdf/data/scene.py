@@ -429,7 +429,7 @@ def load_scene(
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(root, "scene folder not found")
+        raise layout.not_a_scene(root) or DataError(root, "scene folder not found")
     frame_paths = layout.list_frames(root)
     names = list(frame_paths)
     classes = read_classes(root)
