@@ -75,10 +75,16 @@ class RgbdTrack:
 
 
 def _require_open3d():
+    """The open3d module; a one-line error when it is not installed or its system libraries are missing."""
     if importlib.util.find_spec("open3d") is None:
         raise ClusteringSDFError('RGB-D tracking needs Open3D: pip install -e ".[prepare]"')
-    import open3d
-
+    try:
+        import open3d
+    except (ImportError, OSError) as exc:  # its shared library did not load
+        if "libusb" in str(exc):
+            raise ClusteringSDFError("RGB-D tracking: Open3D needs the system library libusb-1.0-0 "
+                                     "(Debian/Ubuntu: sudo apt-get install libusb-1.0-0)") from None
+        raise ClusteringSDFError(f"RGB-D tracking: Open3D cannot be imported ({exc})") from None
     return open3d
 
 
