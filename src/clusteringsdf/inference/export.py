@@ -1,8 +1,9 @@
 """A trained run's objects for other tools: ``clusteringsdf export --run RUN --format FORMAT``.
 
 Everything comes from the run's meshes (``RUN/meshes``, written by :func:`.mesh.extract_meshes`,
-in world metres; extracted first, into a temporary folder that is then renamed, when the run has
-none) and is written in the same world frame and units, into a temporary folder beside the output
+in world coordinates and scene units, metres when the capture has depth; extracted first, into a
+temporary folder that is then renamed, when the run has none) and is written in the same world
+frame and units, into a temporary folder beside the output
 that takes its place when complete (:func:`clusteringsdf.files.staged_folder`). Formats
 (:data:`RUN_FORMATS`):
 
@@ -93,7 +94,7 @@ class RunMeshes:
 
 
 def write_labelled_ply(path: Path, points: np.ndarray, colors: np.ndarray, labels: tuple[np.ndarray, np.ndarray], *, faces: np.ndarray | None = None) -> None:
-    """A binary PLY (plyfile) of points (N, 3) float32 metres with ``red green blue`` (N, 3) uint8
+    """A binary PLY (plyfile) of points (N, 3) float32 (scene units) with ``red green blue`` (N, 3) uint8
     and int32 ``instance`` and ``semantic`` (N,) each = ``labels``; with ``faces`` (M, 3) a mesh."""
     from plyfile import PlyData, PlyElement
 

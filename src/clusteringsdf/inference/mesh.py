@@ -7,7 +7,7 @@ most surface), cleaned by the rules of :mod:`.mesh_rules`, which judge what no c
 training frames' depth and labels (an injected ``observer`` in tests). ``watertight`` keeps the
 channel's whole surface, closed where it meets its box, so that every component is closed.
 
-Written in world coordinates (metres):
+Written in world coordinates, in scene units (metres when the capture has depth or metric poses):
 
     DIR/scene_instance.ply, scene_class.ply, scene_color.ply   the scene mesh coloured by instance
                              (the channel that owns each vertex), by class, by the field's colour
