@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ClusteringSDFError
+from .errors import ClusteringSDFError, UsageError
 from .files import write_json_atomic, write_text_atomic
 
 STATE_FILE = "batch_state.json"
@@ -97,7 +97,7 @@ class CaptureOptions:
         from .prepare import PrepareOptions
 
         if self.segmenter == "import":
-            raise ClusteringSDFError("batch: --segmenter import needs masks per capture; prepare such captures one by one")
+            raise UsageError("batch: --segmenter import needs masks per capture; prepare such captures one by one")
         for flag, path, kind in (("--intrinsics", self.intrinsics, "file"), ("--segmenter-weights", self.segmenter_weights, "folder")):
             if path is not None and not (Path(path).is_file() if kind == "file" else Path(path).is_dir()):
                 raise ClusteringSDFError(f"batch: {flag} {path}: no such {kind}")
@@ -173,13 +173,13 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise ClusteringSDFError(f"batch: --workers must be at least 1, got {self.workers}")
+            raise UsageError(f"batch: --workers must be at least 1, got {self.workers}")
         if self.cpus_per_task is not None and self.cpus_per_task < 1:
-            raise ClusteringSDFError(f"batch: --cpus-per-task must be at least 1, got {self.cpus_per_task}")
+            raise UsageError(f"batch: --cpus-per-task must be at least 1, got {self.cpus_per_task}")
         if self.gpus_per_task is not None and self.gpus_per_task < 0:
-            raise ClusteringSDFError(f"batch: --gpus-per-task must not be negative, got {self.gpus_per_task}")
+            raise UsageError(f"batch: --gpus-per-task must not be negative, got {self.gpus_per_task}")
         if self.mesh_resolution < 0:
-            raise ClusteringSDFError(f"batch: --mesh-resolution must be 0 (no extra meshes) or positive, got {self.mesh_resolution}")
+            raise UsageError(f"batch: --mesh-resolution must be 0 (no extra meshes) or positive, got {self.mesh_resolution}")
         if self.max_attempts < 1:
             raise ClusteringSDFError(f"batch: max_attempts must be at least 1, got {self.max_attempts}")
 
@@ -680,11 +680,17 @@ def _check_inputs(scenes: list[Path], options: BatchOptions, task_index: int | N
         options.capture.check()
         for source in inputs.values():
             options.capture.args_for(source, options.device)
+    else:
+        from .data.layout import not_a_scene
+
+        for source in inputs.values():
+            if not_a_scene(source) is not None:
+                raise UsageError(f"batch: {source} is a capture, not a prepared scene; add --prepare to prepare each capture first")
     if task_index is not None:
         if not 0 <= task_index < len(names):
-            raise ClusteringSDFError(f"batch: --task-index {task_index} is not one of the {len(names)} scene(s) given (0 to {len(names) - 1})")
+            raise UsageError(f"batch: --task-index {task_index} is not one of the {len(names)} scene(s) given (0 to {len(names) - 1})")
         if options.address:
-            raise ClusteringSDFError("batch: --task-index runs its scene here, without Ray; drop --address")
+            raise UsageError("batch: --task-index runs its scene here, without Ray; drop --address")
     return inputs
 
 

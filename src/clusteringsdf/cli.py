@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ClusteringSDFError
+from .errors import ClusteringSDFError, UsageError
 
 EXIT_USER_ERROR = 2
-SCENE_HELP = "the run's scene folder, when it is no longer where the run recorded it (default: recorded relative to the run, then absolute)"
 
 
 def _path(value: str | None) -> Path | None:
@@ -50,15 +49,19 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         intrinsics=_path(args.intrinsics), poses=args.poses, poses_path=_path(args.poses_path), matching=args.matching,
         segmenter=args.segmenter, segmenter_weights=_path(args.segmenter_weights), masks=_path(args.masks), masks_format=args.masks_format,
         every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
-        min_registered=args.min_registered, device=_segmenter_device(args.device), threads=args.threads, keep_work=args.keep_work,
+        min_registered=args.min_registered, device=_segmenter_device(args.device, args.segmenter), threads=args.threads, keep_work=args.keep_work,
     )
-    prepare_scene(options, log=(lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)))
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    prepare_scene(options, log=(lambda message: None) if args.quiet else say, warn=say)
     return 0
 
 
-def _segmenter_device(name: str) -> str:
-    """``prepare --device``: cpu, cuda, or auto (cuda when PyTorch sees a GPU)."""
-    if name == "auto":
+def _segmenter_device(name: str, segmenter: str) -> str:
+    """``prepare --device``: cpu, cuda, or auto (cuda when PyTorch sees a GPU). Only mask2former
+    and sam run on it: for them, cuda without a GPU is a one-line error before any work."""
+    if name == "auto" or name == "cuda" and segmenter in ("mask2former", "sam"):
         from .runs import resolve_device
 
         return str(resolve_device(name))
@@ -71,16 +74,18 @@ def _segmenter_device(name: str) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .data.layout import scene_is_metric
     from .data.scene import load_scene
 
     scene = load_scene(args.scene, downscale=args.downscale)
     classes = scene.classes
+    unit = "metre" if scene_is_metric(scene.root) else "scene unit (arbitrary scale: no depth or metric poses)"
     lines = [
         f"scene        {scene.root}",
         f"frames       {scene.num_frames} ({', '.join(f'{k} {len(v)}' for k, v in scene.splits.items())})",
         f"resolution   {scene.native_hw[1]}x{scene.native_hw[0]} (working {scene.hw[1]}x{scene.hw[0]})",
         f"classes      {classes.num_classes} ({len(classes.thing_classes)} thing, {len(classes.stuff_classes)} stuff)",
-        f"normalised   scale {scene.normalization.scale:.4f} per metre, box {np.round(scene.bbox, 3).tolist()}",
+        f"normalised   scale {scene.normalization.scale:.4f} per {unit}, box {np.round(scene.bbox, 3).tolist()}",
     ]
     if scene.depths is not None:
         valid = scene.depths[scene.depths > 0]
@@ -111,7 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_predictions
 
     if args.pred is None and args.mesh is None:
-        raise ClusteringSDFError("eval: give --pred (label maps) and/or --mesh (meshes)")
+        raise UsageError("eval: give --pred (label maps) and/or --mesh (meshes)")
     result: dict = {}
     if args.pred is not None:
         result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels,
@@ -184,12 +189,10 @@ def default_mode(labels: str, scene: str | None) -> str:
 
 
 def _channel_count(text: str) -> int:
-    from .config import ConfigError
-
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--channels: expected a number or 'auto', got '{text}'") from None
+        raise UsageError(f"--channels: expected a number or 'auto', got '{text}'") from None
 
 
 def auto_channels(config, scene_path: Path):
@@ -253,10 +256,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     semantic_run = Path(args.semantic_run) if args.semantic_run else None
     fraction = args.min_segment_fraction
     if fraction is not None and not 0.0 <= fraction < 1.0:
-        raise ClusteringSDFError(f"render: --min-segment-fraction must be in [0, 1), got {fraction}")
+        raise UsageError(f"render: --min-segment-fraction must be in [0, 1), got {fraction}")
     if args.trajectory is None:
         if args.video or args.frames is not None:
-            raise ClusteringSDFError("render: --frames and --video need --trajectory orbit|spiral|train")
+            raise UsageError("render: --frames and --video need --trajectory orbit|spiral|train")
         from .inference.evaluate_run import render_run
 
         out = render_run(Path(args.run), device, split=args.split, out_dir=Path(args.out) if args.out else None,
@@ -289,11 +292,11 @@ def cmd_mesh(args: argparse.Namespace) -> int:
         try:
             objects = [int(v) for v in args.objects.split(",") if v]
         except ValueError:
-            raise ClusteringSDFError(f"--objects: expected 'all' or comma-separated channel ids, got '{args.objects}'") from None
+            raise UsageError(f"--objects: expected 'all' or comma-separated channel ids, got '{args.objects}'") from None
     if not 0.0 <= args.min_component < 1.0:
-        raise ClusteringSDFError(f"--min-component: expected a share in [0, 1), got {args.min_component}")
+        raise UsageError(f"--min-component: expected a share in [0, 1), got {args.min_component}")
     if args.resolution < 8:
-        raise ClusteringSDFError(f"--resolution: expected at least 8, got {args.resolution}")
+        raise UsageError(f"--resolution: expected at least 8, got {args.resolution}")
     trained = load_trained_run(Path(args.run), resolve_device(args.device), scene_path=_path(args.scene))
     out = Path(args.out) if args.out else Path(args.run) / "meshes"
     start = time.perf_counter()
@@ -314,17 +317,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .prepare.export import SCENE_FORMATS, export_scene
 
     if (args.run is None) == (args.scene is None):
-        raise ClusteringSDFError("export: give either --run RUN (formats " + ", ".join(RUN_FORMATS) + ") or --scene SCENE (formats "
+        raise UsageError("export: give either --run RUN (formats " + ", ".join(RUN_FORMATS) + ") or --scene SCENE (formats "
                                  + ", ".join(SCENE_FORMATS) + ")")
     if args.scene is not None:
         if args.format not in SCENE_FORMATS:
-            raise ClusteringSDFError(f"--format: '{args.format}' exports a run (--run RUN); a scene exports as {' or '.join(SCENE_FORMATS)}")
+            raise UsageError(f"--format: '{args.format}' exports a run (--run RUN); a scene exports as {' or '.join(SCENE_FORMATS)}")
         if args.out is None:
-            raise ClusteringSDFError("--out: needed with --scene (the folder to write)")
+            raise UsageError("--out: needed with --scene (the folder to write)")
         summary = export_scene(Path(args.scene), args.format, Path(args.out), force=args.force)
     else:
         if args.format not in RUN_FORMATS:
-            raise ClusteringSDFError(f"--format: '{args.format}' exports a scene (--scene SCENE); a run exports as {', '.join(RUN_FORMATS)}")
+            raise UsageError(f"--format: '{args.format}' exports a scene (--scene SCENE); a run exports as {', '.join(RUN_FORMATS)}")
         summary = export_run(Path(args.run), args.format, Path(args.out) if args.out else None, force=args.force, resolution=args.resolution,
                              device=args.device, points=args.points, seed=args.seed)
     details = ", ".join(f"{key} {value}" for key, value in summary.items() if key not in ("format", "folder"))
@@ -355,7 +358,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     from .viewer.server import is_loopback, serve_until_stopped, start_viewer
 
     if not 0 <= args.port <= 65535:
-        raise ClusteringSDFError(f"--port: expected 0-65535, got {args.port}")
+        raise UsageError(f"--port: expected 0-65535, got {args.port}")
     viewer = start_viewer(Path(args.run), host=args.host, port=args.port, device=args.device, mesh_resolution=args.mesh_resolution,
                           scene_path=_path(args.scene))
 
@@ -452,7 +455,7 @@ def _batch_capture_options(args: argparse.Namespace):
     given = [name for name in BATCH_PREPARE_OPTIONS if getattr(args, name) not in (None, [])]
     if not args.prepare:
         if given:
-            raise ClusteringSDFError(f"batch: --{given[0].replace('_', '-')} is a prepare option: add --prepare (the positionals are then captures)")
+            raise UsageError(f"batch: --{given[0].replace('_', '-')} is a prepare option: add --prepare (the positionals are then captures)")
         return None
     values = {name: getattr(args, name) for name in given if name != "prepare_arg"}
     return CaptureOptions(**values, extra_args=tuple(args.prepare_arg))
@@ -460,27 +463,92 @@ def _batch_capture_options(args: argparse.Namespace):
 
 # ----------------------------------------------------------------------------------------- parser
 
+DESCRIPTION = """\
+Split a 3D scene into objects: from photos or a video (optionally with depth)
+and 2D masks that disagree between views, train one signed distance field per
+object and get view-consistent object labels, renders, scores and meshes."""
+
+EPILOG = """\
+try it:            clusteringsdf demo
+your own capture:  clusteringsdf prepare --images PHOTOS --out SCENE
+                   clusteringsdf train --data SCENE --out RUN --eval
+                   clusteringsdf mesh --run RUN
+a command's help:  clusteringsdf COMMAND --help"""
+
+DEVICE_HELP = "auto (cuda when PyTorch sees a GPU), cpu or cuda"
+QUIET_HELP = "print no progress"
+RUN_HELP = "a trained run folder (train --out)"
+SCENE_HELP = "the run's scene folder, when it is no longer where the run recorded it (default: recorded relative to the run, then absolute)"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """An option's help ends with its default unless the help names it already or there is none
+    (a flag, an unset value, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and default not in (None, False, [], argparse.SUPPRESS) and "default" not in text.lower():
+            text += " (default: %(default)s)"
+        return text
+
+
+class _TopHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """``clusteringsdf --help``: the description and epilog as written, and the commands listed
+    without the COMMAND line above them."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        text = super()._format_action(action)
+        if isinstance(action, argparse._SubParsersAction):
+            text = text.split("\n", 1)[1]
+        return text
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A sub-command: ``summary`` is its line in ``clusteringsdf --help``, ``description`` (default:
+    the summary) heads its own ``--help``."""
+    return sub.add_parser(name, help=summary, description=description or summary, formatter_class=HelpFormatter)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` command: synthetic room, training and scores in one go."""
+    p = _command(sub, "demo", "try it: synthetic room -> training -> scores",
+                 "Write a synthetic room, train ClusteringSDF on its noisy machine labels and compare its scores with the raw "
+                 "2D labels (a few minutes on a CPU). Run it again to continue the run.")
+    p.add_argument("--scene", default="scenes/demo", help="the synthetic scene folder (written when it holds no scene)")
+    p.add_argument("--out", default="runs/demo", help="the run folder (continued when it holds the demo's run)")
+    p.add_argument("--iters", type=int, default=1500, help="training iterations")
+    p.add_argument("--downscale", type=float, default=2.0, help="train on images this many times smaller")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_demo)
+
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     """The ``synth`` command: a synthetic benchmark scene."""
-    p = sub.add_parser("synth", help="write a synthetic benchmark scene in the Panoptic Lifting layout")
+    p = _command(sub, "synth", "write a synthetic scene with ground truth",
+                 "Write a synthetic benchmark scene (a room with objects: colour, depth, poses, noisy machine labels and "
+                 "ground truth) in the Panoptic Lifting layout that train and eval read.")
     p.add_argument("out", help="output scene folder (must not exist or be empty)")
-    p.add_argument("--preset", choices=("tiny", "room", "large"), default="room")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=("tiny", "room", "large"), default="room",
+                   help="tiny: 64x48, 12 frames (tests); room: 320x240, 100 frames; large: two rooms, 640x480, 300 frames")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the layout, objects and camera path")
     p.add_argument("--noise", choices=("low", "medium", "high"), default="medium", help="machine-label noise level")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_synth)
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     """The ``prepare`` command: a capture turned into a scene."""
-    p = sub.add_parser("prepare", help="turn a capture (images or a video, optional depth) into a scene: poses, undistortion, masks")
+    p = _command(sub, "prepare", "turn a capture (photos or a video) into a scene",
+                 "Turn a capture (a folder of images or a video, optionally with depth) into a scene folder: camera poses, "
+                 "undistortion, 2D masks. Depth or imported metric poses give the scene metric scale; without them its unit is arbitrary.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="folder of images (any common format; file stems become frame names)")
     source.add_argument("--video", help="video file, sampled by --every / --fps (sharpest frame per window, blurred frames dropped)")
     p.add_argument("--out", required=True, help="output scene folder (must not exist or be empty)")
     p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG in 1/--depth-scale m, float TIFF or .npy in m)")
-    p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default 1000; TUM: 5000)")
+    p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default: %(default)s; TUM: 5000)")
     p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
     p.add_argument("--poses", choices=POSE_SOURCES, default="auto",
                    help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")
@@ -488,126 +556,51 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    "(default: beside the image folder)")
     p.add_argument("--matching", choices=("auto", "sequential", "exhaustive"), default="auto",
                    help="SfM matching (auto: sequential for video and > 50 images, else exhaustive)")
-    p.add_argument("--segmenter", choices=("classical", "mask2former", "sam", "import"), default="classical")
+    p.add_argument("--segmenter", choices=("classical", "mask2former", "sam", "import"), default="classical",
+                   help="2D masks: classical (no weights; class-agnostic, best with --depth), mask2former or sam (--segmenter-weights), "
+                   "or import (--masks)")
     p.add_argument("--segmenter-weights", help="local checkpoint folder (save_pretrained layout) for mask2former / sam")
     p.add_argument("--masks", help="with --segmenter import: folder of existing masks")
-    p.add_argument("--masks-format", choices=("coco-panoptic", "instance-png", "binary-masks", "panoptic-lifting"))
-    p.add_argument("--every", type=int, help="video: keep one frame per N (default 10)")
+    p.add_argument("--masks-format", choices=("coco-panoptic", "instance-png", "binary-masks", "panoptic-lifting"),
+                   help="with --segmenter import: the layout of --masks")
+    p.add_argument("--every", type=int, help="video: keep one frame per N (default: 10)")
     p.add_argument("--fps", type=float, help="video: keep about F frames per second")
     p.add_argument("--blur-ratio", type=float, default=0.5, help="video: drop frames sharper than less than this share of the median")
     p.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
     p.add_argument("--test-every", type=int, default=4, help="every N-th frame is a test view (0: no test split)")
     p.add_argument("--min-registered", type=float, default=0.5, help="fail when fewer than this share of frames get a pose")
     p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters (cpu, cuda, or auto: cuda when available)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of SfM")
     p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (staged frames, COLMAP database and logs)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="print no progress (warnings and errors still print)")
     p.set_defaults(func=cmd_prepare)
-
-
-def _add_mesh(sub: argparse._SubParsersAction) -> None:
-    """The ``mesh`` command: scene and object meshes of a run."""
-    p = sub.add_parser("mesh", help="extract the scene mesh and one mesh per object (PLY, world metres)")
-    p.add_argument("--run", required=True)
-    p.add_argument("--scene", help=SCENE_HELP)
-    p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side")
-    p.add_argument("--objects", default="all", help="'all' or comma-separated channel ids")
-    p.add_argument("--out", help="output folder (default RUN/meshes)")
-    p.add_argument("--mask-spheres", action="store_true", help="mesh only inside the sphere union (sphere-guided runs)")
-    p.add_argument("--watertight", action="store_true", help="close every object mesh (for simulators and 3D printing)")
-    p.add_argument("--min-component", type=float, default=0.05,
-                   help="drop object mesh components under this share of the object's largest (0 keeps all)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_mesh)
-
-
-def _add_export(sub: argparse._SubParsersAction) -> None:
-    """The ``export`` command: a run's objects or a scene's cameras for other tools."""
-    formats = ("obj", "glb", "ply", "points", "objects", "nerfstudio", "colmap")
-    p = sub.add_parser("export", help="write a run's objects (obj, glb, ply, points, objects) or a scene (nerfstudio, colmap) for other tools")
-    p.add_argument("--run", help="a trained run (formats obj, glb, ply, points, objects)")
-    p.add_argument("--scene", help="a scene folder (formats nerfstudio, colmap)")
-    p.add_argument("--format", required=True, choices=formats)
-    p.add_argument("--out", help="output folder (default RUN/export/<format>; needed with --scene)")
-    p.add_argument("--force", action="store_true", help="replace an output folder that holds files")
-    p.add_argument("--resolution", type=int, default=256, help="mesh resolution when the run has no meshes yet")
-    p.add_argument("--points", type=int, default=200_000, help="points of the 'points' format")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the 'points' format")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_export)
-
-
-def _add_report(sub: argparse._SubParsersAction) -> None:
-    """The ``report`` command: a run's HTML report."""
-    p = sub.add_parser("report", help="write RUN/report.html: scores, training curves, test views, mesh previews")
-    p.add_argument("--run", required=True)
-    p.add_argument("--scene", help=SCENE_HELP)
-    p.add_argument("--baseline", action="append", default=[], help="another scored run to list in the table (repeatable)")
-    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_report)
-
-
-def _add_view(sub: argparse._SubParsersAction) -> None:
-    """The ``view`` command: the browser viewer of a run."""
-    p = sub.add_parser("view", help="look around a trained run in the browser (meshes, objects, cameras, renders)")
-    p.add_argument("--run", required=True)
-    p.add_argument("--scene", help=SCENE_HELP)
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
-    p.set_defaults(func=cmd_view)
-
-
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    """The ``demo`` command: synthetic room, training and scores in one go."""
-    p = sub.add_parser("demo", help="synthetic room -> ClusteringSDF on its machine labels -> scores (a few minutes on a CPU)")
-    p.add_argument("--scene", default="scenes/demo")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--iters", type=int, default=1500)
-    p.add_argument("--downscale", type=float, default=2.0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     """The ``info`` command: a scene's summary."""
-    p = sub.add_parser("info", help="validate a scene folder and print a summary")
-    p.add_argument("scene")
-    p.add_argument("--downscale", type=float, default=1.0)
+    p = _command(sub, "info", "check a scene folder and print a summary",
+                 "Validate a scene folder (written by prepare or synth, or in the Panoptic Lifting layout) and print its frames, "
+                 "resolution, classes, depth and labels.")
+    p.add_argument("scene", help="the scene folder")
+    p.add_argument("--downscale", type=float, default=1.0, help="load the images this many times smaller (the working resolution)")
     p.set_defaults(func=cmd_info)
-
-
-def _add_eval(sub: argparse._SubParsersAction) -> None:
-    """The ``eval`` command: scores of predicted label maps and meshes."""
-    p = sub.add_parser("eval", help="score predicted label maps (and meshes) against a scene's ground truth")
-    p.add_argument("--scene", required=True)
-    p.add_argument("--pred", help="folder with pred_semantics/ and pred_instance/ (or a scene with --use-machine-labels)")
-    p.add_argument("--mesh", help="folder written by `clusteringsdf mesh` (scored against gt_mesh.ply)")
-    p.add_argument("--json", help="also write the scores to this file")
-    p.add_argument("--protocol", choices=("native", "panoptic-lifting"), default="native")
-    p.add_argument("--use-machine-labels", action="store_true", help="score PRED's m2f_* maps (the 2D baseline)")
-    p.add_argument("--class-agnostic", action="store_true",
-                   help="score instances without classes (GT things = objects); automatic for scenes without classes")
-    p.set_defaults(func=cmd_eval)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """The ``train`` command: one run on a scene."""
-    p = sub.add_parser("train", help="train a run on a scene")
+    p = _command(sub, "train", "train a run on a scene",
+                 "Train a run on a scene: ClusteringSDF on machine labels by default. The config is the preset, then --config, "
+                 "then --set, then the named options.")
     p.add_argument("--data", required=True, help="scene folder")
     p.add_argument("--out", required=True, help="run folder")
     _add_config_options(p, preset_default="cpu")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's count)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="start over even if --out holds another run (it is moved aside)")
     p.add_argument("--eval", action="store_true", help="render and score the test split at the end")
     p.add_argument("--semantic-run", help="with --eval: take classes from this semantic-mode run (two-run panoptic)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_train)
 
 
@@ -624,10 +617,10 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *,
     p.add_argument("--preset", choices=PRESETS, default=preset_default, help="config preset (default: cpu)")
     p.add_argument("--mode", choices=list(METHODS), help="default: panoptic (ClusteringSDF, one model) with --labels m2f, objectsdf with --labels gt")
     p.add_argument("--labels", choices=LABEL_SOURCES, help="m2f: raw machine labels (default); gt: view-consistent ground truth")
-    p.add_argument("--iters", type=int)
+    p.add_argument("--iters", type=int, help="training iterations (default: the preset's)")
     p.add_argument("--minutes", type=float, help="train by a time budget: the run's length (and every schedule) follows the step time measured after its first steps")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--downscale", type=float)
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    p.add_argument("--downscale", type=float, help="train on images this many times smaller (default: the preset's)")
     p.add_argument("--sampler", choices=SAMPLERS, help="ray sampler (default: the preset's)")
     p.add_argument("--spheres", choices=("on", "off"), help="sphere-guided training: on = --sampler spheres, off = the preset's non-sphere sampler")
     p.add_argument("--channels", help="SDF channels (background + objects), or 'auto' to choose from the labels (default: the preset's)")
@@ -641,25 +634,108 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *,
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
     """The ``render`` command: a run's views or a novel-view trajectory."""
-    p = sub.add_parser("render", help="render a trained run's views in the layout `eval` reads")
-    p.add_argument("--run", required=True)
+    p = _command(sub, "render", "render a run's views (for eval) or a camera path",
+                 "Render a trained run's views of a split, in the layout eval reads, or a novel-view path (--trajectory).")
+    p.add_argument("--run", required=True, help=RUN_HELP)
     p.add_argument("--scene", help=SCENE_HELP)
     p.add_argument("--split", choices=("test", "train", "all"), default="test", help="the views to render (all: every frame)")
-    p.add_argument("--out", help="output folder (default RUN/render_<split>)")
+    p.add_argument("--out", help="output folder (default: RUN/render_<split>, or RUN/trajectory_<path>)")
     p.add_argument("--semantic-run", help="take classes from this semantic-mode run (two-run panoptic)")
     p.add_argument("--trajectory", choices=("orbit", "spiral", "train"), help="render a novel-view path instead of a split")
     p.add_argument("--min-segment-fraction", type=float,
                    help="thing segments under this share of the rendered pixels are fragments (default: the run's, 2e-4; 0 keeps all)")
-    p.add_argument("--frames", type=int, help="frames along the trajectory (default 48)")
+    p.add_argument("--frames", type=int, help="frames along the trajectory (default: 48)")
     p.add_argument("--video", action="store_true", help="also write an MP4 (GIF when no encoder is available)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_render)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    """The ``eval`` command: scores of predicted label maps and meshes."""
+    p = _command(sub, "eval", "score label maps and meshes against ground truth",
+                 "Score predicted label maps (render's output) and meshes (mesh's output) against a scene's ground truth; "
+                 "prints the scores as JSON.")
+    p.add_argument("--scene", required=True, help="the scene folder with ground truth (rs_* maps, gt_mesh.ply)")
+    p.add_argument("--pred", help="folder with pred_semantics/ and pred_instance/ (or a scene with --use-machine-labels)")
+    p.add_argument("--mesh", help="folder written by clusteringsdf mesh (scored against gt_mesh.ply)")
+    p.add_argument("--json", help="also write the scores to this file")
+    p.add_argument("--protocol", choices=("native", "panoptic-lifting"), default="native",
+                   help="native: at the scene's resolution; panoptic-lifting: everything resized to 512x512 (nearest), as that paper scores")
+    p.add_argument("--use-machine-labels", action="store_true", help="score PRED's m2f_* maps (the 2D baseline)")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="score instances without classes (GT things = objects); automatic for scenes without classes")
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_mesh(sub: argparse._SubParsersAction) -> None:
+    """The ``mesh`` command: scene and object meshes of a run."""
+    p = _command(sub, "mesh", "extract the scene mesh and one mesh per object (PLY)",
+                 "Extract the scene mesh and one mesh per object (PLY, and scene.glb) in scene units: metres when the capture "
+                 "has depth or metric poses, an arbitrary unit for a colour-only capture prepared by SfM.")
+    p.add_argument("--run", required=True, help=RUN_HELP)
+    p.add_argument("--scene", help=SCENE_HELP)
+    p.add_argument("--resolution", type=int, default=256, help="grid vertices along the longest side (lower it when out of memory)")
+    p.add_argument("--objects", default="all", help="'all' or comma-separated channel ids")
+    p.add_argument("--out", help="output folder (default: RUN/meshes)")
+    p.add_argument("--mask-spheres", action="store_true", help="mesh only inside the sphere union (sphere-guided runs)")
+    p.add_argument("--watertight", action="store_true", help="close every object mesh (for simulators and 3D printing)")
+    p.add_argument("--min-component", type=float, default=0.05,
+                   help="drop object mesh components under this share of the object's largest (0 keeps all)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.set_defaults(func=cmd_mesh)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` command: a run's objects or a scene's cameras for other tools."""
+    formats = ("obj", "glb", "ply", "points", "objects", "nerfstudio", "colmap")
+    p = _command(sub, "export", "write meshes, points or cameras for other tools",
+                 "Write a run's objects (obj, glb, ply, points, objects) or a scene's cameras and frames (nerfstudio, colmap) "
+                 "in other tools' formats, in scene units (metres when the capture has depth).")
+    p.add_argument("--run", help="a trained run (formats obj, glb, ply, points, objects)")
+    p.add_argument("--scene", help="a scene folder (formats nerfstudio, colmap)")
+    p.add_argument("--format", required=True, choices=formats, help="the output format (see above for --run or --scene)")
+    p.add_argument("--out", help="output folder (default: RUN/export/<format>; needed with --scene)")
+    p.add_argument("--force", action="store_true", help="replace an output folder that holds files")
+    p.add_argument("--resolution", type=int, default=256, help="mesh resolution when the run has no meshes yet")
+    p.add_argument("--points", type=int, default=200_000, help="points of the 'points' format")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the 'points' format")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.set_defaults(func=cmd_export)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """The ``report`` command: a run's HTML report."""
+    p = _command(sub, "report", "write RUN/report.html: scores, curves, views, meshes",
+                 "Write RUN/report.html: scores, training curves, test views and mesh previews (meshes are extracted first "
+                 "when the run has none).")
+    p.add_argument("--run", required=True, help=RUN_HELP)
+    p.add_argument("--scene", help=SCENE_HELP)
+    p.add_argument("--baseline", action="append", default=[], help="another scored run to list in the table (repeatable)")
+    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_report)
+
+
+def _add_view(sub: argparse._SubParsersAction) -> None:
+    """The ``view`` command: the browser viewer of a run."""
+    p = _command(sub, "view", "look around a trained run in the browser",
+                 "Serve a trained run to the browser (meshes, objects, cameras, renders) until Ctrl-C.")
+    p.add_argument("--run", required=True, help=RUN_HELP)
+    p.add_argument("--scene", help=SCENE_HELP)
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--mesh-resolution", type=int, default=128, help="resolution when meshes must be extracted first")
+    p.set_defaults(func=cmd_view)
 
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
     """The ``batch`` command: many scenes (or captures), trained, scored, meshed and reported."""
-    p = sub.add_parser("batch", help="train, score, mesh and report many scenes (Ray tasks; one after another without Ray)")
+    p = _command(sub, "batch", "train, score, mesh and report many scenes",
+                 "Train, score, mesh and report many scenes (or, with --prepare, captures): Ray tasks, or one after another "
+                 "without Ray. Run it again to continue where it stopped.")
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (with --prepare: captures); each run goes to OUT/<folder name>")
     p.add_argument("--out", required=True, help="folder of the runs, the batch state, batch_summary.json and index.html")
     p.add_argument("--workers", type=int, default=1, help="scenes trained at once (Ray tasks)")
@@ -667,8 +743,8 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus-per-task", type=int, help="CPUs (= torch threads) per scene (default: the CPUs divided by --workers)")
     p.add_argument("--gpus-per-task", type=float,
                    help="GPUs per scene, fractions share one (default: 1 with --device cuda, or auto on a cluster with GPUs, else 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda, for every scene")
-    p.add_argument("--mesh-resolution", type=int, default=256, help="`mesh --resolution` after training; 0 keeps the report's coarse meshes")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP + ", for every scene")
+    p.add_argument("--mesh-resolution", type=int, default=256, help="mesh --resolution after training; 0 keeps the report's coarse meshes")
     p.add_argument("--task-index", type=int, metavar="I",
                    help="run only the I-th scene (from 0), here and without Ray, and merge its row into OUT's summary (a SLURM array task)")
     train = p.add_argument_group("train options, for every scene")
@@ -684,35 +760,46 @@ POSE_SOURCES = ("auto", "sfm", "rgbd", "colmap", "transforms", "scannet")
 
 def _add_batch_prepare_options(p: argparse.ArgumentParser) -> None:
     """``batch --prepare``: the positionals are captures, each prepared into OUT/scenes/<name> first."""
-    g = p.add_argument_group("captures", "with --prepare, each SCENE is a capture (a folder of images or a video file) that `prepare` "
+    g = p.add_argument_group("captures", "with --prepare, each SCENE is a capture (a folder of images or a video file) that prepare "
                              "turns into OUT/scenes/<name> first; everything of a capture is inside its folder")
     g.add_argument("--prepare", action="store_true", help="the positionals are captures: prepare each, then train on it")
     g.add_argument("--depth-from", metavar="NAME", help="image captures: depth maps named like the images are in the subfolder CAPTURE/NAME")
-    g.add_argument("--depth-scale", type=float, help="depth units per metre of integer depth maps (default 1000)")
+    g.add_argument("--depth-scale", type=float, help="depth units per metre of integer depth maps (default: 1000)")
     g.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) of every capture's camera")
     g.add_argument("--poses", choices=POSE_SOURCES,
-                   help="as prepare's (default auto); colmap/transforms/scannet poses are looked for inside each capture folder")
-    g.add_argument("--segmenter", choices=("classical", "mask2former", "sam"), help="as prepare's (default classical)")
+                   help="as prepare's (default: auto); colmap/transforms/scannet poses are looked for inside each capture folder")
+    g.add_argument("--segmenter", choices=("classical", "mask2former", "sam"), help="as prepare's (default: classical)")
     g.add_argument("--segmenter-weights", help="local checkpoint folder for mask2former / sam")
-    g.add_argument("--every", type=int, help="video captures: keep one frame per N (default 10)")
+    g.add_argument("--every", type=int, help="video captures: keep one frame per N (default: 10)")
     g.add_argument("--fps", type=float, help="video captures: keep about F frames per second")
     g.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
-    g.add_argument("--test-every", type=int, help="every N-th frame is a test view (default 4; 0: no test split)")
+    g.add_argument("--test-every", type=int, help="every N-th frame is a test view (default: 4; 0: no test split)")
     g.add_argument("--prepare-arg", action="append", default=[], metavar="ARG",
                    help="any other prepare argument, repeatable (e.g. --prepare-arg=--matching=sequential)")
 
 
+# The commands in the order of the work: try it, a scene from a capture, training, results, many scenes.
+COMMANDS = (_add_demo, _add_synth, _add_prepare, _add_info, _add_train, _add_render, _add_eval, _add_mesh, _add_export, _add_report,
+            _add_view, _add_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line's parser: one sub-command per verb, listed in this order by ``--help``."""
+    """The command line's parser: one sub-command per verb, listed by ``--help`` in the order of
+    :data:`COMMANDS`."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="clusteringsdf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="clusteringsdf", description=DESCRIPTION, epilog=EPILOG, formatter_class=_TopHelpFormatter)
     parser.add_argument("--version", action="version", version=f"clusteringsdf {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_prepare, _add_mesh, _add_export, _add_report, _add_view, _add_demo, _add_info, _add_eval, _add_train, _add_render,
-                _add_batch):
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    for add in COMMANDS:
         add(sub)
     return parser
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The sub-command's own parser (its usage line and errors)."""
+    sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return sub.choices[command]
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -723,6 +810,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except UsageError as exc:  # as argparse reports a bad option: the command's usage, then the error
+        command = command_parser(parser, args.command)
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {str(exc).removeprefix(f'{args.command}: ')}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except ClusteringSDFError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -735,8 +827,42 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
         if os.environ.get("CLUSTERINGSDF_DEBUG"):
             raise
+        from .runs.device import is_gpu_out_of_memory
+
+        if is_gpu_out_of_memory(exc):
+            print(f"error: out of GPU memory ({args.command}): {gpu_memory_advice(args)}", file=sys.stderr)
+            return 1
         print(f"internal error: {type(exc).__name__}: {exc} (set CLUSTERINGSDF_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
+
+
+def gpu_memory_advice(args: argparse.Namespace) -> str:
+    """What to lower when a command runs out of GPU memory, with the values it ran with where they
+    can be read."""
+    cpu = "or run on the CPU with --device cpu"
+    if args.command == "train":
+        try:
+            config = build_config(args)
+            now = f" (now {config.batch.rays} and {config.inference.render_chunk})"
+        except Exception:  # noqa: BLE001 - the advice without the values
+            now = ""
+        return (f"lower the rays per step, --set batch.rays=N, or train on smaller images, --downscale 2; --eval renders "
+                f"--set inference.render_chunk=N rays at once{now}; {cpu}")
+    if args.command in ("mesh", "export"):
+        return f"lower --resolution (now {args.resolution}), {cpu}"
+    if args.command in ("render", "report", "view"):
+        from .runs import load_run_config
+
+        try:
+            now = f" (now {load_run_config(Path(args.run)).inference.render_chunk})"
+        except Exception:  # noqa: BLE001
+            now = ""
+        meshes = f"; meshes: lower --mesh-resolution (now {args.mesh_resolution})" if hasattr(args, "mesh_resolution") else ""
+        return (f"lower the rays rendered at once, inference.render_chunk in {Path(args.run) / 'config.json'}{now}; it needs no "
+                f"retraining{meshes}; {cpu}")
+    if args.command == "demo":
+        return f"train on smaller images (--downscale 4), {cpu}"
+    return f"free the GPU (nvidia-smi lists what uses it), {cpu}"
 
 
 if __name__ == "__main__":

@@ -76,6 +76,13 @@ def _assert_one_line(code: int, err: str, message: str) -> None:
     assert len(err.splitlines()) == 1 and message in err, err
 
 
+def _assert_usage_error(code: int, err: str, message: str) -> None:
+    """Options that do not go together: prepare's usage, then one error line."""
+    lines = err.splitlines()
+    assert code == 2, err
+    assert lines[0].startswith("usage: clusteringsdf prepare ") and lines[-1].startswith("clusteringsdf prepare: error: ") and message in lines[-1], err
+
+
 def test_bad_inputs_are_one_line_errors(capture, tmp_path, capsys):
     poses = ["--poses", "scannet", "--poses-path", str(capture.root)]
     images = tmp_path / "images"
@@ -106,7 +113,7 @@ def test_bad_inputs_are_one_line_errors(capture, tmp_path, capsys):
     _assert_one_line(code, err, "cannot decode video")
 
     code, err = _prepare(["--images", str(images), "--out", str(tmp_path / "e"), "--segmenter", "import"], capsys)
-    _assert_one_line(code, err, "--segmenter import needs --masks DIR and --masks-format")
+    _assert_usage_error(code, err, "--segmenter import needs --masks DIR and --masks-format")
 
     code, err = _prepare(["--images", str(images), "--out", str(tmp_path / "f"), "--poses", "rgbd", "--depth", str(capture.root / "depth")], capsys)
     _assert_one_line(code, err, "--intrinsics")

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..errors import ClusteringSDFError
-from .cameras import remap
+from ..errors import UsageError
+from .cameras import PoseResult, remap
 from .depth import DepthFrames
 from .frames import stage_images, stage_video
 from .mask_import import MASK_FORMATS, MaskImporter
@@ -57,7 +57,7 @@ class PrepareOptions:
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
-            raise ClusteringSDFError(f"prepare: {message}")
+            raise UsageError(f"prepare: {message}")
 
         if (self.images is None) == (self.video is None):
             fail("give exactly one of --images DIR or --video FILE")
@@ -104,8 +104,42 @@ class PrepareResult:
     timings: dict[str, float]
 
 
-def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print) -> PrepareResult:
-    """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad input."""
+def capture_warnings(options: PrepareOptions, pose_source: str, metric: bool) -> list[str]:
+    """One line for each weak point of the scene that ``options`` and the poses make: masks from
+    colour alone (classical, no depth) and a scale that is not metres (no depth, no metric poses)."""
+    warnings = []
+    if options.segmenter == "classical" and options.depth is None:
+        warnings.append("warning: classical masks from colour alone are class-agnostic and the least reliable; add --depth DIR, "
+                        "a learned segmenter (--segmenter mask2former --segmenter-weights DIR) or your own masks (--segmenter import "
+                        "--masks DIR --masks-format FORMAT)")
+    if not metric and options.depth is None:
+        if pose_source == "transforms":
+            warnings.append("warning: no depth: the scene keeps the unit of transforms.json, metres only if its poses are; "
+                            "add --depth DIR for a metric scale")
+        else:
+            warnings.append("warning: no depth and no metric poses: the scene's unit is arbitrary, so its meshes and depths are not in "
+                            "metres; add --depth DIR, or import metric poses (--poses scannet), for a metric scale")
+    return warnings
+
+
+def _announce_poses(poses: PoseResult, options: PrepareOptions, log: Callable[[str], None], warn: Callable[[str], None]) -> list[str]:
+    """Log the pose notes and the frames left out, warn of the capture's weak points (returned)."""
+    for note in poses.notes:
+        log(f"poses: {note}")
+    if poses.unregistered:
+        listed = ", ".join(sorted(poses.unregistered)[:10]) + (" ..." if len(poses.unregistered) > 10 else "")
+        log(f"poses: {len(poses.unregistered)} frames left out (no pose): {listed}")
+    warnings = capture_warnings(options, poses.source, poses.metric)
+    for line in warnings:
+        warn(line)
+    return warnings
+
+
+def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> PrepareResult:
+    """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad
+    input. ``warn`` (default ``log``) gets the lines of :func:`capture_warnings` once the poses are
+    known; they are also recorded in ``prepare.json``."""
+    warn = warn or log
     start = time.perf_counter()
     timings: dict[str, float] = {}
     writer = SceneWriter(options.out)
@@ -130,11 +164,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print) -
             min_registered=options.min_registered, threads=options.threads, log=log,
         )
         timings["poses"] = time.perf_counter() - t0
-        for note in poses.notes:
-            log(f"poses: {note}")
-        if poses.unregistered:
-            listed = ", ".join(sorted(poses.unregistered)[:10]) + (" ..." if len(poses.unregistered) > 10 else "")
-            log(f"poses: {len(poses.unregistered)} frames left out (no pose): {listed}")
+        warnings = _announce_poses(poses, options, log, warn)
 
         t0 = time.perf_counter()
         names = [n for n in frames.names if n in poses.poses]
@@ -169,6 +199,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print) -
             "poses": {"source": poses.source, "metric": poses.metric, "registered": len(names), "unregistered": poses.unregistered,
                       "undistorted": grid is not None, "notes": poses.notes},
             "masks": {"segmenter": options.segmenter, "class_agnostic": classes is None},
+            "warnings": warnings,
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
         }
         writer.scene_files(poses.k, splits, segmentation_data, report)
