@@ -1,5 +1,5 @@
 """Segmenters behind one interface (:class:`Segmenter`): ``classical`` (built in), ``mask2former``
-and ``sam`` (``transformers``, local checkpoints). Imported masks are read by :mod:`..mask_import`."""
+and ``sam`` (``transformers``, a local checkpoint or a model id). Imported masks are read by :mod:`..mask_import`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = [
 SEGMENTERS = ("classical", "mask2former", "sam", "import")
 
 
-def build_segmenter(name: str, weights: Path | None = None, device: str = "cpu") -> Segmenter:
+def build_segmenter(name: str, weights: str | Path | None = None, device: str = "cpu") -> Segmenter:
     """The segmenter called ``name`` (``import`` is not a segmenter: see :mod:`..mask_import`)."""
     if name == "classical":
         if weights is not None:

@@ -1,4 +1,4 @@
-"""Mask2Former (``transformers``) panoptic segmentation from a local checkpoint folder.
+"""Mask2Former (``transformers``) panoptic segmentation from a local checkpoint folder or a model id.
 
 Writes semantics, instances (thing segments) and confidence (the segment's score). Classes are the
 checkpoint's own ``id2label``, shifted by one (class id = label id + 1; 0 = void). Which of them are
@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import DataError
 from .base import ClassList, FrameMasks, Segmenter
-from .hf import checkpoint_config, load_pretrained, require_transformers
+from .hf import checkpoint, load_pretrained
 
 __all__ = ["Mask2FormerSegmenter", "split_things"]
 
@@ -67,16 +67,14 @@ def split_things(id2label: dict[int, str], weights: Path) -> tuple[set[int], set
 
 
 class Mask2FormerSegmenter(Segmenter):
-    """Panoptic Mask2Former on CPU (or ``device``) from a local checkpoint; class-aware."""
+    """Panoptic Mask2Former on CPU (or ``device``) from a local checkpoint or a model id (:mod:`.hf`); class-aware."""
 
     name = "mask2former"
 
-    def __init__(self, weights: Path | None, device: str = "cpu", score_threshold: float = 0.5, overlap_threshold: float = 0.8) -> None:
-        config = checkpoint_config(weights, "mask2former", ("mask2former",), "facebook/mask2former-swin-large-coco-panoptic")
-        require_transformers()
+    def __init__(self, weights: str | Path | None, device: str = "cpu", score_threshold: float = 0.5, overlap_threshold: float = 0.8) -> None:
+        weights, config = checkpoint(weights, "--segmenter mask2former", ("mask2former",), "facebook/mask2former-swin-large-coco-panoptic")
         from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
 
-        assert weights is not None
         self.processor, self.model = load_pretrained(
             weights, AutoImageProcessor, Mask2FormerForUniversalSegmentation, device=device, name="Mask2Former"
         )

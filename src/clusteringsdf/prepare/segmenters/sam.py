@@ -1,4 +1,5 @@
-"""Segment Anything (``transformers`` SamModel) automatic masks from a local checkpoint folder.
+"""Segment Anything (``transformers`` SamModel) automatic masks from a local checkpoint folder or a model id
+(:mod:`.hf`). SAM 2 checkpoints are not supported: transformers' SAM 2 image processor needs torchvision.
 
 Instances only (no classes). The automatic mode is done here rather than with transformers'
 ``mask-generation`` pipeline, whose post-processing needs torchvision (not a dependency): a grid of
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import FrameMasks, Segmenter
-from .hf import checkpoint_config, load_pretrained, require_transformers
+from .hf import checkpoint, load_pretrained
 
 __all__ = ["SamSegmenter"]
 
@@ -28,7 +29,7 @@ class SamSegmenter(Segmenter):
 
     def __init__(
         self,
-        weights: Path | None,
+        weights: str | Path | None,
         device: str = "cpu",
         *,
         points_per_side: int = 16,
@@ -39,11 +40,9 @@ class SamSegmenter(Segmenter):
         min_share: float = 0.002,
         batch: int = 64,
     ) -> None:
-        checkpoint_config(weights, "sam", ("sam", "sam_hq"), "facebook/sam-vit-base")
-        require_transformers()
+        weights, _ = checkpoint(weights, "--segmenter sam", ("sam", "sam_hq"), "facebook/sam-vit-base")
         from transformers import SamModel, SamProcessor
 
-        assert weights is not None
         self.processor, self.model = load_pretrained(weights, SamProcessor, SamModel, device=device, name="SAM")
         self.device = device
         self.points_per_side, self.batch = points_per_side, batch
