@@ -25,7 +25,7 @@ from PIL import Image
 from ..data import layout
 from ..errors import DataError
 
-__all__ = ["DepthFrames", "DepthRegistration", "read_depth_intrinsics", "read_rigid_transform", "reproject_depth"]
+__all__ = ["DepthFrames", "DepthRegistration", "open_depth", "read_depth_intrinsics", "read_rigid_transform", "reproject_depth"]
 
 DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".pgm", ".npy")
 # A depth pixel covers the colour pixels within half its projected size plus this margin (pixels)
@@ -101,7 +101,7 @@ def read_rigid_transform(path: Path, *, invert: bool = False) -> np.ndarray:
     return np.linalg.inv(matrix) if invert else matrix
 
 
-def reproject_depth(depth: np.ndarray, k_depth: np.ndarray, depth_to_color: np.ndarray, k_color: np.ndarray,
+def reproject_depth(depth: np.ndarray, k_depth: np.ndarray, depth_to_color: np.ndarray, k_color: np.ndarray, *,
                     hw: tuple[int, int]) -> np.ndarray:
     """Depth seen by a depth camera -> depth seen by the colour camera (see the module docstring).
 
@@ -172,7 +172,7 @@ class DepthFrames:
                 raise DataError(path, f"depth is {width}x{height} but the colour frames are {self.hw[1]}x{self.hw[0]}; give the depth "
                                 "camera's intrinsics with --depth-intrinsics to reproject it")
             k_depth = reg.k_color if reg.k_depth is None else reg.k_depth
-            return reproject_depth(depth, k_depth, reg.depth_to_color, reg.k_color, self.hw)
+            return reproject_depth(depth, k_depth, reg.depth_to_color, reg.k_color, hw=self.hw)
         if depth.shape != tuple(self.hw):
             if abs(width / height - self.hw[1] / self.hw[0]) > 0.01:
                 raise DataError(path, f"depth is {width}x{height} but the colour frames are {self.hw[1]}x{self.hw[0]} (another aspect ratio: "
@@ -206,6 +206,29 @@ class DepthFrames:
         if depth.ndim != 2:
             raise DataError(path, f"depth must be 2-D, got shape {depth.shape}")
         return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+
+
+def open_depth(folder: Path, names: list[str], hw: tuple[int, int], *, depth_scale: float = 1000.0, intrinsics: Path | None = None,
+               depth_intrinsics: str | None = None, depth_to_color: Path | None = None, color_to_depth: Path | None = None) -> DepthFrames:
+    """The ``prepare`` options' sensor depth: registered, or reprojected from a separate depth camera
+    when its intrinsics or its pose relative to the colour camera is given (then ``intrinsics``, the
+    colour camera's K at ``hw``, is needed). Files are read and checked here, before any work."""
+    registration = None
+    if depth_intrinsics is not None or depth_to_color is not None or color_to_depth is not None:
+        if intrinsics is None:
+            raise ValueError("reprojecting depth needs the colour intrinsics")
+        if depth_to_color is not None:
+            transform = read_rigid_transform(depth_to_color)
+        elif color_to_depth is not None:
+            transform = read_rigid_transform(color_to_depth, invert=True)
+        else:
+            transform = np.eye(4)
+        k_depth = read_depth_intrinsics(depth_intrinsics) if depth_intrinsics is not None else None
+        registration = DepthRegistration(layout.read_intrinsics(Path(intrinsics)), transform, k_depth)
+    depth = DepthFrames(folder, names, hw, depth_scale, registration=registration)
+    if names:
+        depth.read(names[0])  # a size or format problem shows now, not after the poses
+    return depth
 
 
 def _read_pgm(path: Path) -> np.ndarray | None:

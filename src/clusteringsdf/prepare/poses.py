@@ -89,8 +89,11 @@ def _metric_scale(result: PoseResult, depth: DepthFrames) -> tuple[float, int]:
 
 
 def _scale_poses(result: PoseResult, scale: float) -> None:
+    """Scale the world (camera centres) and the depths of the keypoints' 3D points with it."""
     for pose in result.poses.values():
         pose[:3, 3] *= scale
+    for obs in (result.observations or {}).values():
+        obs[:, 2] *= scale
 
 
 def _rgbd(frames: StagedFrames, depth: DepthFrames, k: np.ndarray, log) -> PoseResult:
