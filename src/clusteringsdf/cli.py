@@ -46,10 +46,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     options = PrepareOptions(
         out=Path(args.out), images=_path(args.images), video=_path(args.video), depth=_path(args.depth), depth_scale=args.depth_scale,
-        intrinsics=_path(args.intrinsics), poses=args.poses, poses_path=_path(args.poses_path), matching=args.matching,
-        segmenter=args.segmenter, segmenter_weights=_path(args.segmenter_weights), masks=_path(args.masks), masks_format=args.masks_format,
+        depth_intrinsics=args.depth_intrinsics, depth_to_color=_path(args.depth_to_color), color_to_depth=_path(args.color_to_depth),
+        mono_depth=args.mono_depth, mono_depth_output=args.mono_depth_output, intrinsics=_path(args.intrinsics), poses=args.poses,
+        poses_path=_path(args.poses_path), matching=args.matching,
+        segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, masks=_path(args.masks), masks_format=args.masks_format,
         every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
-        min_registered=args.min_registered, device=_segmenter_device(args.device, args.segmenter), threads=args.threads, keep_work=args.keep_work,
+        min_registered=args.min_registered, device=_segmenter_device(args.device, args.segmenter, args.mono_depth is not None),
+        threads=args.threads, keep_work=args.keep_work,
     )
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -58,10 +61,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segmenter_device(name: str, segmenter: str) -> str:
-    """``prepare --device``: cpu, cuda, or auto (cuda when PyTorch sees a GPU). Only mask2former
-    and sam run on it: for them, cuda without a GPU is a one-line error before any work."""
-    if name == "auto" or name == "cuda" and segmenter in ("mask2former", "sam"):
+def _segmenter_device(name: str, segmenter: str, mono_depth: bool = False) -> str:
+    """``prepare --device``: cpu, cuda, or auto (cuda when PyTorch sees a GPU). Only mask2former,
+    sam and the --mono-depth model run on it: for them, cuda without a GPU is a one-line error before any work."""
+    if name == "auto" or name == "cuda" and (segmenter in ("mask2former", "sam") or mono_depth):
         from .runs import resolve_device
 
         return str(resolve_device(name))
@@ -547,8 +550,26 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--images", help="folder of images (any common format; file stems become frame names)")
     source.add_argument("--video", help="video file, sampled by --every / --fps (sharpest frame per window, blurred frames dropped)")
     p.add_argument("--out", required=True, help="output scene folder (must not exist or be empty)")
-    p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG in 1/--depth-scale m, float TIFF or .npy in m)")
+    p.add_argument("--depth", help="folder of depth maps named like the images (16-bit PNG/TIFF/PGM in 1/--depth-scale m, float TIFF or "
+                   ".npy in m), registered to the colour frames unless --depth-intrinsics / --depth-to-color say otherwise")
     p.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre of integer depth maps (default: %(default)s; TUM: 5000)")
+    p.add_argument("--depth-intrinsics", metavar="K",
+                   help="depth from a separate depth camera: its pinhole K at the depth maps' size, a 3x3/4x4 text file or fx,fy,cx,cy; "
+                   "the depth is reprojected into the colour camera (needs --intrinsics; without --depth-to-color the cameras share "
+                   "their centre and axes)")
+    p.add_argument("--depth-to-color", metavar="T",
+                   help="4x4 rigid transform (text, translation in metres) taking depth-camera points to colour-camera points "
+                   "(X_color = T X_depth; RealSense's depth-to-color extrinsics); the depth is reprojected into the colour camera "
+                   "(needs --intrinsics, and --depth-intrinsics unless the depth maps have the colour camera's size and K)")
+    p.add_argument("--color-to-depth", metavar="T",
+                   help="the inverse of --depth-to-color: colour-camera points to depth-camera points (ViSP's depth_M_color)")
+    p.add_argument("--mono-depth", metavar="WEIGHTS",
+                   help="colour-only captures: depth predicted by a transformers depth-estimation model (a local folder or a model id, "
+                   "e.g. depth-anything/Depth-Anything-V2-Small-hf), fitted per frame to the SfM points, in the scene's unit "
+                   "(prepare.json: depth_source mono)")
+    p.add_argument("--mono-depth-output", choices=("auto", "disparity", "depth"), default="auto",
+                   help="what the --mono-depth model predicts: disparity (relative inverse depth: Depth Anything, DPT) or depth "
+                   "(metric models: ZoeDepth, Depth Pro); auto reads it from the model's config (default: %(default)s)")
     p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
     p.add_argument("--poses", choices=POSE_SOURCES, default="auto",
                    help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")
@@ -559,7 +580,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segmenter", choices=("classical", "mask2former", "sam", "import"), default="classical",
                    help="2D masks: classical (no weights; class-agnostic, best with --depth), mask2former or sam (--segmenter-weights), "
                    "or import (--masks)")
-    p.add_argument("--segmenter-weights", help="local checkpoint folder (save_pretrained layout) for mask2former / sam")
+    p.add_argument("--segmenter-weights", help="mask2former / sam checkpoint: a local folder (save_pretrained layout) or a Hugging Face "
+                   "model id (e.g. facebook/sam-vit-base), found in the local HF cache or downloaded there unless HF_HUB_OFFLINE=1")
     p.add_argument("--masks", help="with --segmenter import: folder of existing masks")
     p.add_argument("--masks-format", choices=("coco-panoptic", "instance-png", "binary-masks", "panoptic-lifting"),
                    help="with --segmenter import: the layout of --masks")
@@ -569,7 +591,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")
     p.add_argument("--test-every", type=int, default=4, help="every N-th frame is a test view (0: no test split)")
     p.add_argument("--min-registered", type=float, default=0.5, help="fail when fewer than this share of frames get a pose")
-    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters (cpu, cuda, or auto: cuda when available)")
+    p.add_argument("--device", default="cpu", help="device of the mask2former / sam segmenters and the --mono-depth model (cpu, cuda, "
+                   "or auto: cuda when available)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads of SfM")
     p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (staged frames, COLMAP database and logs)")
     p.add_argument("--quiet", action="store_true", help="print no progress (warnings and errors still print)")

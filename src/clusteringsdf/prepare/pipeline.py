@@ -18,9 +18,10 @@ from PIL import Image
 
 from ..errors import UsageError
 from .cameras import PoseResult, remap
-from .depth import DepthFrames
+from .depth import DepthFrames, open_depth
 from .frames import stage_images, stage_video
 from .mask_import import MASK_FORMATS, MaskImporter
+from .mono_depth import MONO_DEPTH_OUTPUTS, MonoDepthFrames, MonoDepthModel
 from .poses import POSE_METHODS, default_poses_path, estimate_poses
 from .segmenters import SEGMENTERS, build_segmenter, class_agnostic_data, class_agnostic_semantics
 from .writer import SceneWriter
@@ -37,12 +38,17 @@ class PrepareOptions:
     video: Path | None = None
     depth: Path | None = None
     depth_scale: float = 1000.0
+    depth_intrinsics: str | None = None
+    depth_to_color: Path | None = None
+    color_to_depth: Path | None = None
+    mono_depth: str | Path | None = None
+    mono_depth_output: str = "auto"
     intrinsics: Path | None = None
     poses: str = "auto"
     poses_path: Path | None = None
     matching: str = "auto"
     segmenter: str = "classical"
-    segmenter_weights: Path | None = None
+    segmenter_weights: str | Path | None = None
     masks: Path | None = None
     masks_format: str | None = None
     every: int | None = None
@@ -82,6 +88,18 @@ class PrepareOptions:
                 fail(f"--masks-format must be one of {', '.join(MASK_FORMATS)}")
         elif self.masks is not None:
             fail("--masks needs --segmenter import")
+        depth_camera = [f for f, v in (("--depth-intrinsics", self.depth_intrinsics), ("--depth-to-color", self.depth_to_color),
+                                       ("--color-to-depth", self.color_to_depth)) if v is not None]
+        if depth_camera and self.depth is None:
+            fail(f"{depth_camera[0]} describes the depth camera of --depth DIR: give --depth")
+        if self.depth_to_color is not None and self.color_to_depth is not None:
+            fail("give --depth-to-color or its inverse --color-to-depth, not both")
+        if depth_camera and self.intrinsics is None:
+            fail(f"{depth_camera[0]}: reprojecting depth into the colour camera needs the colour intrinsics: give --intrinsics K.txt")
+        if self.mono_depth is not None and (self.depth is not None or self.poses not in ("auto", "sfm", "colmap")):
+            fail("--mono-depth is fitted to structure-from-motion points: it takes no --depth and needs --poses auto, sfm or colmap")
+        if self.mono_depth_output not in MONO_DEPTH_OUTPUTS:
+            fail(f"--mono-depth-output must be one of {', '.join(MONO_DEPTH_OUTPUTS)}")
         if self.segmenter_weights is not None and self.segmenter not in ("mask2former", "sam"):
             fail("--segmenter-weights is for --segmenter mask2former or sam")
         if self.test_every == 1 or self.test_every < 0:
@@ -135,6 +153,20 @@ def _announce_poses(poses: PoseResult, options: PrepareOptions, log: Callable[[s
     return warnings
 
 
+def _depth_report(depth: DepthFrames | MonoDepthFrames | None, log: Callable[[str], None], warn: Callable[[str], None]) -> dict:
+    """``prepare.json``'s entries on the depth: ``depth_source`` (sensor, mono or none) and, for
+    monocular depth, how its per-frame fits went (logged; frames left without depth warned of)."""
+    if not isinstance(depth, MonoDepthFrames):
+        return {"depth_source": "none" if depth is None else "sensor"}
+    summary = depth.summary()
+    log(f"depth: monocular ({summary['model']}, {summary['output']}) fitted to the SfM points of {summary['frames_fitted']} of "
+        f"{len(depth.fits)} frames (median {summary['median_points']:.0f} points, {100 * summary['median_inlier_share']:.0f}% inliers)")
+    if summary["frames_without_depth"]:
+        warn(f"warning: monocular depth: {len(summary['frames_without_depth'])} frames have too few SfM points agreeing with the "
+             "model's depth and were written without depth")
+    return {"depth_source": "mono", "depth": summary}
+
+
 def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> PrepareResult:
     """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad
     input. ``warn`` (default ``log``) gets the lines of :func:`capture_warnings` once the poses are
@@ -148,13 +180,16 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
         importer = MaskImporter(options.masks, options.masks_format) if options.segmenter == "import" else None
         segmenter = None if importer is not None else build_segmenter(options.segmenter, options.segmenter_weights, options.device)
         classes = importer.classes if importer is not None else segmenter.classes
+        mono = MonoDepthModel(options.mono_depth, options.mono_depth_output, options.device) if options.mono_depth is not None else None
 
         if options.images is not None:
             frames = stage_images(options.images, writer.work / "frames", options.max_size, log)
         else:
             frames = stage_video(options.video, writer.work / "frames", options.every, options.fps,
                                  blur_ratio=options.blur_ratio, max_size=options.max_size, log=log)
-        depth = DepthFrames(options.depth, frames.names, frames.hw, options.depth_scale) if options.depth is not None else None
+        depth = None if options.depth is None else open_depth(
+            options.depth, frames.names, frames.hw, depth_scale=options.depth_scale, intrinsics=options.intrinsics,
+            depth_intrinsics=options.depth_intrinsics, depth_to_color=options.depth_to_color, color_to_depth=options.color_to_depth)
         timings["frames"] = time.perf_counter() - start
 
         t0 = time.perf_counter()
@@ -165,6 +200,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
         )
         timings["poses"] = time.perf_counter() - t0
         warnings = _announce_poses(poses, options, log, warn)
+        depth = MonoDepthFrames(mono, frames, poses.observations) if mono is not None else depth
 
         t0 = time.perf_counter()
         names = [n for n in frames.names if n in poses.poses]
@@ -199,6 +235,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             "poses": {"source": poses.source, "metric": poses.metric, "registered": len(names), "unregistered": poses.unregistered,
                       "undistorted": grid is not None, "notes": poses.notes},
             "masks": {"segmenter": options.segmenter, "class_agnostic": classes is None},
+            **_depth_report(depth, log, warn),
             "warnings": warnings,
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
         }
