@@ -98,11 +98,15 @@ class CaptureOptions:
 
         if self.segmenter == "import":
             raise UsageError("batch: --segmenter import needs masks per capture; prepare such captures one by one")
+        from .prepare.segmenters.hf import MODEL_ID
+
         for flag, path, kind in (("--intrinsics", self.intrinsics, "file"), ("--segmenter-weights", self.segmenter_weights, "folder")):
+            if flag == "--segmenter-weights" and path is not None and not Path(path).exists() and MODEL_ID.fullmatch(path):
+                continue  # a model id, resolved by prepare (local Hugging Face cache or download)
             if path is not None and not (Path(path).is_file() if kind == "file" else Path(path).is_dir()):
                 raise ClusteringSDFError(f"batch: {flag} {path}: no such {kind}")
         common = {"depth_scale": self.depth_scale, "intrinsics": _optional_path(self.intrinsics), "poses": self.poses,
-                  "segmenter": self.segmenter, "segmenter_weights": _optional_path(self.segmenter_weights),
+                  "segmenter": self.segmenter, "segmenter_weights": self.segmenter_weights,
                   "max_size": self.max_size, "test_every": self.test_every}
         common = {key: value for key, value in common.items() if value is not None}
         PrepareOptions(out=Path("scene"), images=Path("images"), depth=Path("depth") if self.depth_from else None, **common)
@@ -133,7 +137,8 @@ class CaptureOptions:
         for flag, value in (("--depth-scale", self.depth_scale if self.depth_from else None), ("--intrinsics", self.intrinsics),
                             ("--segmenter-weights", self.segmenter_weights), ("--max-size", self.max_size), ("--test-every", self.test_every)):
             if value is not None:
-                args += [flag, str(Path(value).resolve()) if flag in ("--intrinsics", "--segmenter-weights") else str(value)]
+                local = flag == "--intrinsics" or flag == "--segmenter-weights" and Path(value).exists()  # else a model id
+                args += [flag, str(Path(value).resolve()) if local else str(value)]
         if self.segmenter in ("mask2former", "sam"):
             args += ["--device", device]
         return args + list(self.extra_args)

@@ -792,7 +792,7 @@ def _add_batch_prepare_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--poses", choices=POSE_SOURCES,
                    help="as prepare's (default: auto); colmap/transforms/scannet poses are looked for inside each capture folder")
     g.add_argument("--segmenter", choices=("classical", "mask2former", "sam"), help="as prepare's (default: classical)")
-    g.add_argument("--segmenter-weights", help="local checkpoint folder for mask2former / sam")
+    g.add_argument("--segmenter-weights", help="checkpoint for mask2former / sam: a local folder or a Hugging Face model id")
     g.add_argument("--every", type=int, help="video captures: keep one frame per N (default: 10)")
     g.add_argument("--fps", type=float, help="video captures: keep about F frames per second")
     g.add_argument("--max-size", type=int, help="downscale frames so that the long side has at most this many pixels")

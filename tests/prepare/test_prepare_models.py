@@ -180,3 +180,12 @@ def test_mono_depth_option_errors(capture, tmp_path, capsys):
                            (["--poses", "scannet", "--poses-path", str(capture.root)], "needs --poses auto, sfm or colmap")):
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_batch_passes_a_model_id_through(capture):
+    from clusteringsdf.batch import CaptureOptions
+
+    options = CaptureOptions(segmenter="sam", segmenter_weights="facebook/sam-vit-base")
+    options.check()  # not a folder, but a model id: prepare resolves it
+    args = options.args_for(capture.root / "color", "cpu")
+    assert args[args.index("--segmenter-weights") + 1] == "facebook/sam-vit-base"
