@@ -47,3 +47,17 @@ def class_agnostic_data() -> dict:
         "class_names": {AGNOSTIC_UNLABELLED: "void", AGNOSTIC_BACKGROUND: "background", AGNOSTIC_OBJECT: "object"},
         "class_agnostic": True,
     }
+
+
+# The classes of the ground truth of a class-agnostic scene whose ``rs_semantics`` keep their own
+# classes (the synthetic generator's ``sam`` and ``fragments`` masks): these keys of
+# ``segmentation_data.pkl``, each with the meaning of the key it is named after.
+GROUND_TRUTH_CLASS_KEYS = ("rs_fg_classes", "rs_bg_classes", "rs_num_semantic_classes", "rs_class_names")
+
+
+def ground_truth_class_data(data: dict) -> dict:
+    """The class keys that describe ``rs_semantics``: the ``rs_*`` ones of
+    :data:`GROUND_TRUTH_CLASS_KEYS` without their prefix where the scene has them, else ``data``."""
+    if GROUND_TRUTH_CLASS_KEYS[0] not in data:
+        return data
+    return {key.removeprefix("rs_"): data[key] for key in GROUND_TRUTH_CLASS_KEYS if key in data}

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import DataError
 from . import layout
+from .classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT, AGNOSTIC_UNLABELLED, GROUND_TRUTH_CLASS_KEYS, ground_truth_class_data
 
 # Components that can be loaded; "m2f" = machine labels + confidence, "gt" = rs_* ground truth.
 ALL_COMPONENTS = frozenset({"color", "depth", "normal", "m2f", "gt"})
@@ -84,6 +85,8 @@ class Scene:
     float32 normalised camera-to-world, ``colors`` (F, H, W, 3) uint8, ``depths`` (F, H, W) float32
     metres (0 = missing), ``normals`` (F, H, W, 3) float32 camera frame, label maps (F, H, W) int32,
     ``confidence`` (F, H, W) float32. Optional components are None when absent or not loaded.
+    The GT label maps follow ``classes``: in a class-agnostic scene whose ``rs_semantics`` keep
+    their own classes they are turned into its contract (:func:`_agnostic_ground_truth`).
     """
 
     root: Path
@@ -392,6 +395,23 @@ def _load_components(files: _FrameFiles, frame_paths: dict[str, Path], component
     return loaded
 
 
+def _agnostic_ground_truth(root: Path, classes: SegmentationClasses, loaded: dict[str, np.ndarray | None]) -> None:
+    """In a class-agnostic scene whose ground truth keeps its own classes (the ``rs_*`` class keys
+    of ``segmentation_data.pkl``), the loaded GT maps in the scene's contract: 2 on the GT thing
+    instances, 1 on other labelled pixels, 0 on void; instance ids on things only."""
+    if not classes.class_agnostic or loaded["gt_semantics"] is None:
+        return
+    path = root / layout.SEGMENTATION_FILE
+    data = layout.read_segmentation_data(path)
+    if GROUND_TRUTH_CLASS_KEYS[0] not in data:
+        return
+    semantics, instance = loaded["gt_semantics"], loaded["gt_instance"]
+    thing = np.isin(semantics, segmentation_classes(ground_truth_class_data(data), path).thing_classes) & (instance > 0)
+    labelled = np.where(semantics > 0, AGNOSTIC_BACKGROUND, AGNOSTIC_UNLABELLED)
+    loaded["gt_semantics"] = np.where(thing, AGNOSTIC_OBJECT, labelled).astype(semantics.dtype)
+    loaded["gt_instance"] = np.where(thing, instance, 0).astype(instance.dtype)
+
+
 def _normalization_frames(splits: dict[str, np.ndarray], count: int) -> np.ndarray:
     """The frames the normalisation is drawn from: the training split, or all ``count`` frames
     when there is none or it is empty."""
@@ -441,6 +461,7 @@ def load_scene(
     intrinsics = np.repeat(scale_intrinsics(k_native, native_hw, hw)[None], len(names), axis=0)
     files = _FrameFiles(root, names, native_hw, hw)
     optional = _load_components(files, frame_paths, components)
+    _agnostic_ground_truth(root, classes, optional)
 
     if frame is None:  # normalisation needs metric depth at full detail; reuse the loaded maps or read them for it
         norm_depths = optional["depths"]

@@ -5,7 +5,9 @@ Layout read:
 * ``SCENE/splits.json`` — test frames (the ``split`` list; a "val" list stands in for "test");
 * ``SCENE/segmentation_data.pkl`` — ``fg_classes`` (things), ``bg_classes`` (stuff, incl. void 0),
   ``num_semantic_classes`` (default: max class + 1), ``class_agnostic`` (scenes without classes:
-  scored class-agnostically, see ``evaluate_predictions``);
+  scored class-agnostically, see ``evaluate_predictions``), and for a class-agnostic scene whose
+  ground truth has classes, those of ``rs_semantics`` under ``rs_fg_classes``, ``rs_bg_classes``,
+  ``rs_num_semantic_classes`` (as the synthetic generator writes with ``--masks sam|fragments``);
 * GT: ``SCENE/rs_semantics/<f>.png`` and ``SCENE/rs_instance/<f>.png``;
 * predictions: ``PRED/pred_semantics/<f>.png`` and ``PRED/pred_instance/<f>.png`` (when there is no
   ``pred_instance/`` folder, ``pred_surrogateid/`` as written by Panoptic Lifting is read instead);
@@ -41,8 +43,8 @@ import numpy as np
 from PIL import Image
 
 from ..data import layout
-from ..data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT
-from ..data.scene import read_segmentation_classes
+from ..data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT, ground_truth_class_data
+from ..data.scene import segmentation_classes
 from ..errors import DataError
 from .edges import frame_edge_dice
 from .image_metrics import DepthAccumulator, psnr
@@ -135,13 +137,18 @@ class _ScoredClasses:
 
 
 def _scored_classes(scene_root: Path, class_agnostic: bool | None) -> _ScoredClasses:
-    """The classes to score by; ``class_agnostic`` None = as the scene's segmentation data says."""
-    classes = read_segmentation_classes(scene_root / layout.SEGMENTATION_FILE)
-    gt_things = set(classes.thing_classes)
+    """The classes to score by; ``class_agnostic`` None = as the scene's segmentation data says.
+    The GT's classes are the scene's, or its ``rs_*`` class keys where it has them (a class-agnostic
+    scene whose ground truth keeps its classes)."""
+    path = scene_root / layout.SEGMENTATION_FILE
+    data = layout.read_segmentation_data(path)
+    classes = segmentation_classes(data, path)
+    gt = segmentation_classes(ground_truth_class_data(data), path)
+    gt_things = set(gt.thing_classes)
     agnostic = classes.class_agnostic if class_agnostic is None else class_agnostic
     if agnostic:  # every GT thing instance is one "object"; predictions: instance id > 0 = object
-        return _ScoredClasses(gt_things, classes.num_classes, {AGNOSTIC_OBJECT}, {AGNOSTIC_BACKGROUND}, 3, agnostic)
-    return _ScoredClasses(gt_things, classes.num_classes, gt_things, set(classes.stuff_classes), classes.num_classes, agnostic)
+        return _ScoredClasses(gt_things, gt.num_classes, {AGNOSTIC_OBJECT}, {AGNOSTIC_BACKGROUND}, 3, agnostic)
+    return _ScoredClasses(gt_things, gt.num_classes, gt_things, set(gt.stuff_classes), gt.num_classes, agnostic)
 
 
 def _prediction_dirs(pred_root: Path, use_machine_labels: bool) -> tuple[Path, Path]:
