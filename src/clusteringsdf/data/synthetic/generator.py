@@ -2,7 +2,7 @@
 
 :func:`generate_scene` writes a complete scene folder in the Panoptic Lifting layout (plus
 ``gt_mesh.ply`` and ``synthetic_info.json``). The output is byte-identical for a given
-(preset, seed, noise). Random streams are derived from the seed as
+(preset, seed, noise, masks). Random streams are derived from the seed as
 ``np.random.default_rng([seed, stream, ...])``; global random state is never used.
 """
 
@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from ..mesh_io import write_mesh
 from .camera_path import CameraPathConfig, camera_path, plan_doorway_loop, plan_loop
 from .geometry import Cylinder, RayCaster, RayGrid, index_groups
 from .machine_labels import NOISE_LEVELS, FrameLabels, IdCounters, NoiseParams, synthesize_frame
+from .mask_kinds import MASK_KINDS, AgnosticLabeller, agnostic_segmentation_data, mask_parameters
 from .room import Room, RoomConfig, build_room
 from .two_rooms import build_two_rooms
 from .shading import albedo
@@ -38,8 +39,9 @@ MAX_LAYOUT_ATTEMPTS = 16
 PARALLEL_MIN_PIXELS = 20_000_000
 MAX_WORKERS = 2
 
-# random stream ids (second entry of the seed list)
+# random stream ids (second entry of the seed list); each kind of machine labels has its own
 _STREAM_LAYOUT, _STREAM_CAMERA, _STREAM_LABELS = 1, 2, 3
+_STREAM_MASKS = {"m2f": _STREAM_LABELS, "sam": 4, "fragments": 5}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class SyntheticSceneInfo:
     never_covisible_names: tuple[str, str]
     layout_attempts: int
     timings: dict[str, float] = field(default_factory=dict)
+    masks: str = "m2f"
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -395,12 +398,14 @@ def _check_out_dir(out_dir: Path) -> None:
             raise ValueError(f"{out_dir}: folder exists and is not empty; refusing to overwrite it (choose a new or empty folder)")
 
 
-def _check_arguments(preset: str, seed: int, noise: str) -> None:
-    """ValueError for an unknown preset or noise level or a seed that is not a non-negative integer."""
+def _check_arguments(preset: str, seed: int, noise: str, masks: str) -> None:
+    """ValueError for an unknown preset, noise level or mask kind or a seed that is not a non-negative integer."""
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset '{preset}' (expected one of: {', '.join(PRESETS)})")
     if noise not in NOISE_LEVELS:
         raise ValueError(f"unknown noise level '{noise}' (expected one of: {', '.join(NOISE_LEVELS)})")
+    if masks not in MASK_KINDS:
+        raise ValueError(f"unknown kind of masks '{masks}' (expected one of: {', '.join(MASK_KINDS)})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
@@ -445,8 +450,8 @@ class _Progress:
 @dataclass
 class _SceneRun:
     """One :func:`generate_scene` call: the output folder, preset, seed, noise level and its
-    parameters, intrinsics (3, 3), the verified plan, the names of the frames written, progress
-    and the seconds per stage."""
+    parameters, intrinsics (3, 3), the verified plan, the names of the frames written, progress,
+    the seconds per stage and the kind of machine labels."""
 
     out_dir: Path
     cfg: Preset
@@ -458,6 +463,7 @@ class _SceneRun:
     names: list[str]
     progress: _Progress
     timings: dict[str, float]
+    masks: str = "m2f"
 
 
 @dataclass
@@ -499,20 +505,36 @@ def _log_frame(run: _SceneRun, done: int, now: float) -> None:
         run.progress.log(f"frame {done}/{total} (eta {per_frame * (total - done):.0f}s)")
 
 
+def _labeller(run: _SceneRun) -> Callable[[int, str, np.ndarray], FrameLabels]:
+    """The machine labels of frame ``f`` (called in frame order with its name and object map)."""
+    def frame_rng(f: int) -> np.random.Generator:
+        return np.random.default_rng([run.seed, _STREAM_MASKS[run.masks], f])
+
+    room = run.plan.room
+    if run.masks != "m2f":
+        return AgnosticLabeller(run.masks, room, run.k, run.plan.poses, out_dir=run.out_dir, noise=run.noise, frame_rng=frame_rng)
+    segment_key, key_class = _segment_keys(room)
+    counters = IdCounters()
+
+    def m2f(f: int, name: str, objects: np.ndarray) -> FrameLabels:
+        local, seg_class = _local_segments(segment_key[objects], key_class)
+        return synthesize_frame(local, seg_class, run.params, frame_rng(f), counters=counters)
+
+    return m2f
+
+
 def _write_frames(run: _SceneRun, workers: int) -> _LabelSummary:
     """Render and write every frame and its machine labels, in frame order (the labels' ids come
     from running counters); adds the render, label and write seconds to ``run.timings``."""
     room, cfg, names = run.plan.room, run.cfg, run.names
-    segment_key, key_class = _segment_keys(room)
-    counters = IdCounters()
+    labeller = _labeller(run)
     summary = _LabelSummary(np.zeros((len(names), len(room.objects)), dtype=bool))
     t_render = t_labels = t_write = 0.0
     frames = _rendered_frames((room, run.k, (cfg.width, cfg.height), run.out_dir), names, run.plan.poses[: len(names)], workers)
     for f, (name, (objects, seconds_render, seconds_write)) in enumerate(zip(names, frames)):
         t1 = time.perf_counter()
         summary.visible[f, np.unique(objects)] = True
-        local, seg_class = _local_segments(segment_key[objects], key_class)
-        labels = synthesize_frame(local, seg_class, run.params, np.random.default_rng([run.seed, _STREAM_LABELS, f]), counters=counters)
+        labels = labeller(f, name, objects)
         summary.add(labels)
         t2 = time.perf_counter()
         _write_machine_labels(run.out_dir, name, labels)
@@ -526,22 +548,24 @@ def _write_frames(run: _SceneRun, workers: int) -> _LabelSummary:
 
 
 def _write_scene_files(run: _SceneRun, m2f_instance_to_semantic: dict[int, int]) -> None:
-    """Intrinsics, splits (every 4th frame is a test frame), segmentation data and the GT mesh."""
+    """Intrinsics, splits (every 4th frame is a test frame), segmentation data (class-agnostic
+    for the ``sam`` and ``fragments`` masks) and the GT mesh."""
     out_dir, names, room = run.out_dir, run.names, run.plan.room
     layout.write_intrinsics(out_dir / layout.INTRINSICS_FILE, run.k)
     layout.write_splits(out_dir / layout.SPLITS_FILE, {"train": [n for i, n in enumerate(names) if i % 4 != 0], "test": names[::4]})
     things = [o for o in room.objects if o.is_thing]
-    layout.write_segmentation_data(
-        out_dir / layout.SEGMENTATION_FILE,
-        {
+    if run.masks == "m2f":
+        data = {
             "num_semantic_classes": NUM_CLASSES,
             "fg_classes": list(THING_CLASSES),
             "bg_classes": list(STUFF_CLASSES),
             "rs_instance_to_semantic": {o.instance_id: o.class_id for o in things},
             "m2f_instance_to_semantic": m2f_instance_to_semantic,
             "class_names": dict(REDUCED_SCANNET_CLASSES),
-        },
-    )
+        }
+    else:
+        data = agnostic_segmentation_data(room)
+    layout.write_segmentation_data(out_dir / layout.SEGMENTATION_FILE, data)
     vertices, faces, props = scene_mesh(room)
     write_mesh(out_dir / layout.GT_MESH_FILE, vertices, faces, face_attributes=props)  # world metres, +z up
 
@@ -574,7 +598,8 @@ def _info_json(run: _SceneRun, objects_info: list[SyntheticObject], pair: tuple[
         "preset": cfg.name,
         "seed": run.seed,
         "noise": run.noise,
-        "noise_params": asdict(run.params),
+        **({} if run.masks == "m2f" else {"masks": run.masks}),
+        "noise_params": asdict(run.params) if run.masks == "m2f" else mask_parameters(run.masks, run.noise),
         "num_frames": len(run.names),
         "width": cfg.width,
         "height": cfg.height,
@@ -602,19 +627,24 @@ def generate_scene(
     seed: int = 0,
     noise: str = "medium",
     *,
+    masks: str = "m2f",
     progress: bool = False,
     workers: int | None = None,
     max_frames: int | None = None,
 ) -> SyntheticSceneInfo:
-    """Generate a synthetic indoor scene with GT and Mask2Former-like machine labels into ``out_dir``.
+    """Generate a synthetic indoor scene with GT and machine labels into ``out_dir``.
 
     Args:
         out_dir: output folder; created if missing; must be empty if it exists.
         preset: ``"tiny"`` (64x48, 12 frames, for tests), ``"room"`` (320x240, 100 frames) or
             ``"large"`` (640x480, 300 frames, two connected rooms with 40+ things).
-        seed: non-negative integer; the output is byte-identical for the same (preset, seed, noise).
+        seed: non-negative integer; the output is byte-identical for the same (preset, seed, noise, masks).
         noise: machine-label noise level, ``"low"``, ``"medium"`` or ``"high"`` (see
-            :mod:`clusteringsdf.data.synthetic.machine_labels`).
+            :mod:`clusteringsdf.data.synthetic.machine_labels` and, for ``sam``, :mod:`.sam_masks`).
+        masks: the kind of machine labels (:mod:`.mask_kinds`): ``"m2f"`` (Mask2Former-like, with
+            classes), ``"sam"`` (class-agnostic masks at several granularities, like SAM's automatic
+            masks) or ``"fragments"`` (class-agnostic colour-and-depth superpixels). The class-agnostic
+            kinds write the class-agnostic ``segmentation_data.pkl``; the ground truth is the same for all.
         progress: print progress lines to stderr.
         workers: processes that render and write frames (the output does not depend on it); None =
             one for small scenes, up to ``MAX_WORKERS`` for large ones.
@@ -623,9 +653,9 @@ def generate_scene(
             the never-co-visible pair in ``synthetic_info.json``.
 
     Raises:
-        ValueError: unknown preset or noise level, negative seed, or ``out_dir`` exists and is not empty.
+        ValueError: unknown preset, noise level or mask kind, negative seed, or ``out_dir`` exists and is not empty.
     """
-    _check_arguments(preset, seed, noise)
+    _check_arguments(preset, seed, noise, masks)
     seed = int(seed)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
@@ -642,7 +672,7 @@ def generate_scene(
     out_dir.mkdir(parents=True, exist_ok=True)
     num_frames = cfg.num_frames if max_frames is None else max(1, min(int(max_frames), cfg.num_frames))
     names = [f"{i:04d}" for i in range(num_frames)]
-    run = _SceneRun(out_dir, cfg, seed, noise, NOISE_LEVELS[noise], k, plan, names, report, timings)
+    run = _SceneRun(out_dir, cfg, seed, noise, NOISE_LEVELS[noise], k, plan, names, report, timings, masks)
     labels = _write_frames(run, _worker_count(workers, num_frames, cfg))
 
     t0 = time.perf_counter()
@@ -667,4 +697,5 @@ def generate_scene(
         never_covisible_names=(room.objects[a].name, room.objects[b].name),
         layout_attempts=plan.attempts,
         timings=timings,
+        masks=masks,
     )

@@ -185,14 +185,15 @@ class IdCounters:
 @dataclass
 class FrameLabels:
     """Machine labels of one frame: label maps (H, W) int64, ``confidence`` (H, W) float32 and
-    ``probability`` (ceil(H/4), ceil(W/4), 22) float32; ``instance_to_semantic`` maps the frame's
-    new instance ids to classes; ``stats`` counts what the noise did."""
+    ``probability`` (ceil(H/4), ceil(W/4), 22) float32 (None for masks without classes);
+    ``instance_to_semantic`` maps the frame's new instance ids to classes; ``stats`` counts what
+    the noise did."""
 
     semantics: np.ndarray
     instance: np.ndarray
     segments: np.ndarray
     confidence: np.ndarray
-    probability: np.ndarray
+    probability: np.ndarray | None
     instance_to_semantic: dict[int, int]
     stats: dict[str, int] = field(default_factory=dict)
 
