@@ -30,10 +30,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        info = generate_scene(Path(args.out), preset=args.preset, seed=args.seed, noise=args.noise, progress=not args.quiet)
+        info = generate_scene(Path(args.out), preset=args.preset, seed=args.seed, noise=args.noise, masks=args.masks, progress=not args.quiet)
     except ValueError as exc:
         raise ClusteringSDFError(str(exc)) from None
-    print(f"wrote {args.out}: {info.num_frames} frames at {info.width}x{info.height}, {info.num_things} things "
+    masks = "" if args.masks == "m2f" else f", class-agnostic {args.masks} masks"
+    print(f"wrote {args.out}: {info.num_frames} frames at {info.width}x{info.height}, {info.num_things} things{masks} "
           f"({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -537,6 +538,10 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="tiny: 64x48, 12 frames (tests); room: 320x240, 100 frames; large: two rooms, 640x480, 300 frames")
     p.add_argument("--seed", type=int, default=0, help="random seed of the layout, objects and camera path")
     p.add_argument("--noise", choices=("low", "medium", "high"), default="medium", help="machine-label noise level")
+    p.add_argument("--masks", choices=("m2f", "sam", "fragments"), default="m2f",
+                   help="machine labels: m2f: Mask2Former-like, with classes; sam: class-agnostic masks of whole objects and "
+                   "their parts, like SAM's automatic masks; fragments: class-agnostic colour-and-depth superpixels "
+                   "(the ground truth is the same for all)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_synth)
 

@@ -175,6 +175,13 @@ def test_info_and_eval_commands_read_the_scenes(scenes, capsys):
         assert '"class_agnostic": true' in capsys.readouterr().out
 
 
+def test_synth_command_writes_the_masks(scenes, tmp_path, capsys):
+    out = tmp_path / "fragments"
+    assert main(["synth", str(out), "--preset", "tiny", "--masks", "fragments", "--quiet"]) == 0
+    assert "class-agnostic fragments masks" in capsys.readouterr().out
+    assert content_digest(out) == content_digest(scenes["fragments"])
+
+
 def test_unknown_kind_of_masks(tmp_path):
     with pytest.raises(ValueError, match="kind of masks"):
         generate_scene(tmp_path / "scene", preset="tiny", masks="m2f_sam")
