@@ -1,7 +1,9 @@
-"""Turn the benchmark JSON files in benchmarks/out/results/ into docs/results.md.
+"""Turn the benchmark JSON files in benchmarks/out/results/ into Markdown tables, written to
+benchmarks/out/results_tables.md (docs/results.md is edited by hand from them: one current table
+per claim).
 
 Each section is written only when its results exist; every table names the command that
-regenerates it. Run the benchmarks first (see docs/results.md), then:
+regenerates it. Run the benchmarks first (see docs/benchmarks.md), then:
 
     python benchmarks/write_results.py
 """
@@ -14,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "out" / "results"
-DOC = ROOT / "docs" / "results.md"
+DOC = ROOT / "benchmarks" / "out" / "results_tables.md"
+IMAGES = ROOT / "docs" / "images"
 PANOPTIC = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
 PANOPTIC_HEAD = ("PQ", "SQ", "RQ", "PQ th", "PQ st", "mIoU", "EA", "PSNR", "AbsRel")
 
@@ -304,7 +307,7 @@ def json_section(title: str, data: dict, command: str) -> str:
 
 
 JSON_SECTIONS = (  # (results file, title, command)
-    ("architecture_speed.json", "Architecture refactor: train-speed probe before and after (issue 13)",
+    ("architecture_speed.json", "Train-speed probe of the cpu preset",
      "python benchmarks/train_speed.py --presets cpu --iterations 100 (old package: PYTHONPATH=<checkout of 419b33e>/src)"),
     ("render_speed.json", "Rendering speed: orbit frames with normals, new path against the old one",
      "python benchmarks/render_speed.py --run RUN --frames 6"),
@@ -316,18 +319,6 @@ JSON_SECTIONS = (  # (results file, title, command)
     ("prepare_quality.json", "Training on a prepared capture against the same run on true poses",
      "python benchmarks/prepare_quality.py"),
 )
-
-
-def keep_unregenerated(parts: list[str]) -> list[str]:
-    """Sections of the existing docs/results.md whose results files are not here (benchmarks/out is
-    not committed) are kept, in their place after the regenerated ones, so a partial rerun never
-    deletes figures."""
-    if not DOC.is_file():
-        return parts
-    titles = {part.split("\n", 1)[0] for part in parts}
-    old = DOC.read_text().split("\n## ")[1:]
-    kept = ["## " + section.rstrip("\n") + "\n" for section in old if "## " + section.split("\n", 1)[0] not in titles]
-    return parts + kept
 
 
 EXAMPLE_RUN = ROOT / "benchmarks" / "out" / "runs" / "medium_panoptic"
@@ -347,8 +338,8 @@ def export_example_images() -> list[str]:
     written = []
     for name, source in sources.items():
         if source is not None and source.is_file():
-            (DOC.parent / "images").mkdir(parents=True, exist_ok=True)
-            Image.open(source).convert("RGB").save(DOC.parent / "images" / name, quality=82)
+            IMAGES.mkdir(parents=True, exist_ok=True)
+            Image.open(source).convert("RGB").save(IMAGES / name, quality=82)
             written.append(name)
     return written
 
@@ -397,7 +388,6 @@ def main() -> None:
         data = load(name)
         if data:
             parts.append(json_section(title, data, command))
-    parts = keep_unregenerated(parts)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(parts))
     images = export_example_images()

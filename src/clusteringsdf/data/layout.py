@@ -250,7 +250,7 @@ def frame_sort_key(names: list[str]) -> list[str]:
 
 
 # what ``prepare`` reads: images and videos of a capture (a capture given as a scene is named as such)
-CAPTURE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic")
+CAPTURE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".pgm", ".ppm", ".pnm")
 CAPTURE_VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 

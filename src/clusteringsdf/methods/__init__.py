@@ -2,7 +2,7 @@
 
 :data:`METHODS` maps the ``mode`` of a config to its :class:`Method` class. A method provides its
 render requests, per-pixel segment targets, weighted loss terms, post-step hooks and render-time
-label fusion (see :mod:`.base`); adding one is a new module plus one line here (README, "Adding a
+label fusion (see :mod:`.base`); adding one is a new module plus one line here (CONTRIBUTING.md, "Adding a
 method").
 """
 

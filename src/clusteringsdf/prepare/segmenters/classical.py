@@ -17,7 +17,7 @@ Without depth: :func:`skimage.segmentation.felzenszwalb` on CIELAB colour; segme
 
 The rule was chosen on the synthetic room with ``benchmarks/classical_segmenter.py``, which scores
 the masks per frame against the thing instances (class-agnostic 2D PQ) and counts the stuff pixels
-turned into objects (see the README).
+turned into objects (figures in docs/results.md).
 """
 
 from __future__ import annotations
