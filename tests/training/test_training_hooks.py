@@ -48,10 +48,10 @@ def test_a_sphere_run_resumes_bit_exact(tiny_scene, tmp_path):
 
 def test_hooks_attach_only_where_a_run_uses_them(tiny_scene, tmp_path):
     spheres = Trainer(sphere_config(4), tiny_scene, tmp_path / "spheres", CPU, progress=False)
-    assert [type(h).__name__ for h in spheres.hooks] == ["VolumeRefresh", "SphereOptimisation", "ChannelVoting"]
+    assert [type(h).__name__ for h in spheres.hooks] == ["VolumeRefresh", "SphereOptimisation", "ChannelVoting", "TrainingHealth"]
     contrastive = preset("tiny").with_values({"mode": "contrastive", "sampler.kind": "error_bounded", "train.iterations": 4})
     trainer = Trainer(contrastive, tiny_scene, tmp_path / "contrastive", CPU, progress=False)
-    assert [type(h).__name__ for h in trainer.hooks] == ["SlowHeadAverage"]  # no volume, no opacities, no spheres
+    assert [type(h).__name__ for h in trainer.hooks] == ["SlowHeadAverage", "TrainingHealth"]  # no volume, no opacities, no spheres
     assert trainer.hook(VolumeRefresh) is None
 
 

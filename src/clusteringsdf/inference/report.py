@@ -4,7 +4,7 @@ Writes ``RUN/report.html`` and its pictures in ``RUN/report/`` (relative links, 
 external resources, so the folder can be copied or zipped as it is):
 
 * metrics table: this run next to the raw machine labels (the 2D baseline) and any baseline runs;
-* training curves (``curves.png``) from ``RUN/metrics.jsonl``;
+* training curves (``curves.png``) and the training warnings from ``RUN/metrics.jsonl``;
 * a few test views: input colour | machine labels | our labels | ground truth, for instances and
   for classes (``view_<frame>.png``), from the run's ``eval/`` renders;
 * mesh previews (``mesh_scene.png``, ``mesh_objects.png``) rendered offscreen from ``RUN/meshes/``.
@@ -55,11 +55,18 @@ def metrics_table(rows: list[tuple[str, dict]]) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
+def read_training_log(metrics_file: Path) -> tuple[list[dict], list[str]]:
+    """RUN/metrics.jsonl: the logged steps' records and the training warnings (lines with a
+    ``warning``, written when a training hook finds something wrong with the run)."""
+    if not metrics_file.is_file():
+        return [], []
+    lines = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    return [r for r in lines if "warning" not in r], [f"training, step {r['iteration']}: {r['warning']}" for r in lines if "warning" in r]
+
+
 def plot_curves(metrics_file: Path, out: Path) -> bool:
     """Loss terms against iteration, one small plot per term (log scale where positive)."""
-    if not metrics_file.is_file():
-        return False
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    records, _ = read_training_log(metrics_file)
     if not records:
         return False
     import matplotlib
@@ -256,16 +263,16 @@ def build_report(
         f'<figure><img src="report/{file}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
         for caption, file in mesh_pictures(run / "meshes", out_dir, up)
     ) or "<p>no meshes</p>"
-    last = {}
-    if (run / METRICS_FILE).is_file():
-        lines = (run / METRICS_FILE).read_text().splitlines()
-        last = json.loads(lines[-1]) if lines else {}
+    records, warnings = read_training_log(run / METRICS_FILE)
+    last = records[-1] if records else {}
     meta = (
         f"scene {html.escape(str(scene_root))} &middot; mode {config.mode} &middot; labels {config.data.labels} &middot; "
         f"{last.get('iteration', 0)} iterations in {last.get('seconds', 0):.0f} s &middot; sampler {config.sampler.kind} &middot; "
         f"{scene.hw[1]}x{scene.hw[0]} working resolution"
     )
-    notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in (scores.get("note"), channel_sharing_note(scores.get("channels"))) if note)
+    notes = "".join(
+        f'<p class="note">{html.escape(note)}</p>' for note in (*warnings, scores.get("note"), channel_sharing_note(scores.get("channels"))) if note
+    )
     page = PAGE.format(
         title=f"ClusteringSDF run {html.escape(run.name)}", meta=meta, notes=notes, table=metrics_table(rows), curves=curves, views=view_html,
         meshes=mesh_html, geometry=geometry_tables(run / "meshes"),

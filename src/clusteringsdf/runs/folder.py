@@ -5,7 +5,7 @@ Layout::
     RUN/
       config.json          resolved Config plus the scene path ("run" section)
       checkpoints/ckpt_<iteration>.pt, latest.txt
-      metrics.jsonl        one JSON line of loss terms per log step
+      metrics.jsonl        one JSON line of loss terms per log step, and one per training warning
       tb/                  TensorBoard scalars
       eval/ ...            renders and scores written by --eval / `render`
 """

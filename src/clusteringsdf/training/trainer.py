@@ -122,6 +122,7 @@ class Trainer:
             self.store, config.batch, config.sampler.near, self.generator, label_comprehensive=self.method.label_comprehensive
         )
         self.hooks: list[TrainingHook] = attach_hooks(HookContext(config, self.model, self.method, self.batches, self.generator))
+        self.warnings: list[str] = []  # the hooks' warnings not yet printed and logged
         self.iteration = 0
         self.elapsed = 0.0
         self.length_fixed = config.train.minutes == 0  # a run trained by time learns its length from its first steps
@@ -198,6 +199,7 @@ class Trainer:
         self.scheduler.step()
         for hook in self.hooks:
             hook.after_step(self.iteration, rays, out)
+            self.warnings.extend(hook.take_warnings())
         self.iteration += 1
         values = {name: term.value.detach() for name, term in terms.items()}
         values["total"] = total.detach()
@@ -226,6 +228,7 @@ class Trainer:
                 terms = self.step()
                 self.elapsed = start_elapsed + time.perf_counter() - start
                 self._follow_budget()
+                self._warn(metrics, writer, bar)
                 last = self.iteration == self.config.train.iterations
                 if self.iteration % self.config.train.log_every == 0 or last:
                     self._log(terms, metrics, writer, bar)
@@ -258,6 +261,16 @@ class Trainer:
         metrics.flush()
         writer.scalars(values, self.iteration)
         bar.set_postfix(loss=f"{values['total']:.4f}", rgb=f"{values['rgb']:.4f}", beta=f"{values['beta']:.4f}")
+
+    def _warn(self, metrics, writer: "_TensorBoard", bar) -> None:
+        """Print the hooks' new warnings (``warning: ...`` on stderr, also with --quiet) and keep each
+        as a line of RUN/metrics.jsonl (``{"iteration", "seconds", "warning"}``) and in TensorBoard."""
+        for message in self.warnings:
+            bar.write(f"warning: {message}", file=sys.stderr)
+            metrics.write(json.dumps({"iteration": self.iteration, "seconds": round(self.elapsed, 3), "warning": message}) + "\n")
+            metrics.flush()
+            writer.text("train/warning", message, self.iteration)
+        self.warnings.clear()
 
     # ------------------------------------------------------------------------------- time budget
 
@@ -310,6 +323,10 @@ class _TensorBoard:
         for name, value in values.items():
             if math.isfinite(value):
                 self.writer.add_scalar(f"train/{name}", value, step)
+
+    def text(self, name: str, text: str, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_text(name, text, step)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -2,12 +2,13 @@
 own schedule and state (see :mod:`.base`).
 
 :data:`HOOKS` is the one registry, in the order the hooks run each step. Adding a hook is a new
-module with a :class:`TrainingHook` subclass and one line here (README, "Adding a training hook").
+module with a :class:`TrainingHook` subclass and one line here (CONTRIBUTING.md, "Adding a training hook").
 """
 
 from __future__ import annotations
 
 from .base import HookContext, TrainingHook
+from .health import TrainingHealth
 from .slow_head import SlowHeadAverage
 from .spheres import SphereOptimisation
 from .volume import VolumeRefresh
@@ -18,6 +19,7 @@ HOOKS: list[type[TrainingHook]] = [
     SphereOptimisation,
     ChannelVoting,
     SlowHeadAverage,
+    TrainingHealth,
 ]
 
 
@@ -26,4 +28,4 @@ def attach_hooks(context: HookContext) -> list[TrainingHook]:
     return [hook for hook_class in HOOKS if (hook := hook_class.attach(context)) is not None]
 
 
-__all__ = ["HOOKS", "ChannelVoting", "HookContext", "SlowHeadAverage", "SphereOptimisation", "TrainingHook", "VolumeRefresh", "attach_hooks"]
+__all__ = ["HOOKS", "ChannelVoting", "HookContext", "SlowHeadAverage", "SphereOptimisation", "TrainingHealth", "TrainingHook", "VolumeRefresh", "attach_hooks"]

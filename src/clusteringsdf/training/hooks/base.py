@@ -8,7 +8,8 @@ does not need (a sphere hook without a sphere cloud) answers None. Every step th
 step's rays, and :meth:`TrainingHook.after_step` after the optimiser step; every checkpoint holds
 each hook's :meth:`TrainingHook.state_dict` under its ``name``, so a resumed run continues exactly.
 A hook decides itself when it acts (every step, every n steps, after a warm-up), from the
-iteration it is given and its state.
+iteration it is given and its state. A hook that finds something wrong with the run says so with
+:meth:`TrainingHook.take_warnings`, which the trainer asks after every step.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class TrainingHook:
     def set_run_length(self, iterations: int) -> None:
         """The run is ``iterations`` steps long (a run trained by time learns its length after its
         first steps): a hook whose schedule is a fraction of the run stretches it."""
+
+    def take_warnings(self) -> list[str]:
+        """Warnings raised since the last call, one line each (the trainer prints them and keeps them
+        in RUN/metrics.jsonl); a hook warns of each thing once, and keeps that it did in its state."""
+        return []
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the hook (tensors and plain values)."""
