@@ -125,6 +125,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.pred is not None:
         result = evaluate_predictions(Path(args.scene), Path(args.pred), protocol=args.protocol, use_machine_labels=args.use_machine_labels,
                                       class_agnostic=True if args.class_agnostic else None)
+        if "note" in result:  # a scene without ground truth: scored on its views only
+            print(f"note: {result['note']}", file=sys.stderr)
     if args.mesh is not None:
         from .evaluation.geometry import evaluate_meshes
 

@@ -176,15 +176,22 @@ def test_run_identity_ignores_render_settings_and_fills_keys_an_older_config_lac
 
 
 def test_a_scene_without_ground_truth_trains_renders_and_reports(tiny_scene, tmp_path, capsys):
-    """A prepared capture has no rs_* maps: --eval renders and writes the report, scoring nothing."""
+    """A prepared colour-only capture has no rs_* maps and no depth: --eval renders, scores the
+    held-out views (PSNR; depth between neighbouring views) and writes the report."""
     import shutil
 
-    for folder in ("rs_semantics", "rs_instance"):
+    from clusteringsdf.data import layout
+
+    for folder in ("rs_semantics", "rs_instance", "depth"):
         shutil.rmtree(tiny_scene / folder)
+    (tiny_scene / "gt_mesh.ply").unlink()  # nor a GT mesh (scoring the untrained mesh of the frusta's box would take minutes)
+    splits = layout.read_splits(tiny_scene / "splits.json")  # neighbouring test views (the tiny orbit's every 4th do not overlap)
+    layout.write_splits(tiny_scene / "splits.json", {"train": [n for n in splits["train"] if n not in ("0001", "0002")], "test": ["0000", "0001", "0002"]})
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_scene), "--out", str(run), "--preset", "tiny", "--iters", "4", "--eval", "--quiet"]) == 0
     scores = json.loads((run / "eval" / "metrics.json").read_text())
-    assert "no ground truth" in scores["note"] and "pq" not in scores
+    assert "no ground truth" in scores["note"] and scores["pq"] is None and scores["miou"] is None
+    assert 5 < scores["psnr"] < 40 and 0 <= scores["depth_consistency"] <= 1 and "depth_abs_rel" not in scores
     assert len(list((run / "eval" / "pred_instance").glob("*.png"))) == 3
     assert "no ground truth" in (run / "report.html").read_text()
 

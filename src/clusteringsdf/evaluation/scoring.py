@@ -16,8 +16,11 @@ Layout read:
   gives ``psnr`` (mean over test images, the prediction bilinearly resized to the GT size when the
   sizes differ); ``PRED/depth/<f>.png`` (uint16 mm) vs ``SCENE/depth/<f>.png`` gives the scene-level
   ``depth_abs_rel`` (sum over all valid GT pixels of all frames / their number; the prediction is
-  nearest-resized to the GT size when needed). An extra is computed only when its files exist for
-  every test frame.
+  nearest-resized to the GT size when needed); a scene without depth gives ``depth_consistency``
+  between neighbouring test views instead (:mod:`.views`). An extra is computed only when its
+  files exist for every test frame;
+* a scene without ``rs_*`` maps (a prepared capture) is scored on these extras alone, its
+  panoptic scores None (``evaluate_predictions``).
 
 Protocols:
 
@@ -47,9 +50,9 @@ from ..data.classes import AGNOSTIC_BACKGROUND, AGNOSTIC_OBJECT, ground_truth_cl
 from ..data.scene import segmentation_classes
 from ..errors import DataError
 from .edges import frame_edge_dice
-from .image_metrics import DepthAccumulator, psnr
 from .panoptic import PanopticAccumulator, PanopticResult
 from .semantic import confusion_matrix, mean_iou
+from .views import depth_note, image_scores
 
 __all__ = ["evaluate_predictions", "PROTOCOLS", "PANOPTIC_LIFTING_SIZE"]
 
@@ -66,21 +69,6 @@ def _resize_labels(labels: np.ndarray, size: tuple[int, int], path: Path) -> np.
     image = Image.fromarray(labels.astype(np.int32))
     resized = image.resize((size[1], size[0]), resample=Image.NEAREST)
     return np.asarray(resized).astype(np.int64)
-
-
-def _resize_color(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of uint8 (H, W, 3) to (H', W', 3)."""
-    if rgb.shape[:2] == tuple(size):
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), resample=Image.BILINEAR))
-
-
-def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest resize of float32 (H, W) depth to (H', W')."""
-    if depth.shape == tuple(size):
-        return depth
-    image = Image.fromarray(depth.astype(np.float32))
-    return np.asarray(image.resize((size[1], size[0]), resample=Image.NEAREST)).astype(np.float32)
 
 
 def _agnostic_classes(is_object: np.ndarray, labelled: np.ndarray) -> np.ndarray:
@@ -256,6 +244,24 @@ def _scores(totals: _Totals, classes: _ScoredClasses) -> tuple[dict[str, Any], d
     return headline, _per_class(pq_result, class_iou, classes.things, classes.num_classes)
 
 
+HEADLINE = ("pq", "sq", "rq", "pq_things", "pq_stuff", "sq_things", "sq_stuff", "rq_things", "rq_stuff", "miou", "ea")
+
+
+def has_ground_truth(scene_root: Path) -> bool:
+    """Whether the scene has ground-truth label maps (``rs_semantics/`` and ``rs_instance/``)."""
+    return all((Path(scene_root) / layout.FOLDERS[folder]).is_dir() for folder in ("rs_semantics", "rs_instance"))
+
+
+def _without_ground_truth(scene_root: Path, pred_root: Path, frames: list[str], *, split: str, protocol: str) -> dict[str, Any]:
+    """The scores of a scene without ground-truth labels (a prepared capture): the panoptic scores
+    are None; ``psnr`` and the depth scores of :func:`image_scores`; a ``note`` saying so."""
+    scores = image_scores(scene_root, pred_root, frames)
+    colour = "psnr of the rendered views" if "psnr" in scores else "no rendered colours (rgb/) to score"
+    note = (f"{scene_root}: no ground truth (rs_semantics/, rs_instance/): panoptic scores (pq, miou, ...) not computed; "
+            f"{colour}; {depth_note(scene_root, scores)}")
+    return {**dict.fromkeys(HEADLINE), "frames": len(frames), "protocol": protocol, "split": split, "ground_truth": False, **scores, "note": note}
+
+
 def evaluate_predictions(
     scene_root: Path,
     pred_root: Path,
@@ -281,6 +287,11 @@ def evaluate_predictions(
             classes). ``pq_things`` is then the class-agnostic PQ of the things.
         every: score every k-th frame of the split only.
 
+    A scene without ground-truth label maps (a prepared capture) is scored on its views alone:
+    ``pq`` ... ``ea`` are None, ``ground_truth`` false, ``psnr`` and the depth scores
+    (:mod:`.views`: ``depth_abs_rel`` against the scene's depth, else ``depth_consistency``
+    between neighbouring views) where their files exist, and a ``note`` says what was scored.
+
     Returns:
         JSON-serialisable dict: ``pq, sq, rq, pq_things, pq_stuff, sq_things, sq_stuff, rq_things,
         rq_stuff, miou, ea, frames, protocol, resolution`` ([H, W] scored, of the first frame),
@@ -294,6 +305,8 @@ def evaluate_predictions(
     if not pred_root.is_dir():
         raise DataError(pred_root, "prediction folder not found")
     frames = _test_frames(scene_root, split, every)
+    if not use_machine_labels and not has_ground_truth(scene_root):
+        return _json_value(_without_ground_truth(scene_root, pred_root, frames, split=split, protocol=protocol))
     classes = _scored_classes(scene_root, class_agnostic)
     sem_dir, ins_dir = _prediction_dirs(pred_root, use_machine_labels)
     totals = _score_frames(_FrameReader(scene_root, sem_dir, ins_dir, protocol, classes), frames)
@@ -312,32 +325,5 @@ def evaluate_predictions(
         "per_class": per_class,
     }
     if not use_machine_labels:
-        result.update(_image_extras(scene_root, pred_root, frames))
+        result.update(image_scores(scene_root, pred_root, frames))
     return _json_value(result)
-
-
-def _image_extras(scene_root: Path, pred_root: Path, frames: list[str]) -> dict[str, float]:
-    """``psnr`` and ``depth_abs_rel`` for the extras whose files exist for every test frame."""
-    extras: dict[str, float] = {}
-    color_dir = scene_root / layout.FOLDERS["color"]
-    rgb_pairs = [
-        (pred_root / "rgb" / f"{name}.png", layout.find_frame_file(color_dir, name, layout.COLOR_SUFFIXES))
-        for name in frames
-    ]
-    if all(pred.is_file() and gt is not None for pred, gt in rgb_pairs):
-        values = []
-        for pred_path, gt_path in rgb_pairs:
-            gt_rgb = layout.read_color(gt_path)
-            pred_rgb = _resize_color(layout.read_color(pred_path), gt_rgb.shape[:2])
-            values.append(psnr(pred_rgb.astype(np.float64) / 255.0, gt_rgb.astype(np.float64) / 255.0))
-        extras["psnr"] = float(np.mean(values))
-
-    depth_dir = scene_root / layout.FOLDERS["depth"]
-    depth_pairs = [(pred_root / "depth" / f"{name}.png", depth_dir / f"{name}.png") for name in frames]
-    if all(pred.is_file() and gt.is_file() for pred, gt in depth_pairs):
-        accumulator = DepthAccumulator()
-        for pred_path, gt_path in depth_pairs:
-            gt_depth = layout.read_depth(gt_path)
-            accumulator.update(_resize_depth(layout.read_depth(pred_path), gt_depth.shape), gt_depth)
-        extras["depth_abs_rel"] = accumulator.value
-    return extras

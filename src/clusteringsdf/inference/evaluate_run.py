@@ -142,10 +142,8 @@ def evaluate_run(
     every = trained.config.inference.eval_every
     predict_split(trained, split, out_dir, progress, normals=False, class_run=class_run, every=every)
     seconds = time.perf_counter() - start
-    if trained.scene.has_gt_labels:
-        scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split, every=every)
-    else:  # a prepared capture: renders and label maps, nothing to score them against
-        scores = {"frames": len(trained.scene.split(split)[::every]), "note": f"{trained.scene.root}: no ground truth (rs_*): nothing scored"}
+    # a scene without ground truth (a prepared capture) gets the scores of its views: PSNR and depth
+    scores = evaluate_predictions(trained.scene.root, out_dir, protocol="native", split=split, every=every)
     if every > 1:
         scores["eval_every"] = every
     scores["render_seconds"] = round(seconds, 1)

@@ -30,8 +30,8 @@ from ..methods import channel_sharing_note
 from ..runs import METRICS_FILE, load_run_config
 from .visualize import color_image, instance_image, semantic_image, tile
 
-COLUMNS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel")
-HEADERS = ("PQ", "SQ", "RQ", "PQ th", "PQ st", "mIoU", "EA", "PSNR", "AbsRel")
+COLUMNS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou", "ea", "psnr", "depth_abs_rel", "depth_consistency")
+HEADERS = ("PQ", "SQ", "RQ", "PQ th", "PQ st", "mIoU", "EA", "PSNR", "AbsRel", "depth agr.")
 NOT_CURVES = {"iteration", "seconds", "lr"}
 MIN_PANEL_WIDTH = 160
 
