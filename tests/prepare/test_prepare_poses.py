@@ -66,6 +66,12 @@ def test_sfm_from_colour_only(textured, tmp_path):
     scene = load_scene(out)  # what `info` / `train` read
     assert scene.classes.class_agnostic and scene.m2f_instance is not None
     assert len(scene.split("test")) == FRAMES // 4
+    # the SfM points are kept and outline the scene box: tighter than the cameras' 5-unit frusta
+    points = layout.read_points(out / layout.POINTS_FILE)
+    assert len(points) >= 100
+    (out / layout.POINTS_FILE).unlink()
+    frusta = load_scene(out)
+    assert frusta.normalization.scale < 0.7 * scene.normalization.scale
 
 
 def test_sfm_with_depth_is_metric(textured, tmp_path):

@@ -41,6 +41,7 @@ SPLITS_FILE = "splits.json"
 SEGMENTATION_FILE = "segmentation_data.pkl"
 GT_MESH_FILE = "gt_mesh.ply"
 PREPARE_FILE = "prepare.json"
+POINTS_FILE = "points3d.ply"  # optional sparse world points (structure-from-motion) of a scene without depth
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -335,6 +336,28 @@ def write_normal(path: Path, normals: np.ndarray) -> None:
 def write_matrix(path: Path, matrix: np.ndarray) -> None:
     text = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in np.asarray(matrix, dtype=np.float64)) + "\n"
     atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_points(path: Path, points: np.ndarray) -> None:
+    """World points (N, 3) as a PLY point cloud, atomically."""
+    import trimesh
+
+    cloud = trimesh.PointCloud(np.asarray(points, dtype=np.float64))
+    atomic_write(path, lambda tmp: tmp.write_bytes(cloud.export(file_type="ply")))
+
+
+def read_points(path: Path) -> np.ndarray:
+    """World points (N, 3) float64 of a PLY point cloud (or of a mesh's vertices); DataError when unreadable."""
+    import trimesh
+
+    try:
+        loaded = trimesh.load(path, process=False)
+        points = np.asarray(loaded.vertices, dtype=np.float64).reshape(-1, 3)
+    except Exception as exc:  # noqa: BLE001 - any parser error is a bad file
+        raise DataError(path, f"unreadable point cloud ({exc})") from None
+    if not np.isfinite(points).all():
+        raise DataError(path, "point cloud holds non-finite coordinates")
+    return points
 
 
 def write_intrinsics(path: Path, k: np.ndarray) -> None:

@@ -274,6 +274,10 @@ def _depth_points(depth: np.ndarray, pixels: tuple[np.ndarray, np.ndarray], k: n
     return cam @ pose[:3, :3].T + pose[:3, 3]
 
 
+MIN_SPARSE_POINTS = 100  # fewer structure-from-motion points than this do not outline a scene
+SPARSE_POINTS_TAIL_PERCENT = 1.0  # SfM points hold outliers (bad matches): trim at least 1% per side
+
+
 def _frustum_points(k: np.ndarray, pose: np.ndarray, hw: tuple[int, int], max_depth: float) -> list[np.ndarray]:
     """World points of the four image corners (4, 3) at 0.01 and at ``max_depth`` metres of the
     camera with intrinsics ``k`` (3, 3) and camera-to-world ``pose`` (4, 4)."""
@@ -300,12 +304,16 @@ def compute_normalization(
     max_depth: float = 5.0,
     tail_percent: float = 0.1,
     margin: float = 0.02,
+    points: np.ndarray | None = None,
 ) -> tuple[Normalization, np.ndarray]:
     """Normalisation of the scene into the unit sphere.
 
     With depth: the bounds of the back-projected depth points (subsampled) of ``frames`` and their
-    camera centres. Without depth: the camera frusta between 0.01 and ``max_depth`` metres
-    (Panoptic Lifting's rule).
+    camera centres. Without depth but with sparse world ``points`` (N, 3) (a prepared colour-only
+    capture's structure-from-motion points, at least :data:`MIN_SPARSE_POINTS`): the bounds of the
+    camera centres and of the points, the points trimmed by at least
+    :data:`SPARSE_POINTS_TAIL_PERCENT` per side and axis (SfM outliers). Otherwise the camera frusta between 0.01 and ``max_depth`` metres (Panoptic Lifting's
+    rule), a box that can be far larger than what the cameras look at.
     """
     height, width = hw
     clouds = [poses_world[frames, :3, 3]]
@@ -314,6 +322,11 @@ def compute_normalization(
         v, u = np.mgrid[0:height:step, 0:width:step]
         clouds += [_depth_points(depths[i, v, u], (v, u), intrinsics[i], poses_world[i]) for i in frames]
         return _normalization_from_points(np.concatenate(clouds), tail_percent=tail_percent, margin=margin)
+    if points is not None and len(points) >= MIN_SPARSE_POINTS:
+        tail = max(tail_percent, SPARSE_POINTS_TAIL_PERCENT)
+        low, high = np.percentile(points, tail, axis=0), np.percentile(points, 100.0 - tail, axis=0)
+        inliers = points[np.all((points >= low) & (points <= high), axis=1)]
+        return _normalization_from_points(np.concatenate(clouds + [inliers]), tail_percent=0.0, margin=margin)
     for i in frames:
         clouds += _frustum_points(intrinsics[i], poses_world[i], hw, max_depth)
     return _normalization_from_points(np.concatenate(clouds), fit=1.0, tail_percent=tail_percent, margin=margin)
@@ -467,9 +480,12 @@ def load_scene(
         norm_depths = optional["depths"]
         if norm_depths is None and (root / "depth").is_dir():
             norm_depths = files.read("depth", layout.read_depth, "depth map", np.float32)
+        points_file = root / layout.POINTS_FILE
+        points = layout.read_points(points_file) if norm_depths is None and points_file.is_file() else None
         frame = compute_normalization(
             poses_world, intrinsics, hw, norm_depths,
             frames=_normalization_frames(splits, len(names)), max_depth=max_depth, tail_percent=box_tail_percent, margin=box_margin,
+            points=points,
         )
     normalization, bbox = frame
     return Scene(

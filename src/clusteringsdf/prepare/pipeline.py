@@ -167,6 +167,27 @@ def _depth_report(depth: DepthFrames | MonoDepthFrames | None, log: Callable[[st
     return {"depth_source": "mono", "depth": summary}
 
 
+MAX_SPARSE_POINTS = 200_000
+
+
+def sparse_world_points(observations: dict[str, np.ndarray], poses: dict[str, np.ndarray], k: np.ndarray) -> np.ndarray:
+    """World points (N, 3) of the structure-from-motion keypoints: each registered frame's
+    observations (n, 3) = (u, v, depth) back-projected with the pinhole ``k`` (3, 3) and the frame's
+    camera-to-world pose (4, 4); at most :data:`MAX_SPARSE_POINTS`, evenly subsampled. The
+    keypoints are in the original image, so lens distortion shifts them by a few pixels: precise
+    enough for the scene box they are written for."""
+    clouds = []
+    for name, obs in observations.items():
+        if name not in poses or len(obs) == 0:
+            continue
+        u, v, z = obs[:, 0], obs[:, 1], obs[:, 2]
+        keep = z > 0
+        camera = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)[keep]
+        clouds.append(camera @ poses[name][:3, :3].T + poses[name][:3, 3])
+    points = np.concatenate(clouds) if clouds else np.zeros((0, 3))
+    return points[:: max(1, len(points) // MAX_SPARSE_POINTS)]
+
+
 def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> PrepareResult:
     """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad
     input. ``warn`` (default ``log``) gets the lines of :func:`capture_warnings` once the poses are
@@ -223,6 +244,8 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             writer.masks(name, semantics, instance, confidence)
             if (index + 1) % 25 == 0 or index + 1 == len(names):
                 log(f"masks: {index + 1}/{len(names)} frames ({options.segmenter})")
+        if depth is None and poses.observations:
+            writer.points(sparse_world_points(poses.observations, poses.poses, poses.k))
         timings["masks_and_writing"] = time.perf_counter() - t0
 
         test = names[:: options.test_every] if options.test_every else []
