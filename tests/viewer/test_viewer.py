@@ -235,6 +235,9 @@ def test_view_errors_are_one_line(problem, viewer_run, tmp_path, capsys, monkeyp
         if problem == "port_in_use":
             holder.close()
     err = capsys.readouterr().err.strip()
+    if problem == "bad_port":  # an option's value: the command's usage, then one error line
+        assert err.startswith("usage: clusteringsdf view") and err.splitlines()[-1].startswith("clusteringsdf view: error:")
+        err = err.splitlines()[-1].removeprefix("clusteringsdf view: ")
     assert err.startswith("error:") and expected in err and "\n" not in err and "Traceback" not in err
 
 

@@ -170,6 +170,13 @@ def _depth_report(depth: DepthFrames | MonoDepthFrames | None, log: Callable[[st
 MAX_SPARSE_POINTS = 200_000
 
 
+def sparse_points(poses) -> np.ndarray | None:
+    """The SfM points of a capture posed by structure-from-motion (:func:`sparse_world_points`), or
+    None when the poses come without them or none has a depth."""
+    points = sparse_world_points(poses.observations or {}, poses.poses, poses.k)
+    return points if len(points) else None
+
+
 def sparse_world_points(observations: dict[str, np.ndarray], poses: dict[str, np.ndarray], k: np.ndarray) -> np.ndarray:
     """World points (N, 3) of the structure-from-motion keypoints: each registered frame's
     observations (n, 3) = (u, v, depth) back-projected with the pinhole ``k`` (3, 3) and the frame's
@@ -244,8 +251,6 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             writer.masks(name, semantics, instance, confidence)
             if (index + 1) % 25 == 0 or index + 1 == len(names):
                 log(f"masks: {index + 1}/{len(names)} frames ({options.segmenter})")
-        if depth is None and poses.observations:
-            writer.points(sparse_world_points(poses.observations, poses.poses, poses.k))
         timings["masks_and_writing"] = time.perf_counter() - t0
 
         test = names[:: options.test_every] if options.test_every else []
@@ -262,7 +267,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             "warnings": warnings,
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
         }
-        writer.scene_files(poses.k, splits, segmentation_data, report)
+        writer.scene_files(poses.k, splits, segmentation_data, report, points=sparse_points(poses) if depth is None else None)
         root = writer.commit(options.keep_work)
     except BaseException:
         writer.abort()

@@ -62,11 +62,13 @@ class SceneWriter:
             np.ones(instance.shape, dtype=np.float32) if confidence is None else np.clip(confidence, 0.0, 1.0),
         )
 
-    def points(self, points: np.ndarray) -> None:
-        """Sparse world points (N, 3) of a capture without depth (the scene box is drawn around them)."""
-        layout.write_points(self.root / layout.POINTS_FILE, points)
-
-    def scene_files(self, k: np.ndarray, splits: dict[str, list[str]], segmentation_data: dict, report: dict) -> None:
+    def scene_files(
+        self, k: np.ndarray, splits: dict[str, list[str]], segmentation_data: dict, report: dict, *, points: np.ndarray | None = None,
+    ) -> None:
+        """Intrinsics, splits, classes, ``prepare.json`` and, for a capture without depth, its sparse
+        world points (N, 3) (the scene box is drawn around them)."""
+        if points is not None:
+            layout.write_points(self.root / layout.POINTS_FILE, points)
         layout.write_intrinsics(self.root / layout.INTRINSICS_FILE, k)
         layout.write_splits(self.root / layout.SPLITS_FILE, splits)
         layout.write_segmentation_data(self.root / layout.SEGMENTATION_FILE, segmentation_data)
