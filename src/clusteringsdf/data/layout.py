@@ -141,19 +141,27 @@ def read_matrix(path: Path, what: str) -> np.ndarray:
     return matrix
 
 
+def check_rigid(path: Path, matrix: np.ndarray, what: str) -> None:
+    """One-line DataError unless ``matrix`` (4, 4) is a finite rigid transform: last row 0 0 0 1,
+    rotation orthonormal within 1e-3 and not a reflection. ``what`` names it in the message."""
+    if not np.all(np.isfinite(matrix)):
+        raise DataError(path, f"{what} holds non-finite values (inf or nan)")
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise DataError(path, f"not a rigid transform: the last row must be 0 0 0 1, got {' '.join(f'{v:g}' for v in matrix[3])}")
+    rotation = matrix[:3, :3]
+    error = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
+    if error > 1e-3:
+        raise DataError(path, f"not a rigid transform: the rotation is not orthonormal (R R^T differs from I by {error:.2g} > 1e-3)")
+    if np.linalg.det(rotation) < 0:
+        raise DataError(path, "not a rigid transform: the rotation is a reflection (determinant -1)")
+
+
 def read_pose(path: Path) -> np.ndarray:
     """Camera-to-world pose (OpenCV convention) as float64 (4, 4), checked to be a finite rigid transform."""
     pose = read_matrix(path, "pose")
     if pose.shape != (4, 4):
         raise DataError(path, f"pose must be a 4x4 matrix, got shape {pose.shape[0]}x{pose.shape[1]}")
-    if not np.all(np.isfinite(pose)):
-        raise DataError(path, "pose holds non-finite values (inf or nan)")
-    if not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-        raise DataError(path, f"pose last row must be 0 0 0 1, got {' '.join(f'{v:g}' for v in pose[3])}")
-    rotation = pose[:3, :3]
-    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
-    if error > 1e-3 or np.linalg.det(rotation) < 0:
-        raise DataError(path, "pose rotation is not orthonormal with determinant +1 (not a rigid transform)")
+    check_rigid(path, pose, "pose")
     return pose
 
 

@@ -85,16 +85,7 @@ def read_rigid_transform(path: Path, *, invert: bool = False) -> np.ndarray:
         matrix = np.vstack([matrix, [0.0, 0.0, 0.0, 1.0]])
     if matrix.shape != (4, 4):
         raise DataError(path, f"transform must be a 4x4 matrix, got {matrix.shape[0]}x{matrix.shape[1]}")
-    if not np.all(np.isfinite(matrix)):
-        raise DataError(path, "transform holds non-finite values")
-    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-        raise DataError(path, f"not a rigid transform: the last row must be 0 0 0 1, got {' '.join(f'{v:g}' for v in matrix[3])}")
-    rotation = matrix[:3, :3]
-    error = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
-    if error > 1e-3:
-        raise DataError(path, f"not a rigid transform: the rotation is not orthonormal (R R^T differs from I by {error:.2g} > 1e-3)")
-    if np.linalg.det(rotation) < 0:
-        raise DataError(path, "not a rigid transform: the rotation is a reflection (determinant -1)")
+    layout.check_rigid(path, matrix, "transform")
     baseline = float(np.linalg.norm(matrix[:3, 3]))
     if baseline > MAX_BASELINE_M:
         raise DataError(path, f"translation is {baseline:g} long; the depth-to-colour translation must be in metres (millimetres given?)")
