@@ -136,8 +136,7 @@ def evaluate_run(
     from ..evaluation import evaluate_predictions
 
     trained = trained or load_trained_run(run, device)
-    if not trained.scene_found:  # scores need the scene's images (and labels)
-        raise RunError(f"{run}: its scene is not at {trained.scene.root} (moved?); pass --scene with the scene folder")
+    trained.require_scene()  # scores need the scene's images (and labels)
     class_run = load_class_run(semantic_run, device, trained.scene) if semantic_run else None
     out_dir = out_dir or run / "eval"
     start = time.perf_counter()

@@ -99,11 +99,15 @@ class TrainedRun:
     record: "dict | None" = None  # RUN/scene.json (None for runs written before it existed)
     scene_found: bool = True
 
+    def require_scene(self) -> None:
+        """A one-line RunError when the run's scene folder is not found (what needs its images)."""
+        if not self.scene_found:
+            raise RunError(f"{self.run_dir}: its scene is not at {self.scene.root} (moved?); pass --scene with the scene folder")
+
     def load_frames(self, components: frozenset[str] | set[str]) -> Scene:
         """The run's scene with pixel ``components`` (:func:`load_scene`), in the frame the run was
         trained in; a one-line RunError when the scene folder is not found."""
-        if not self.scene_found:
-            raise RunError(f"{self.run_dir}: its scene is not at {self.scene.root} (moved?); pass --scene with the scene folder")
+        self.require_scene()
         frame = None if self.record is None else recorded_frame(self.record)
         return _matching(load_run_scene(self.config, self.scene.root, components, frame=frame), self.record)
 
