@@ -26,7 +26,8 @@ class PoseResult:
     Attributes:
         poses: frame name -> camera-to-world (4, 4) float64, OpenCV axes.
         k: pinhole K (3, 3) in layout pixel convention, valid for the (undistorted) images.
-        source: what produced the poses ("sfm", "rgbd", "colmap", "transforms", "scannet").
+        source: what produced the poses ("sfm", "rgbd", "sfm+rgbd": SfM refined by RGB-D tracking, "colmap",
+            "transforms", "scannet").
         metric: whether the unit is the metre.
         unregistered: frame name -> why it has no pose.
         undistort_map: (H, W, 2) float32 position (x, y) in the original image, layout convention,

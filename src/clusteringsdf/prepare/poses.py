@@ -2,7 +2,8 @@
 
 * ``auto``: structure-from-motion (key frames first for long captures); with depth, RGB-D
   tracking instead when SfM registers under :data:`SFM_MIN_SHARE_WITH_DEPTH` of the frames or
-  splits them over several models.
+  splits them over several models; with depth and known intrinsics, the SfM poses (made metric)
+  then guide RGB-D tracking, which refines them (``sfm+rgbd``).
 * ``sfm``: structure-from-motion only; ``rgbd``: RGB-D tracking only (needs depth and intrinsics).
 * ``colmap``, ``transforms``, ``scannet``: imported poses (:mod:`.pose_import`).
 
@@ -96,19 +97,41 @@ def _scale_poses(result: PoseResult, scale: float) -> None:
         obs[:, 2] *= scale
 
 
-def _rgbd(frames: StagedFrames, depth: DepthFrames, k: np.ndarray, log) -> PoseResult:
+def _rgbd(frames: StagedFrames, depth: DepthFrames, k: np.ndarray, *, log, initial: dict[str, np.ndarray] | None = None) -> PoseResult:
+    """RGB-D tracking of ``frames``; ``initial``: metric poses by frame name (SfM) to guide it."""
     from PIL import Image
 
-    log(f"poses: RGB-D tracking on {len(frames.names)} frames (Open3D odometry, loop closures, pose graph) ...")
+    guided = " from the SfM poses" if initial else ""
+    log(f"poses: RGB-D tracking{guided} on {len(frames.names)} frames (Open3D odometry and ICP, loop closures, pose graph) ...")
     colors = [np.asarray(Image.open(frames.path(n)).convert("RGB")) for n in frames.names]
     depths = [depth.read(n) for n in frames.names]
-    track = track_rgbd(colors, depths, k, log=log)
+    by_index = {i: initial[n] for i, n in enumerate(frames.names) if n in initial} if initial else None
+    track = track_rgbd(colors, depths, k, initial=by_index, log=log)
     poses = {frames.names[i]: pose for i, pose in track.poses.items()}
     unregistered = {frames.names[i]: why for i, why in track.failed.items()}
     result = PoseResult(poses, np.asarray(k, dtype=np.float64), "rgbd", metric=True, unregistered=unregistered)
     result.notes.append(f"RGB-D tracking: {len(poses)} of {len(frames.names)} frames, {track.loop_closures} loop closures, "
                         f"mean depth agreement {track.mean_fitness:.2f}")
     return result
+
+
+def _refined_with_depth(sfm: PoseResult, frames: StagedFrames, depth: DepthFrames, k: np.ndarray, *, log) -> PoseResult:
+    """SfM poses made metric, refined by RGB-D tracking that starts from them (its odometry, ICP and
+    loop closures align the depth of overlapping frames: about ten times more precise than SfM's
+    keypoints on the synthetic captures of docs/results.md). The SfM poses stay when the tracking
+    registers fewer frames."""
+    refined = _rgbd(frames, depth, k, log=log, initial=sfm.poses)
+    if len(refined.poses) < len(sfm.poses):
+        sfm.notes.append(f"RGB-D refinement registered {len(refined.poses)} of the {len(sfm.poses)} SfM frames: kept the SfM poses")
+        return sfm
+    # the tracked poses start at the first frame; carry them into the SfM world frame (metric)
+    first = min(refined.poses, key=frames.names.index)
+    to_sfm = sfm.poses[first] @ np.linalg.inv(refined.poses[first])
+    refined.poses = {n: to_sfm @ pose for n, pose in refined.poses.items()}
+    refined.notes = sfm.notes + ["refined by RGB-D tracking from the SfM poses: " + refined.notes[-1]]
+    refined.observations, refined.k, refined.source, refined.undistort_map = sfm.observations, sfm.k, "sfm+rgbd", sfm.undistort_map
+    refined.unregistered = {n: why for n, why in sfm.unregistered.items() if n not in refined.poses}
+    return refined
 
 
 def default_poses_path(method: str, images: Path | None) -> Path | None:
@@ -169,7 +192,7 @@ def estimate_poses(
             raise ClusteringSDFError("--poses rgbd needs --depth DIR")
         if k is None:
             raise ClusteringSDFError("--poses rgbd needs the camera intrinsics: --intrinsics K.txt (a 3x3 or 4x4 matrix at the image size)")
-        result = _rgbd(frames, depth, k, log)
+        result = _rgbd(frames, depth, k, log=log)
     else:
         result, why, split = _sfm(frames, work, matching, k, threads=threads, log=log)
         share = len(result.poses) / total
@@ -180,7 +203,7 @@ def estimate_poses(
             if k is None:
                 raise ClusteringSDFError(f"{reason} ({why}); the RGB-D fall-back needs the camera intrinsics: give --intrinsics K.txt")
             log(f"poses: {reason} ({why}); falling back to RGB-D tracking")
-            result = _rgbd(frames, depth, k, log)
+            result = _rgbd(frames, depth, k, log=log)
             result.notes.insert(0, f"{reason}: used RGB-D tracking instead")
     registered, needed = len(result.poses), max(3, int(np.ceil(min_registered * total)))
     if registered < needed:
@@ -199,6 +222,8 @@ def estimate_poses(
             _scale_poses(result, scale)
             result.metric = True
             result.notes.append(f"metric scale from sensor depth at {count} keypoints: {scale:.4g} m per SfM unit")
+            if method == "auto" and result.source == "sfm" and k is not None:
+                result = _refined_with_depth(result, frames, depth, k, log=log)
         else:
             depths = np.concatenate([obs[:, 2] for name, obs in result.observations.items() if name in result.poses and len(obs)])
             scale = ARBITRARY_FAR_DEPTH / float(np.percentile(depths, 98))

@@ -77,14 +77,16 @@ def write_capture(
     seed: int = 0,
     textured: bool = True,
     depth: bool = True,
+    preset: str = "room",
 ) -> CaptureInfo:
     """Render a synthetic capture with its truth into ``out_dir`` (created; must not hold files).
 
     Args:
-        num_frames: frames spread evenly over the ``room`` preset's 100-frame camera loop (100 gives
-            exactly its cameras).
+        num_frames: frames spread evenly over the preset's camera loop (100 frames of ``room`` give
+            exactly its cameras; 100 of ``large`` take every third of its 300).
         width, height: image size; the field of view is the preset's (65 degrees horizontally).
         seed: room layout and camera path seed (seed 0 is the room of ``synth --preset room``).
+        preset: ``room`` (one room) or ``large`` (two connected rooms, a longer loop).
         textured: re-dress every surface with high-contrast texture (see the module docstring).
         depth: also write ``depth/`` (uint16 millimetres).
     """
@@ -93,7 +95,9 @@ def write_capture(
         raise ValueError(f"{out_dir}: folder exists and is not empty")
     if num_frames < 2:
         raise ValueError("num_frames must be at least 2")
-    preset = replace(PRESETS["room"], width=width, height=height)
+    if preset not in ("room", "large"):
+        raise ValueError(f"preset must be room or large, got '{preset}'")
+    preset = replace(PRESETS[preset], width=width, height=height)
     k = intrinsics(width, height, preset.hfov_deg)
     plan = _plan_scene(preset, seed, k)  # the verified layout and 100-frame loop of the room preset
     chosen = np.round(np.linspace(0, preset.num_frames, num_frames, endpoint=False)).astype(int)
@@ -124,7 +128,7 @@ def write_capture(
     )
     extent = float(np.linalg.norm(room.size))
     (out_dir / "capture_info.json").write_text(
-        json.dumps({"seed": seed, "textured": textured, "frames": num_frames, "width": width, "height": height, "extent_m": extent}, indent=1)
+        json.dumps({"preset": preset.name, "seed": seed, "textured": textured, "frames": num_frames, "width": width, "height": height, "extent_m": extent}, indent=1)
         + "\n"
     )
     return CaptureInfo(out_dir, names, poses.copy(), k, width, height, extent)
