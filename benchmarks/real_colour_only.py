@@ -3,16 +3,20 @@
 The 30 grey 640x480 frames of ViSP's castle (`apt-get install visp-images-data`; converted as in
 `real_castel.py`, the depth left out) go through `prepare` (structure-from-motion poses with the
 known intrinsics, `classical` masks, every 5th frame held out) and `train --eval` (instance mode).
-Printed, and written to benchmarks/out/real_colour_only_<box>.json: frames posed, the seconds of
-each step, the PSNR of the held-out frames, the training's warnings, and the scene box's size.
+Printed, and written to benchmarks/out/real_colour_only_<depth>_<box><name>.json: frames posed, the
+seconds of each step, the PSNR of the held-out frames, the training's warnings, and their rendered
+depth (and the prepared depth) against the castle's sensor depth, which the run never sees
+(reprojected into the colour camera; one scale for all frames takes the SfM unit to metres).
 
-``--box points`` (the default) trains as `prepare` leaves the scene: its box drawn around the SfM
-points (`points3d.ply`). ``--box frusta`` deletes that file first, so the box is drawn around the
-cameras' frusta up to 5 units, as scenes without depth were before the points were kept.
+``--depth points`` (the default) trains as `prepare` leaves the scene: each frame's depth
+interpolated from its SfM points. ``--depth none`` prepares with `--no-point-depth`: no depth, the
+scene box drawn around the SfM points (``--box points``) or, with ``--box frusta``, around the
+cameras' frusta up to 5 units.
 
-    python benchmarks/real_colour_only.py [--box points|frusta] [--iters N] [--schedule cpu|short]
+    python benchmarks/real_colour_only.py [--depth points|none] [--box points|frusta] [--iters N] [--schedule cpu|short]
 
-``--schedule short`` trains as `clusteringsdf demo` does (4x the learning rate, the grid's 2x).
+``--schedule short`` (the default) trains as `clusteringsdf demo` does (4x the learning rate, the
+grid's 2x); ``cpu`` as the preset ships.
 """
 
 from __future__ import annotations
@@ -24,16 +28,56 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from _common import OUT
-from real_castel import TEST_EVERY, cli, write_capture
+from real_castel import CASTEL, DEPTH_UNIT_M, TEST_EVERY, cli, read_depth_bin, read_visp_camera, write_capture
+
+from clusteringsdf.data import layout
+from clusteringsdf.prepare.depth import reproject_depth
 
 SHORT_SCHEDULE = ["--lr", "0.002", "--set", "train.grid_lr_factor=10"]
 
 
-def prepare_colour_only(capture: Path, scene: Path, width: int, log: Path) -> None:
+def prepare_colour_only(capture: Path, scene: Path, width: int, log: Path, point_depth: bool) -> None:
     cli("prepare", "--images", str(capture / "images"), "--out", str(scene), "--intrinsics", str(capture / "K_color.txt"),
         "--poses", "sfm", "--segmenter", "classical", "--test-every", str(TEST_EVERY), "--max-size", str(width), "--threads", "2",
-        log=log)
+        *([] if point_depth else ["--no-point-depth"]), log=log)
+
+
+def _resized(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    return depth if depth.shape == hw else np.asarray(Image.fromarray(depth).resize(hw[::-1], Image.NEAREST))
+
+
+def sensor_depth_scores(scene: Path, run: Path) -> dict:
+    """The held-out frames' rendered depth (and the scene's own depth, when it has some) against the
+    castle's sensor depth reprojected into the colour camera, after one scale for all of them (SfM
+    units -> metres, the median ratio): AbsRel and median absolute error (mm) over the pixels with
+    sensor depth. The sensor depth is never seen by the colour-only run."""
+    k_color, k_depth = read_visp_camera(CASTEL / "chateau.xml"), read_visp_camera(CASTEL / "chateau_depth.xml")
+    depth_to_color = np.linalg.inv(np.loadtxt(CASTEL / "depth_M_color.txt"))
+    test = layout.read_splits(scene / layout.SPLITS_FILE)["test"]
+    sensors, estimates = [], {"rendered": [], "prior": []}
+    for name in test:
+        raw = read_depth_bin(CASTEL / "castel" / f"depth_image_{name.split('_')[-1]}.bin").astype(np.float32) * DEPTH_UNIT_M
+        sensor = reproject_depth(raw, k_depth, depth_to_color, k_color, hw=(480, 640))
+        sensors.append(sensor)
+        estimates["rendered"].append(_resized(layout.read_depth(run / "eval" / "depth" / f"{name}.png"), sensor.shape))
+        prior = scene / "depth" / f"{name}.png"
+        estimates["prior"].append(_resized(layout.read_depth(prior), sensor.shape) if prior.is_file() else np.zeros_like(sensor))
+    sensor = np.stack(sensors)
+    scores = {}
+    for key, estimate in estimates.items():
+        both = (sensor > 0) & (np.stack(estimate) > 0)
+        if not both.any():
+            continue
+        truth, value = sensor[both], np.stack(estimate)[both]
+        value = value * float(np.median(truth / value))
+        scores[key] = {"abs_rel": round(float(np.mean(np.abs(value - truth) / truth)), 4),
+                       "median_abs_error_mm": round(1000 * float(np.median(np.abs(value - truth))), 2),
+                       "sensor_pixels_covered": round(float(both.sum() / (sensor > 0).sum()), 3)}
+    return scores
 
 
 def warnings_of(run: Path) -> list[str]:
@@ -43,7 +87,9 @@ def warnings_of(run: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--box", choices=("points", "frusta"), default="points", help="scene box (default: points)")
+    parser.add_argument("--depth", choices=("points", "none"), default="points",
+                        help="points: prepare's depth from the SfM points (the default); none: prepare --no-point-depth")
+    parser.add_argument("--box", choices=("points", "frusta"), default="points", help="scene box without depth (default: points)")
     parser.add_argument("--iters", type=int, default=1000, help="training iterations (default: 1000)")
     parser.add_argument("--schedule", choices=("cpu", "short"), default="short", help="learning-rate schedule (default: short)")
     parser.add_argument("--downscale", type=float, default=2.0, help="train at this fraction of 640x480 (default: 2)")
@@ -52,14 +98,17 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = OUT / "real_colour_only"
-    capture, scene, log = folder / "capture", folder / "scene", folder / "log.txt"
+    capture, log = folder / "capture", folder / "log.txt"
+    scene = folder / ("scene" if args.depth == "points" else "scene_no_depth")
     timings: dict[str, float] = {}
-    if not (scene / "splits.json").is_file():  # the prepared scene is shared by both boxes
+    if not (capture / "K_color.txt").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         write_capture(capture, list(range(30)), 640)
+    if not (scene / "splits.json").is_file():  # the prepared scene is shared by the runs
+        shutil.rmtree(scene, ignore_errors=True)
         start = time.perf_counter()
-        prepare_colour_only(capture, scene, 640, log)
+        prepare_colour_only(capture, scene, 640, log, args.depth == "points")
         timings["prepare"] = round(time.perf_counter() - start, 1)
     trained_scene = scene
     if args.box == "frusta":
@@ -67,7 +116,7 @@ def main() -> int:
         shutil.rmtree(trained_scene, ignore_errors=True)
         shutil.copytree(scene, trained_scene)
         (trained_scene / "points3d.ply").unlink(missing_ok=True)
-    run = folder / f"run_{args.box}_{args.schedule}_{args.iters}{args.name}"
+    run = folder / f"run_{args.depth}_{args.box}_{args.schedule}_{args.iters}{args.name}"
     start = time.perf_counter()
     cli("train", "--data", str(trained_scene), "--out", str(run), "--preset", "cpu", "--mode", "instance", "--iters", str(args.iters),
         "--downscale", str(args.downscale), "--eval", "--force", "--quiet", *(SHORT_SCHEDULE if args.schedule == "short" else []),
@@ -76,13 +125,14 @@ def main() -> int:
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     prepared = json.loads((scene / "prepare.json").read_text())
     result = {
-        "box": args.box, "schedule": args.schedule, "set": args.set, "iterations": args.iters, "downscale": args.downscale,
+        "depth": args.depth, "box": args.box, "schedule": args.schedule, "set": args.set, "iterations": args.iters, "downscale": args.downscale,
         "frames_posed": prepared["poses"]["registered"], "frames": 30, "test_frames": metrics.get("frames"),
         "psnr_test": metrics.get("psnr"), "depth_consistency": metrics.get("depth_consistency"),
+        "against_the_sensor": sensor_depth_scores(scene, run),
         "warnings": warnings_of(run), "timings_s": timings, "run": str(run),
     }
     text = json.dumps(result, indent=1)
-    (OUT / f"real_colour_only_{args.box}{args.name}.json").write_text(text + "\n")
+    (OUT / f"real_colour_only_{args.depth}_{args.box}{args.name}.json").write_text(text + "\n")
     print(text)
     return 0
 

@@ -126,3 +126,18 @@ def test_an_edited_run_config_is_a_one_line_error(tiny_scene, tmp_path, capsys):
     assert main(["render", "--run", str(run)]) == 2
     err = _one_error_line(capsys)
     assert "config.json" in err and "sampler.kind: 'voxels'" in err
+
+
+
+@pytest.mark.parametrize("source, line", [
+    ("mono", "depth: monocular (prepare --mono-depth), fitted per frame to the SfM points; loss.depth_mode=metric"),
+    ("sfm", "depth: interpolated from the SfM points (colour only)"),
+])
+def test_a_scene_with_depth_from_images_says_so_when_training(tiny_scene, tmp_path, capsys, source, line):
+    import shutil
+
+    scene = tmp_path / f"{source}_scene"
+    shutil.copytree(tiny_scene, scene)
+    (scene / "prepare.json").write_text(json.dumps({"depth_source": source}))
+    assert main(["train", "--data", str(scene), "--preset", "tiny", "--labels", "gt", "--iters", "1", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert line in capsys.readouterr().out

@@ -48,7 +48,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     options = PrepareOptions(
         out=Path(args.out), images=_path(args.images), video=_path(args.video), depth=_path(args.depth), depth_scale=args.depth_scale,
         depth_intrinsics=args.depth_intrinsics, depth_to_color=_path(args.depth_to_color), color_to_depth=_path(args.color_to_depth),
-        mono_depth=args.mono_depth, mono_depth_output=args.mono_depth_output, intrinsics=_path(args.intrinsics), poses=args.poses,
+        mono_depth=args.mono_depth, mono_depth_output=args.mono_depth_output, point_depth=not args.no_point_depth, intrinsics=_path(args.intrinsics), poses=args.poses,
         poses_path=_path(args.poses_path), matching=args.matching,
         segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, masks=_path(args.masks), masks_format=args.masks_format,
         every=args.every, fps=args.fps, blur_ratio=args.blur_ratio, max_size=args.max_size, test_every=args.test_every,
@@ -91,11 +91,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"classes      {classes.num_classes} ({len(classes.thing_classes)} thing, {len(classes.stuff_classes)} stuff)",
         f"normalised   scale {scene.normalization.scale:.4f} per {unit}, box {np.round(scene.bbox, 3).tolist()}",
     ]
-    if scene.depths is not None:
-        valid = scene.depths[scene.depths > 0]
+    valid = scene.depths[scene.depths > 0] if scene.depths is not None else None
+    if valid is not None and valid.size:
         lines.append(f"depth        {valid.min():.3f} - {valid.max():.3f} m ({100 * valid.size / scene.depths.size:.1f}% valid)")
     else:
-        lines.append("depth        none")
+        lines.append("depth        none" if valid is None else "depth        none valid (every depth map is empty)")
     lines.append(f"normals      {'yes' if scene.normals is not None else 'none'}")
     for name, sem, ins in (("machine", scene.m2f_semantics, scene.m2f_instance), ("ground truth", scene.gt_semantics, scene.gt_instance)):
         if sem is None:
@@ -220,6 +220,7 @@ def auto_channels(config, scene_path: Path):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .data.layout import scene_depth_source
     from .runs import CONFIG_FILE, load_run_config, resolve_device
     from .runs.device import describe_device
     from .training.trainer import Trainer
@@ -235,6 +236,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.channels == "auto":
         config, scene = auto_channels(config, Path(args.data))
     print(f"device: {describe_device(device, config.train.threads or None)}", flush=True)  # `batch` records this line
+    depth_notes = {
+        "mono": f"monocular (prepare --mono-depth), fitted per frame to the SfM points; loss.depth_mode={config.loss.depth_mode}",
+        "sfm": "interpolated from the SfM points (colour only): coarse at depth edges, missing where nothing was matched",
+        "none": "none (colour only): the field may form no surface; prepare writes depth from the SfM points unless --no-point-depth",
+    }
+    depth_source = scene_depth_source(Path(args.data))
+    if depth_source in depth_notes:
+        print(f"depth: {depth_notes[depth_source]}", flush=True)
     trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, scene=scene, progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:
@@ -587,6 +596,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mono-depth-output", choices=("auto", "disparity", "depth"), default="auto",
                    help="what the --mono-depth model predicts: disparity (relative inverse depth: Depth Anything, DPT) or depth "
                    "(metric models: ZoeDepth, Depth Pro); auto reads it from the model's config (default: %(default)s)")
+    p.add_argument("--no-point-depth", action="store_true",
+                   help="colour only, without --mono-depth: write no depth, instead of depth interpolated from the SfM points "
+                   "(prepare.json: depth_source sfm)")
     p.add_argument("--intrinsics", help="known pinhole K (3x3 or 4x4 text) at the image size; needed by --poses rgbd")
     p.add_argument("--poses", choices=POSE_SOURCES, default="auto",
                    help="auto: SfM (RGB-D tracking when depth is given and SfM registers < 90%% or splits); or import existing poses")

@@ -242,6 +242,18 @@ def scene_is_metric(root: Path) -> bool:
     return metric is not False
 
 
+def scene_depth_source(root: Path) -> str:
+    """Where the scene's ``depth/`` came from: ``sensor`` (and datasets in this layout), ``mono``
+    (``prepare --mono-depth``: a model's relative depth fitted to the SfM points), ``sfm``
+    (interpolated from the SfM points of a colour-only capture) or ``none``, as ``prepare.json``
+    records it."""
+    try:
+        source = json.loads((Path(root) / PREPARE_FILE).read_text())["depth_source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        source = "sensor"
+    return source if source in ("sensor", "mono", "sfm", "none") else "sensor"
+
+
 def scene_units(root: Path) -> str:
     """A note on the unit of the scene's world frame (of its poses): see :func:`scene_is_metric`."""
     if not scene_is_metric(root):

@@ -19,11 +19,12 @@ from PIL import Image
 from ..errors import UsageError
 from .cameras import PoseResult, remap
 from .depth import DepthFrames, open_depth
-from .frames import stage_images, stage_video
+from .frames import StagedFrames, stage_images, stage_video
 from .mask_import import MASK_FORMATS, MaskImporter
 from .mono_depth import MONO_DEPTH_OUTPUTS, MonoDepthFrames, MonoDepthModel
 from .poses import POSE_METHODS, default_poses_path, estimate_poses
 from .segmenters import SEGMENTERS, build_segmenter, class_agnostic_data, class_agnostic_semantics
+from .sparse_depth import SfmDepthFrames
 from .writer import SceneWriter
 
 __all__ = ["PrepareOptions", "PrepareResult", "prepare_scene"]
@@ -43,6 +44,7 @@ class PrepareOptions:
     color_to_depth: Path | None = None
     mono_depth: str | Path | None = None
     mono_depth_output: str = "auto"
+    point_depth: bool = True
     intrinsics: Path | None = None
     poses: str = "auto"
     poses_path: Path | None = None
@@ -153,9 +155,14 @@ def _announce_poses(poses: PoseResult, options: PrepareOptions, log: Callable[[s
     return warnings
 
 
-def _depth_report(depth: DepthFrames | MonoDepthFrames | None, log: Callable[[str], None], warn: Callable[[str], None]) -> dict:
-    """``prepare.json``'s entries on the depth: ``depth_source`` (sensor, mono or none) and, for
+def _depth_report(depth: DepthFrames | MonoDepthFrames | SfmDepthFrames | None, log: Callable[[str], None], warn: Callable[[str], None]) -> dict:
+    """``prepare.json``'s entries on the depth: ``depth_source`` (sensor, mono, sfm or none) and, for
     monocular depth, how its per-frame fits went (logged; frames left without depth warned of)."""
+    if isinstance(depth, SfmDepthFrames):
+        summary = depth.summary()
+        log(f"depth: interpolated from the SfM points (median {100 * summary['median_pixel_share']:.0f}% of the pixels; "
+            f"{len(summary['frames_without_depth'])} frames without)")
+        return {"depth_source": "sfm", "depth": summary}
     if not isinstance(depth, MonoDepthFrames):
         return {"depth_source": "none" if depth is None else "sensor"}
     summary = depth.summary()
@@ -195,6 +202,16 @@ def sparse_world_points(observations: dict[str, np.ndarray], poses: dict[str, np
     return points[:: max(1, len(points) // MAX_SPARSE_POINTS)]
 
 
+def _scene_depth(depth: DepthFrames | None, mono: MonoDepthModel | None, frames: StagedFrames, poses: PoseResult, *, point_depth: bool):
+    """The frames' depth for the scene: the sensor's (``depth``), a depth model's fitted to the SfM
+    points, or (colour only, unless not ``point_depth``) the SfM points' interpolated; None without."""
+    if mono is not None:
+        return MonoDepthFrames(mono, frames, poses.observations)
+    if depth is None and point_depth and SfmDepthFrames.usable(poses.observations):
+        return SfmDepthFrames(frames, poses.observations)
+    return depth
+
+
 def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> PrepareResult:
     """Run ``prepare`` (see the module docstring). Raises ClusteringSDFError with one line on bad
     input. ``warn`` (default ``log``) gets the lines of :func:`capture_warnings` once the poses are
@@ -228,7 +245,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
         )
         timings["poses"] = time.perf_counter() - t0
         warnings = _announce_poses(poses, options, log, warn)
-        depth = MonoDepthFrames(mono, frames, poses.observations) if mono is not None else depth
+        depth = _scene_depth(depth, mono, frames, poses, point_depth=options.point_depth)
 
         t0 = time.perf_counter()
         names = [n for n in frames.names if n in poses.poses]
@@ -239,8 +256,8 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             writer.frame(name, rgb, poses.poses[name], depth_m)
             if importer is not None:  # masks of the original images: undistorted like the colour
                 masks, grid_masks = importer.read(name, frames.hw), grid
-            else:  # the segmenter saw the undistorted frame
-                masks, grid_masks = segmenter.segment(rgb, depth_m, poses.k), None
+            else:  # the segmenter saw the undistorted frame (depth from SfM points is too coarse for its depth edges)
+                masks, grid_masks = segmenter.segment(rgb, None if isinstance(depth, SfmDepthFrames) else depth_m, poses.k), None
             instance = remap(masks.instance.astype(np.int32), grid_masks, order=0)
             confidence = remap(masks.confidence.astype(np.float32), grid_masks, order=1) if masks.confidence is not None else None
             if classes is None:
@@ -267,7 +284,7 @@ def prepare_scene(options: PrepareOptions, log: Callable[[str], None] = print, w
             "warnings": warnings,
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
         }
-        writer.scene_files(poses.k, splits, segmentation_data, report, points=sparse_points(poses) if depth is None else None)
+        writer.scene_files(poses.k, splits, segmentation_data, report, points=sparse_points(poses) if depth is None or isinstance(depth, SfmDepthFrames) else None)
         root = writer.commit(options.keep_work)
     except BaseException:
         writer.abort()
