@@ -39,7 +39,7 @@ benchmarks/out/real_castel/<mode>/log.txt:
     nice -n 19 python benchmarks/real_castel.py --quick    # 10 frames (every 3rd) at 160x120, 800 steps
 
 The full run trains 2500 steps: 7-10 minutes at the `cpu` preset's 0.17-0.24 s per step on 2 idle
-cores, but 1 s per step on 2 cores shared with other trainings; `prepare` took 3.8 minutes there.
+cores, but 1 s per step on 2 cores shared with other trainings; `prepare` takes 3 minutes alone.
 `--quick` took 13 minutes on 2 cores shared with another training (0.73 s per step).
 """
 

@@ -14,6 +14,7 @@ scene box drawn around the SfM points (``--box points``) or, with ``--box frusta
 cameras' frusta up to 5 units.
 
     python benchmarks/real_colour_only.py [--depth points|none] [--box points|frusta] [--iters N] [--schedule cpu|short]
+                                          [--figure docs/images/real_colour_only.jpg [--figure-only]]
 
 ``--schedule short`` (the default) trains as `clusteringsdf demo` does (4x the learning rate, the
 grid's 2x); ``cpu`` as the preset ships.
@@ -80,6 +81,30 @@ def sensor_depth_scores(scene: Path, run: Path) -> dict:
     return scores
 
 
+def write_figure(scene: Path, run: Path, path: Path, height: int = 240) -> None:
+    """The first held-out frame, the run's render of it, its rendered depth and the sensor's (never
+    seen by the run; one scale takes the SfM unit to metres), side by side with captions (JPEG)."""
+    from clusteringsdf.inference.visualize import depth_image, tile
+
+    name = layout.read_splits(scene / layout.SPLITS_FILE)["test"][0]
+    size = (height * 4 // 3, height)
+    with Image.open(scene / "color" / f"{name}.png") as image:
+        frame = np.asarray(image.convert("RGB").resize(size, Image.LANCZOS))
+    with Image.open(run / "eval" / "rgb" / f"{name}.png") as image:
+        render = np.asarray(image.convert("RGB").resize(size, Image.LANCZOS))
+    k_color, k_depth = read_visp_camera(CASTEL / "chateau.xml"), read_visp_camera(CASTEL / "chateau_depth.xml")
+    raw = read_depth_bin(CASTEL / "castel" / f"depth_image_{name.split('_')[-1]}.bin").astype(np.float32) * DEPTH_UNIT_M
+    sensor = _resized(reproject_depth(raw, k_depth, np.linalg.inv(np.loadtxt(CASTEL / "depth_M_color.txt")), k_color, hw=(480, 640)), (height, size[0]))
+    rendered = _resized(layout.read_depth(run / "eval" / "depth" / f"{name}.png"), (height, size[0]))
+    both = (sensor > 0) & (rendered > 0)
+    rendered = rendered * float(np.median(sensor[both] / rendered[both]))
+    far = float(np.percentile(sensor[sensor > 0], 99))
+    picture = tile([frame, render, depth_image(rendered, far), depth_image(sensor, far)],
+                   ["held-out frame", "render", "rendered depth", "sensor depth (not used)"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(path, quality=85)
+
+
 def warnings_of(run: Path) -> list[str]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [entry["warning"] for entry in map(json.loads, lines) if "warning" in entry]
@@ -95,11 +120,19 @@ def main() -> int:
     parser.add_argument("--downscale", type=float, default=2.0, help="train at this fraction of 640x480 (default: 2)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="more training settings")
     parser.add_argument("--name", default="", help="suffix of the run folder and the JSON file")
+    parser.add_argument("--figure", type=Path, help="also write the figure (held-out frame, render, rendered and sensor depth) here")
+    parser.add_argument("--figure-only", action="store_true", help="write --figure from the existing run; no preparing or training")
     args = parser.parse_args()
 
     folder = OUT / "real_colour_only"
     capture, log = folder / "capture", folder / "log.txt"
     scene = folder / ("scene" if args.depth == "points" else "scene_no_depth")
+    run = folder / f"run_{args.depth}_{args.box}_{args.schedule}_{args.iters}{args.name}"
+    if args.figure_only:
+        if args.figure is None or not (run / "eval" / "metrics.json").is_file():
+            parser.error(f"--figure-only needs --figure and a finished run at {run}")
+        write_figure(scene, run, args.figure)
+        return 0
     timings: dict[str, float] = {}
     if not (capture / "K_color.txt").is_file():
         shutil.rmtree(folder, ignore_errors=True)
@@ -116,7 +149,6 @@ def main() -> int:
         shutil.rmtree(trained_scene, ignore_errors=True)
         shutil.copytree(scene, trained_scene)
         (trained_scene / "points3d.ply").unlink(missing_ok=True)
-    run = folder / f"run_{args.depth}_{args.box}_{args.schedule}_{args.iters}{args.name}"
     start = time.perf_counter()
     cli("train", "--data", str(trained_scene), "--out", str(run), "--preset", "cpu", "--mode", "instance", "--iters", str(args.iters),
         "--downscale", str(args.downscale), "--eval", "--force", "--quiet", *(SHORT_SCHEDULE if args.schedule == "short" else []),
@@ -131,6 +163,8 @@ def main() -> int:
         "against_the_sensor": sensor_depth_scores(scene, run),
         "warnings": warnings_of(run), "timings_s": timings, "run": str(run),
     }
+    if args.figure:
+        write_figure(scene, run, args.figure)
     text = json.dumps(result, indent=1)
     (OUT / f"real_colour_only_{args.depth}_{args.box}{args.name}.json").write_text(text + "\n")
     print(text)
