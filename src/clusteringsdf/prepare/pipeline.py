@@ -1,9 +1,10 @@
 """``clusteringsdf prepare``: a capture (images or a video, optional depth) -> a scene folder.
 
-Frames -> poses (SfM, RGB-D tracking or imported) -> undistortion to one pinhole camera -> masks
-(a segmenter or imported masks) -> the Panoptic Lifting layout that ``info``/``train`` read, written
+Frames -> poses (SfM, RGB-D tracking or imported) -> depth (the sensor's; without it, a depth
+model's or the SfM points' interpolated) -> undistortion to one pinhole camera -> masks (a
+segmenter or imported masks) -> the Panoptic Lifting layout that ``info``/``train`` read, written
 in a temporary folder and moved into place when complete. ``OUT/prepare.json`` records what was
-used (pose source, scale, unregistered frames, segmenter) and the timings.
+used (pose source, scale, unregistered frames, depth source, segmenter) and the timings.
 """
 
 from __future__ import annotations
