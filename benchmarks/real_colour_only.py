@@ -51,18 +51,23 @@ def _resized(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return depth if depth.shape == hw else np.asarray(Image.fromarray(depth).resize(hw[::-1], Image.NEAREST))
 
 
+def sensor_depth(name: str) -> np.ndarray:
+    """The castle's sensor depth (480, 640) in metres of frame ``name`` (``image_0005``), reprojected
+    into the colour camera as `prepare --depth` does it (0 = missing)."""
+    k_color, k_depth = read_visp_camera(CASTEL / "chateau.xml"), read_visp_camera(CASTEL / "chateau_depth.xml")
+    raw = read_depth_bin(CASTEL / "castel" / f"depth_image_{name.split('_')[-1]}.bin").astype(np.float32) * DEPTH_UNIT_M
+    return reproject_depth(raw, k_depth, np.linalg.inv(np.loadtxt(CASTEL / "depth_M_color.txt")), k_color, hw=(480, 640))
+
+
 def sensor_depth_scores(scene: Path, run: Path) -> dict:
     """The held-out frames' rendered depth (and the scene's own depth, when it has some) against the
     castle's sensor depth reprojected into the colour camera, after one scale for all of them (SfM
     units -> metres, the median ratio): AbsRel and median absolute error (mm) over the pixels with
     sensor depth. The sensor depth is never seen by the colour-only run."""
-    k_color, k_depth = read_visp_camera(CASTEL / "chateau.xml"), read_visp_camera(CASTEL / "chateau_depth.xml")
-    depth_to_color = np.linalg.inv(np.loadtxt(CASTEL / "depth_M_color.txt"))
     test = layout.read_splits(scene / layout.SPLITS_FILE)["test"]
     sensors, estimates = [], {"rendered": [], "prior": []}
     for name in test:
-        raw = read_depth_bin(CASTEL / "castel" / f"depth_image_{name.split('_')[-1]}.bin").astype(np.float32) * DEPTH_UNIT_M
-        sensor = reproject_depth(raw, k_depth, depth_to_color, k_color, hw=(480, 640))
+        sensor = sensor_depth(name)
         sensors.append(sensor)
         estimates["rendered"].append(_resized(layout.read_depth(run / "eval" / "depth" / f"{name}.png"), sensor.shape))
         prior = scene / "depth" / f"{name}.png"
@@ -92,9 +97,7 @@ def write_figure(scene: Path, run: Path, path: Path, height: int = 240) -> None:
         frame = np.asarray(image.convert("RGB").resize(size, Image.LANCZOS))
     with Image.open(run / "eval" / "rgb" / f"{name}.png") as image:
         render = np.asarray(image.convert("RGB").resize(size, Image.LANCZOS))
-    k_color, k_depth = read_visp_camera(CASTEL / "chateau.xml"), read_visp_camera(CASTEL / "chateau_depth.xml")
-    raw = read_depth_bin(CASTEL / "castel" / f"depth_image_{name.split('_')[-1]}.bin").astype(np.float32) * DEPTH_UNIT_M
-    sensor = _resized(reproject_depth(raw, k_depth, np.linalg.inv(np.loadtxt(CASTEL / "depth_M_color.txt")), k_color, hw=(480, 640)), (height, size[0]))
+    sensor = _resized(sensor_depth(name), (height, size[0]))
     rendered = _resized(layout.read_depth(run / "eval" / "depth" / f"{name}.png"), (height, size[0]))
     both = (sensor > 0) & (rendered > 0)
     rendered = rendered * float(np.median(sensor[both] / rendered[both]))

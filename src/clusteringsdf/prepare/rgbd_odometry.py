@@ -139,13 +139,10 @@ class _Frames:
         median depth (for ICP), coarse to fine. The normals come from the depth image itself (see
         :func:`_depth_normals`), which is several times faster than a neighbour search per frame."""
         if i not in self._clouds:
-            o3d, k, depth = self.o3d, self.k, self.depths[i]
-            normals, valid = _depth_normals(depth, k)
-            v, u = np.nonzero(valid)
-            z = depth[v, u]
-            points = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
-            cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
-            cloud.normals = o3d.utility.Vector3dVector(normals[v, u].astype(np.float64))
+            o3d = self.o3d
+            points, normals, valid = _depth_normals(self.depths[i], self.k)
+            cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[valid].astype(np.float64)))
+            cloud.normals = o3d.utility.Vector3dVector(normals[valid].astype(np.float64))
             levels = []
             for share in ICP_VOXELS:
                 level = cloud.voxel_down_sample(share * self.median_depth)
@@ -155,14 +152,19 @@ class _Frames:
         return self._clouds[i]
 
 
-def _depth_normals(depth: np.ndarray, k: np.ndarray, step: int = 2, smooth: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Unit surface normals (H, W, 3) of a depth map (H, W) facing the camera, from central
-    differences ``step`` pixels wide averaged over ``smooth`` x ``smooth`` pixels, and where they
-    are defined (H, W): valid depth at the pixel and its four neighbours without a jump of more
-    than 5% between them (an occlusion edge)."""
+def _camera_points(u: np.ndarray, v: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Camera-frame points (..., 3) of pixels (columns ``u``, rows ``v``) at depth ``z`` under K (3, 3)."""
+    return np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
+
+
+def _depth_normals(depth: np.ndarray, k: np.ndarray, step: int = 2, smooth: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The camera-frame points (H, W, 3) of a depth map (H, W), their unit surface normals (H, W, 3)
+    facing the camera, from central differences ``step`` pixels wide averaged over ``smooth`` x
+    ``smooth`` pixels, and where the normals are defined (H, W): valid depth at the pixel and its
+    four neighbours without a jump of more than 5% between them (an occlusion edge)."""
     height, width = depth.shape
     v, u = np.mgrid[0:height, 0:width]
-    points = np.stack([(u - k[0, 2]) / k[0, 0] * depth, (v - k[1, 2]) / k[1, 1] * depth, depth], axis=-1)
+    points = _camera_points(u, v, depth, k)
     s = step
     dx = points[s:-s, 2 * s :] - points[s:-s, : -2 * s]
     dy = points[2 * s :, s:-s] - points[: -2 * s, s:-s]
@@ -177,7 +179,7 @@ def _depth_normals(depth: np.ndarray, k: np.ndarray, step: int = 2, smooth: int 
     valid[s:-s, s:-s] = inner
     valid &= length > 0
     normals = normals / np.maximum(length, 1e-12)[..., None]
-    return normals, valid
+    return points, normals, valid
 
 
 class _Registration:
@@ -214,9 +216,7 @@ class _Registration:
         step = max(1, int(np.sqrt(height * width / 20000)))
         v, u = np.nonzero(depth_s[::step, ::step] > 0)
         v, u = v * step, u * step
-        z = depth_s[v, u]
-        points = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
-        moved = points @ transform[:3, :3].T + transform[:3, 3]
+        moved = _camera_points(u, v, depth_s[v, u], k) @ transform[:3, :3].T + transform[:3, 3]
         ahead = moved[:, 2] > 1e-3
         zt = np.where(ahead, moved[:, 2], 1.0)
         ut = np.rint(moved[:, 0] / zt * k[0, 0] + k[0, 2]).astype(np.int64)
