@@ -24,13 +24,21 @@ from .jets import Jet, WeightNormLinear, positional_encoding, softplus_jet
 
 Output = TypeVar("Output", torch.Tensor, tuple[torch.Tensor, ...])
 
+# Points per network evaluation on the CPU: the intermediates of 16k points stay in the caches. The
+# geometry network takes 1.6 us per point at 16k points, 1.8 at 65k and 3.4 at 262k (2 threads).
+CPU_CHUNK = 16_384
+
 
 def map_chunks(
     function: Callable[..., Output], *rows: np.ndarray | torch.Tensor, chunk: int, device: torch.device | None = None
 ) -> Output:
     """``function`` of ``rows`` (arrays of N rows each, passed as its arguments), ``chunk`` rows at a
-    time, its outputs (one tensor or a tuple of them, N rows each) concatenated. Numpy rows become
-    float32 tensors on ``device`` one chunk at a time, so only a chunk of them is ever on the device."""
+    time (at most :data:`CPU_CHUNK` on the CPU), its outputs (one tensor or a tuple of them, N rows
+    each) concatenated. Numpy rows become float32 tensors on ``device`` one chunk at a time, so only
+    a chunk of them is ever on the device."""
+    on = rows[0].device if isinstance(rows[0], torch.Tensor) else device
+    if on is None or on.type == "cpu":
+        chunk = min(chunk, CPU_CHUNK)
     parts = []
     for start in range(0, max(len(rows[0]), 1), chunk):
         parts.append(function(*(_rows_tensor(r[start : start + chunk], device) for r in rows)))

@@ -39,7 +39,9 @@ class _GridInterpolation(torch.autograd.Function):
     def forward(ctx, table, index, weights, dweights):  # type: ignore[override]
         corners, levels, n = weights.shape
         f = table.shape[1]
-        rows = table.index_select(0, index).t().reshape(f, corners, levels, n)  # (F, 8, L, N)
+        # gather from the (F, T) transpose (a copy of the small table): the rows come out (F, 8*L*N)
+        # already, where transposing gathered (8*L*N, F) rows would cost three times the gather
+        rows = table.t().contiguous().index_select(1, index).view(f, corners, levels, n)  # (F, 8, L, N)
         features = (rows * weights).sum(1)
         if dweights is not None:
             jacobian = torch.stack([(rows * dweights[a]).sum(1) for a in range(3)])
@@ -104,11 +106,16 @@ class HashGrid(nn.Module):
         self.resolutions = resolutions
         self.register_buffer("bbox", torch.as_tensor(bbox, dtype=torch.float32).clone())
         self.register_buffer("_res", torch.tensor(resolutions, dtype=torch.float32), persistent=False)
-        self.register_buffer("_res_int", torch.tensor(resolutions, dtype=torch.int64), persistent=False)
         # Levels whose whole lattice fits the table are dense; resolutions grow, so they come first.
         self._num_dense = sum(1 for res, size in zip(resolutions, sizes) if (res + 1) ** 3 <= size)
         self._hash_mask = 2**log2_table_size - 1
-        self.register_buffer("_offsets", torch.tensor(offsets[:-1], dtype=torch.int64), persistent=False)
+        self.register_buffer("_offsets", torch.tensor(offsets[:-1], dtype=torch.int32), persistent=False)
+        stride = torch.tensor([res + 1 for res in resolutions[: self._num_dense]], dtype=torch.int32)
+        bits = torch.tensor([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], dtype=torch.int32)  # (8, 3): bz, by, bx
+        steps = bits[:, 0:1] * stride * stride + bits[:, 1:2] * stride + bits[:, 2:3]  # (8, Ld)
+        self.register_buffer("_dense_stride", stride, persistent=False)
+        self.register_buffer("_dense_steps", steps.unsqueeze(-1), persistent=False)  # (8, Ld, 1)
+        self._masked_primes = tuple(prime & self._hash_mask for prime in _PRIMES)
         self.table = nn.Parameter(torch.empty(offsets[-1], features_per_level).uniform_(-init_scale, init_scale))
 
     @property
@@ -116,34 +123,36 @@ class HashGrid(nn.Module):
         return self.levels * self.features_per_level
 
     def _corner_indices(self, cell: torch.Tensor) -> torch.Tensor:
-        """Table rows of the 8 cell corners: cell (3, L, N) int64 -> (8, L, N) int64.
+        """Table rows of the 8 cell corners: cell (3, L, N) int32 -> (8, L, N) int64.
 
-        Corner c = 4*bz + 2*by + bx. Per-axis terms are computed for both corner bits and combined
-        by broadcasting. Dense levels (a prefix, since resolutions grow) are indexed row-major,
-        the others hashed; since XOR and the power-of-two mask commute, the per-axis hash terms
-        are masked before they are combined.
+        Corner c = 4*bz + 2*by + bx. Dense levels (a prefix, since resolutions grow) are indexed
+        row-major: the corner-000 row plus a per-level constant step per corner. The others are
+        hashed; XOR and the power-of-two mask commute, so each per-axis term is masked before they
+        are combined, and the low bits of a product only depend on the low bits of its factors, so
+        masked primes give the same rows in int32 arithmetic without overflow (int32 halves the
+        memory traffic of this, the grid's dearest step after the gather).
         """
         n = cell.shape[-1]
         nd, nh = self._num_dense, self.levels - self._num_dense
-        both = torch.stack([cell, cell + 1], dim=1)  # (3, 2, L, N)
-        index = torch.empty(8, self.levels, n, dtype=torch.int64, device=cell.device)
+        # int64 rows: index_add_ (the backward) is 50x slower with an int32 index on the CPU
+        index = torch.empty(2, 2, 2, self.levels, n, dtype=torch.int64, device=cell.device)  # (bz, by, bx, L, N)
+        x, y, z = cell.unbind(0)  # each (L, N)
         if nd > 0:
-            x, y, z = both[:, :, :nd].unbind(0)  # each (2, Ld, N)
-            stride = (self._res_int[:nd] + 1).view(1, -1, 1)
-            x = x + self._offsets[:nd].view(1, -1, 1)
-            index[:, :nd] = (
-                (z * (stride * stride)).view(2, 1, 1, nd, n) + (y * stride).view(1, 2, 1, nd, n) + x.view(1, 1, 2, nd, n)
-            ).view(8, nd, n)
+            stride = self._dense_stride.view(-1, 1)  # (Ld, 1)
+            base = z[:nd] * (stride * stride) + y[:nd] * stride + x[:nd] + self._offsets[:nd].view(-1, 1)
+            torch.add(base.unsqueeze(0), self._dense_steps, out=index.view(8, self.levels, n)[:, :nd])
         if nh > 0:
-            x, y, z = both[:, :, nd:].unbind(0)  # each (2, Lh, N)
             mask = self._hash_mask
-            hashed = (
-                ((z * _PRIMES[2]) & mask).view(2, 1, 1, nh, n)
-                ^ ((y * _PRIMES[1]) & mask).view(1, 2, 1, nh, n)
-                ^ ((x * _PRIMES[0]) & mask).view(1, 1, 2, nh, n)
-            )
-            index[:, nd:] = hashed.view(8, nh, n) + self._offsets[nd:].view(1, -1, 1)
-        return index
+            terms = []
+            for axis, prime in zip((x, y, z), self._masked_primes):
+                term = torch.empty(2, nh, n, dtype=torch.int32, device=cell.device)
+                torch.mul(axis[nd:], prime, out=term[0])
+                torch.add(term[0], prime, out=term[1])  # (c + 1) * p
+                terms.append(term.bitwise_and_(mask))
+            hx, hy, hz = terms
+            hashed = hz.view(2, 1, 1, nh, n) ^ hy.view(1, 2, 1, nh, n)
+            torch.add(hashed ^ hx.view(1, 1, 2, nh, n), self._offsets[nd:].view(-1, 1), out=index[:, :, :, nd:])
+        return index.view(8, self.levels, n)
 
     def forward(self, points: torch.Tensor, with_jacobian: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode points.
@@ -160,8 +169,8 @@ class HashGrid(nn.Module):
         unit = ((points.detach() - self.bbox[0]) / extent).t()  # (3, N), in [0, 1] inside the box
         inside = ((unit >= 0) & (unit <= 1)).all(dim=0).to(points.dtype)  # (N,)
         position = unit.clamp(0.0, 1.0).unsqueeze(1) * self._res.view(1, -1, 1)  # (3, L, N)
-        cell = torch.minimum(position.floor().long(), (self._res_int - 1).view(1, -1, 1))
-        frac = position - cell.to(position.dtype)  # (3, L, N) in [0, 1]
+        cell = torch.minimum(position.floor(), (self._res - 1).view(1, -1, 1))  # whole numbers, exact in float32
+        frac = position - cell  # (3, L, N) in [0, 1]
         smooth = frac * frac * (3.0 - 2.0 * frac)
         factor = torch.stack([1.0 - smooth, smooth], dim=1)  # (3, 2, L, N): corner bit 0 / 1
         factor[0] *= inside  # zero weights (and derivatives) outside the box
@@ -176,7 +185,7 @@ class HashGrid(nn.Module):
             dx, dy, dz = dfactor[0].view(1, 1, 2, levels, n), dfactor[1].view(1, 2, 1, levels, n), dfactor[2].view(2, 1, 1, levels, n)
             dweights = torch.stack([(zy * dx).view(8, levels, n), (fz * dy * fx).view(8, levels, n), (dz * fy * fx).view(8, levels, n)])
 
-        index = self._corner_indices(cell).view(-1)
+        index = self._corner_indices(cell.to(torch.int32)).view(-1)
         features, jacobian = _GridInterpolation.apply(self.table, index, weights, dweights)
         features = features.permute(2, 1, 0).reshape(n, self.output_dim)  # (N, L*F), level-major
         if not with_jacobian:
