@@ -49,6 +49,28 @@ def test_a_budget_sets_the_run_length_and_the_schedules_follow(tiny_scene, tmp_p
     assert trainer.model.spheres.warmup == int(0.1 * length) and trainer.hook(SphereOptimisation) is not None
 
 
+class SlowStartClock(SteppingClock):
+    """Two seconds a step for the first ``slow`` calls, then one (the first steps of a run are dearer)."""
+
+    def __init__(self, slow: int) -> None:
+        super().__init__(2.0)
+        self.calls, self.slow = 0, slow
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        self.seconds = 2.0 if self.calls <= self.slow else 1.0
+        return super().perf_counter()
+
+
+def test_a_budget_follows_the_pace_when_the_first_steps_are_slower(tiny_scene, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", SlowStartClock(slow=41))  # the loop's start reading and 40 steps
+    config = preset("tiny").with_values({"mode": "panoptic", "train.minutes": 5.0, "train.checkpoint_every": 1000})
+    trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)
+    result = trainer.train()
+    # 40 steps of 2 s, then the 220 s left at 1 s a step: the first length (150, from the slow steps) was corrected
+    assert result.iterations == 260 and trainer.length_fixed and result.seconds == pytest.approx(300.0)
+
+
 def test_set_run_length_stretches_the_learning_rate_decay(tiny_scene, tmp_path):
     config = preset("tiny").with_values({"train.iterations": 40})
     trainer = Trainer(config, tiny_scene, tmp_path / "run", CPU, progress=False)

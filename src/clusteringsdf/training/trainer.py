@@ -63,7 +63,10 @@ def training_components(config: Config) -> set[str]:
 
 
 BUDGET_TIMING_START = 5  # a run trained by time times its steps from here (the first ones refresh the volume often)
-BUDGET_TIMED_STEPS = 20  # and sets its length after this many
+BUDGET_TIMED_STEPS = 20  # and sets a first length after this many
+# then the pace of every further this many steps corrects the length: the first steps are slower than
+# the rest (a length set from them alone left 30% of a 3-minute budget unused on the room)
+BUDGET_RETIMED_STEPS = 100
 
 
 @dataclass
@@ -127,6 +130,7 @@ class Trainer:
         self.elapsed = 0.0
         self.length_fixed = config.train.minutes == 0  # a run trained by time learns its length from its first steps
         self._timed_from: tuple[int, float] | None = None  # (iteration, elapsed) where timing those steps began
+        self._length_set = False  # a run trained by time has a first length
         normal_supervision = self.store.normals is not None and (config.loss.normal_l1 > 0 or config.loss.normal_cos > 0)
         self.request = self.method.training_request(normals=normal_supervision)
         self._stop_signal: int | None = None
@@ -276,7 +280,9 @@ class Trainer:
 
     def _follow_budget(self) -> None:
         """For a run trained by time (``train.minutes``): time ``BUDGET_TIMED_STEPS`` steps from
-        step ``BUDGET_TIMING_START`` on, then fix the run's length to fill the budget."""
+        step ``BUDGET_TIMING_START`` on and set the run's length to fill the budget at that pace;
+        then correct it from the pace of every ``BUDGET_RETIMED_STEPS`` steps, until fewer than
+        that are left (then the length is final)."""
         if self.length_fixed:
             return
         if self._timed_from is None:
@@ -284,22 +290,24 @@ class Trainer:
                 self._timed_from = (self.iteration, self.elapsed)
             return
         timed_steps = self.iteration - self._timed_from[0]
-        if timed_steps >= BUDGET_TIMED_STEPS:
+        if timed_steps >= (BUDGET_RETIMED_STEPS if self._length_set else BUDGET_TIMED_STEPS):
             step_seconds = (self.elapsed - self._timed_from[1]) / timed_steps
-            left = self.config.train.minutes * 60.0 - self.elapsed
-            self.set_run_length(self.iteration + max(1, int(left / step_seconds)))
+            left = max(1, int((self.config.train.minutes * 60.0 - self.elapsed) / step_seconds))
+            self.set_run_length(self.iteration + left, final=left <= BUDGET_RETIMED_STEPS)
+            self._timed_from, self._length_set = (self.iteration, self.elapsed), True
 
-    def set_run_length(self, iterations: int) -> None:
+    def set_run_length(self, iterations: int, *, final: bool = True) -> None:
         """Make the run ``iterations`` steps long from here: the learning rate still decays to
         ``lr_final_factor`` at its end, and the hooks stretch their schedules; config.json and the
-        checkpoints record the new length."""
+        checkpoints record the new length. A run trained by time corrects a length that is not
+        ``final``."""
         decayed = self.optimizer.param_groups[0]["lr"] / self.scheduler.base_lrs[0]
         self.scheduler.gamma = (self.config.train.lr_final_factor / decayed) ** (1.0 / max(iterations - self.iteration, 1))
         self.config = self.config.with_values({"train.iterations": int(iterations)})
         write_json_atomic(self.run_dir / CONFIG_FILE, run_identity(self.config, self.scene_path))
         for hook in self.hooks:
             hook.set_run_length(iterations)
-        self.length_fixed = True
+        self.length_fixed = final
 
     @property
     def stop_signal(self) -> int | None:
