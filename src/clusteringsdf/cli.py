@@ -206,14 +206,18 @@ def auto_channels(config, scene_path: Path):
     :func:`auto_channel_count`); returns the config with it and the loaded scene."""
     from .runs.trained import load_run_scene
     from .sampling.frames import auto_channel_count, segment_statistics, training_labels
+    from .sampling.places import count_places
     from .training.trainer import training_components
 
     scene = load_run_scene(config, scene_path, training_components(config))
-    _, instance, _ = training_labels(scene, config.data.labels)
+    semantic, instance, _ = training_labels(scene, config.data.labels, config.clustering.join_masks)
     stats = segment_statistics(instance)
-    channels = auto_channel_count(stats, view_consistent=config.data.labels == "gt")
+    view_consistent = config.data.labels == "gt"
+    places = None if view_consistent or scene.depths is None else count_places(scene, instance, semantic, gap=config.clustering.place_gap)
+    channels = auto_channel_count(stats, view_consistent=view_consistent, places=places)
+    found = f"{places} places in 3D, " if places is not None else ""
     print(
-        f"channels auto: {channels} (up to {stats.max_per_frame} segments in one frame, {stats.distinct} distinct ids over "
+        f"channels auto: {channels} ({found}up to {stats.max_per_frame} segments in one frame, {stats.distinct} distinct ids over "
         f"{scene.num_frames} frames, {config.data.labels} labels)"
     )
     return config.with_values({"field.channels": channels}), scene

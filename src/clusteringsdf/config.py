@@ -34,6 +34,7 @@ SegmentationLoss = Literal["bce", "nll"]
 OpacityKind = Literal["share", "occlusion"]
 RegAxis = Literal["channels", "rays"]
 ObjectInit = Literal["background", "sphere"]
+JoinMode = Literal["auto", "on", "off"]
 PresetName = Literal["tiny", "cpu", "gpu", "paper"]
 
 LABEL_SOURCES: tuple[str, ...] = typing.get_args(LabelSource)
@@ -283,6 +284,10 @@ class ClusteringConfig(_Section):
     # objects of one class that few frames show together. Needs depth (without it: off, with a note)
     separation: float = 0.0
     place_gap: float = 0.01  # normalised units (about 4 cm on the synthetic room): boxes closer are one place
+    # our addition: join one frame's masks whose shared border is depth-continuous (sampling/joins.py),
+    # so the parts of an object that an over-segmenting segmenter cut apart train as one mask.
+    # auto: on for masks without classes (superpixels, classical, SAM), off for masks with classes
+    join_masks: JoinMode = "auto"
 
     def _check_ranges(self) -> None:
         self._non_negative(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from ..data.scene import Scene
 from ..errors import DataError
+from .joins import join_masks
 from .rays import RayBatch, pixel_rays, ray_box_bounds
 
 
@@ -72,15 +74,22 @@ def segment_statistics(instance: np.ndarray) -> SegmentStatistics:
     return SegmentStatistics(max((len(ids) for ids in per_frame), default=0), int(len(distinct)))
 
 
-def auto_channel_count(stats: SegmentStatistics, view_consistent: bool, cap: int = MAX_AUTO_CHANNELS) -> int:
+def auto_channel_count(stats: SegmentStatistics, view_consistent: bool, cap: int = MAX_AUTO_CHANNELS, *, places: int | None = None) -> int:
     """SDF channels for ``--channels auto``: background + one channel per object.
 
     View-consistent ids (GT labels) count the objects exactly: ``distinct + 1``. Machine ids do
-    not; a frame's segments must get distinct channels and a scan shows more objects than one
-    frame, so ``1 + min(distinct, 2 * max_per_frame)``. Rounded up to a multiple of 8, at least 8,
-    at most ``cap`` (past it objects share channels, which training reports).
+    not. With depth, the 3D places of the segments (``places``, :func:`.places.count_places`) count
+    the objects, not the parts a segmenter cut them into; a frame's segments must still get
+    distinct channels: ``1 + max(places, max_per_frame)``. Without depth a scan shows more objects
+    than one frame, so ``1 + min(distinct, 2 * max_per_frame)``. Rounded up to a multiple of 8, at
+    least 8, at most ``cap`` (past it objects share channels, which training reports).
     """
-    objects = stats.distinct if view_consistent else min(stats.distinct, 2 * stats.max_per_frame)
+    if view_consistent:
+        objects = stats.distinct
+    elif places is not None:
+        objects = max(places, stats.max_per_frame)
+    else:
+        objects = min(stats.distinct, 2 * stats.max_per_frame)
     return int(min(cap, max(8, -(-(objects + 1) // 8) * 8)))
 
 
@@ -111,16 +120,30 @@ class LabelMaps:
     confidence: np.ndarray
 
 
-def training_labels(scene: Scene, source: str) -> LabelMaps:
+def training_labels(scene: Scene, source: str, join: str = "off", *, notes: bool = False) -> LabelMaps:
     """The label maps of a label source: "gt" (rs_*, confidence 1) or "m2f" (the machine labels
-    and their confidence)."""
+    and their confidence). ``join`` (``clustering.join_masks``): "on" joins each frame's machine
+    masks along depth-continuous borders (:mod:`.joins`), "auto" does so for masks without classes.
+    ``notes``: say on stderr what was joined, or why nothing could be."""
     if source == "gt":
         if scene.gt_semantics is None:
             raise DataError(scene.root / "rs_semantics", "missing folder (needed by --labels gt)")
         return LabelMaps(scene.gt_semantics, scene.gt_instance, np.ones(scene.gt_semantics.shape, dtype=np.float32))
     if scene.m2f_semantics is None:
         raise DataError(scene.root / "m2f_semantics", "missing folder (needed by --labels m2f)")
-    return LabelMaps(scene.m2f_semantics, scene.m2f_instance, scene.confidence)
+    instance = scene.m2f_instance
+    if join == "on" or (join == "auto" and scene.classes.class_agnostic):
+        if scene.depths is None:
+            if notes:
+                print("note: the scene has no depth, so masks that cut an object into parts are not joined "
+                      "(clustering.join_masks): over-segmented masks split objects", file=sys.stderr)
+        else:
+            masks = sum(len(np.unique(frame[frame > 0])) for frame in instance) if notes else 0
+            instance, merged = join_masks(instance, scene.depths)
+            if notes:
+                print(f"masks: {merged} of {masks} joined another mask of their frame along a depth-continuous border "
+                      "(clustering.join_masks)", file=sys.stderr)
+    return LabelMaps(scene.m2f_semantics, instance, scene.confidence)
 
 
 class FrameStore:

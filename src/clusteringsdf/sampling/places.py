@@ -106,3 +106,14 @@ def place_map(scene: Scene, segment: np.ndarray, instance: np.ndarray, semantic:
         labelled = segment[f] >= 0
         out[f][labelled] = table[f, segment[f][labelled]]
     return out
+
+
+def count_places(scene: Scene, instance: np.ndarray, semantic: np.ndarray, *, gap: float) -> int:
+    """How many places (:func:`segment_places`) the thing segments of instance (F, H, W) ids (0:
+    stuff) and semantic (F, H, W) class maps make: about the scene's objects, however many parts
+    each frame's masks cut them into. Needs the scene's depth."""
+    from .frames import per_frame_channels
+
+    most = max((len(np.unique(frame[frame > 0])) for frame in instance), default=0)
+    slots = per_frame_channels(instance, most + 1, np.random.default_rng(0))  # every segment a slot of its frame
+    return int(segment_places(scene, slots, instance, semantic, gap=gap).max(initial=-1)) + 1

@@ -115,7 +115,8 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)
         self.model, self.method = build_model_and_method(config, self.scene, device)
-        self.store = FrameStore(self.scene, device, self.method.pixel_targets(self.scene, training_labels(self.scene, config.data.labels)))
+        labels = training_labels(self.scene, config.data.labels, config.clustering.join_masks, notes=True)
+        self.store = FrameStore(self.scene, device, self.method.pixel_targets(self.scene, labels))
         self.optimizer = make_optimizer(self.model, config)
         gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
