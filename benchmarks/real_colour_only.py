@@ -16,8 +16,8 @@ cameras' frusta up to 5 units.
     python benchmarks/real_colour_only.py [--depth points|none] [--box points|frusta] [--iters N] [--schedule cpu|short]
                                           [--figure docs/images/real_colour_only.jpg [--figure-only]]
 
-``--schedule short`` (the default) trains as `clusteringsdf demo` does (4x the learning rate, the
-grid's 2x); ``cpu`` as the preset ships.
+``--schedule short`` (the default) trains as `clusteringsdf demo` does (learning rate 2e-3, the
+grid's 2e-2); ``cpu`` as the preset ships.
 """
 
 from __future__ import annotations

@@ -536,22 +536,26 @@ class Config:
 PRESET_DATA = DataConfig(box_margin=0.1, box_tail_percent=0.01)
 
 
+def _cpu_preset() -> Config:
+    """2000 steps at twice the base learning rate, 20 samples per ray and 512 eikonal points: on the
+    room PQ 0.90-0.93 and all things meshed in a third of the time of 4000 steps at the base rate
+    with 32 samples (PQ 0.94; docs/results.md, "Training speed")."""
+    return Config(
+        preset="cpu", data=PRESET_DATA,
+        sampler=SamplerConfig(fine_samples=16, uniform_samples=4),
+        loss=LossConfig(eikonal_points=512),
+        clustering=ClusteringConfig(sem_ray=0.5, class_coherence=1.0, separation=1.0),
+        batch=BatchConfig(label_balance=0.5),
+        train=TrainConfig(iterations=2000, lr=1e-3),
+    )
+
+
 def preset(name: str) -> Config:
     """A named preset: ``tiny`` (tests), ``cpu`` (the default), ``gpu`` (where a GPU user should
     start: a larger network and batch, finer samples, more steps) or ``paper`` (the published
     settings)."""
     if name == "cpu":
-        # 2000 steps at twice the base learning rate, 20 samples per ray and 512 eikonal points: on
-        # the room PQ 0.90-0.93 and all things meshed in a third of the time of 4000 steps at the
-        # base rate with 32 samples (PQ 0.94; docs/results.md, "Training speed")
-        return Config(
-            preset="cpu", data=PRESET_DATA,
-            sampler=SamplerConfig(fine_samples=16, uniform_samples=4),
-            loss=LossConfig(eikonal_points=512),
-            clustering=ClusteringConfig(sem_ray=0.5, class_coherence=1.0, separation=1.0),
-            batch=BatchConfig(label_balance=0.5),
-            train=TrainConfig(iterations=2000, lr=1e-3),
-        )
+        return _cpu_preset()
     if name == "tiny":
         return Config(
             preset="tiny",
