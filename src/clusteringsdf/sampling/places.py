@@ -19,7 +19,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..data.scene import Scene
-from .frames import train_frames
+from .frames import per_frame_channels, train_frames
 from .rays import pixel_rays
 
 ERODE_PX = 3  # a mask's border pixels are left out: a mask that bleeds onto the wall behind would stretch its box
@@ -112,8 +112,6 @@ def count_places(scene: Scene, instance: np.ndarray, semantic: np.ndarray, *, ga
     """How many places (:func:`segment_places`) the thing segments of instance (F, H, W) ids (0:
     stuff) and semantic (F, H, W) class maps make: about the scene's objects, however many parts
     each frame's masks cut them into. Needs the scene's depth."""
-    from .frames import per_frame_channels
-
     most = max((len(np.unique(frame[frame > 0])) for frame in instance), default=0)
     slots = per_frame_channels(instance, most + 1, np.random.default_rng(0))  # every segment a slot of its frame
     return int(segment_places(scene, slots, instance, semantic, gap=gap).max(initial=-1)) + 1
