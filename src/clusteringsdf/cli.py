@@ -210,10 +210,10 @@ def auto_channels(config, scene_path: Path):
     from .training.trainer import training_components
 
     scene = load_run_scene(config, scene_path, training_components(config))
-    semantic, instance, _ = training_labels(scene, config.data.labels, config.clustering.join_masks)
-    stats = segment_statistics(instance)
+    labels = training_labels(scene, config.data.labels, config.clustering.join_masks)
+    stats = segment_statistics(labels.instance)
     view_consistent = config.data.labels == "gt"
-    places = None if view_consistent or scene.depths is None else count_places(scene, instance, semantic, gap=config.clustering.place_gap)
+    places = None if view_consistent or scene.depths is None else count_places(scene, labels.instance, labels.semantic, gap=config.clustering.place_gap)
     channels = auto_channel_count(stats, view_consistent=view_consistent, places=places)
     found = f"{places} places in 3D, " if places is not None else ""
     print(

@@ -73,3 +73,14 @@ def test_channels_auto_counts_places_not_the_parts_masks_cut_objects_into(tiny_s
     assert auto_channel_count(SegmentStatistics(12, 2000), view_consistent=False, places=9) == 16
     assert auto_channel_count(SegmentStatistics(12, 2000), view_consistent=False) == 32
     assert auto_channel_count(SegmentStatistics(12, 2000), view_consistent=False, places=30) == 32
+
+
+def test_train_with_channels_auto_sizes_the_run_from_the_scene(tiny_scene, tmp_path, capsys):
+    from clusteringsdf.cli import main
+    from clusteringsdf.runs import load_run_config
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_scene), "--out", str(run), "--preset", "tiny", "--iters", "2", "--channels", "auto", "--quiet"]) == 0
+    said = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("channels auto:"))
+    channels = load_run_config(run).field.channels
+    assert said.startswith(f"channels auto: {channels} (") and "places in 3D" in said
