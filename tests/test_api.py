@@ -70,7 +70,7 @@ def analytic(run) -> tuple[torch.Tensor, torch.Tensor]:
     votes = trained.method.votes.votes
     votes.zero_()
     votes[1, 5], votes[1, 4], votes[2, 4], votes[0, 1] = 9.0, 1.0, 5.0, 20.0
-    trained.object_ids = None
+    trained.object_map = None
     return centres, radii
 
 

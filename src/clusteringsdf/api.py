@@ -26,7 +26,7 @@ import torch
 from .data.mesh_io import read_mesh
 from .data.scene import SegmentationClasses
 from .errors import ClusteringSDFError
-from .inference.channels import analyse_channels
+from .inference.channels import analyse_channels, object_map
 from .inference.evaluate_run import channel_objects, label_cameras
 from .inference.mesh import ensure_meshes
 from .inference.point_labels import owner_channels, stuff_classes_at
@@ -106,10 +106,11 @@ class Run:
 
     def _objects_at(self, points: np.ndarray) -> np.ndarray:
         """(N,) the object (id) whose channel owns each world point, 0 where no object's does."""
-        channel = owner_channels(self._trained, self._normalised(points))
+        normalised = self._normalised(points)
+        channel = owner_channels(self._trained, normalised)
         known = np.zeros(self._trained.model.field.channels, dtype=bool)
         known[[o.id for o in self.objects]] = True
-        ids = channel_objects(self._trained)[channel]
+        ids = channel_objects(self._trained).at(channel, normalised)
         return np.where(known[ids], ids, 0)
 
     def object_ids(self, points: np.ndarray) -> np.ndarray:
@@ -164,12 +165,10 @@ class Run:
         votes = method.votes.votes.cpu().numpy()
         classes = method.votes.classes().cpu().numpy()
         grid = trained.config.inference.object_grid  # 0: every channel its own object
-        analysis = analyse_channels(trained.model, grid or 128, classes, CHUNK)
+        analysis = analyse_channels(trained.model, grid or 128, classes, CHUNK, linked=method.votes.linked())
         groups = analysis.groups if grid else [[c] for group in analysis.groups for c in group]
-        if grid and trained.object_ids is None:  # the render-time labels of the same analysis
-            trained.object_ids = np.arange(trained.model.field.channels)
-            for group in groups:
-                trained.object_ids[group] = group[0]
+        if grid and trained.object_map is None:  # the render-time labels of the same analysis
+            trained.object_map = object_map(trained.model, classes, grid, CHUNK, analysis=analysis)
         names, to_world = self.classes.names, trained.scene.normalization.invert
         out = []
         for group in groups:

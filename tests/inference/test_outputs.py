@@ -15,7 +15,7 @@ import trimesh
 from clusteringsdf.cli import main
 from clusteringsdf.data.mesh_io import read_labelled_mesh, write_mesh
 from clusteringsdf.evaluation.geometry import evaluate_meshes, surface_distances
-from clusteringsdf.inference.channels import object_ids
+from clusteringsdf.inference.channels import object_map
 from clusteringsdf.inference.mesh import extract_meshes
 from clusteringsdf.inference.mesh_preview import preview_mesh
 from clusteringsdf.inference.palette import instance_color
@@ -198,8 +198,31 @@ def test_two_channels_holding_one_object_are_meshed_as_one(tiny_run, tmp_path):
     vertices = _object_vertices(tmp_path / "meshes", index, entry["id"], normalise)
     span = vertices[:, 0].max() - vertices[:, 0].min()
     assert span > 1.9 * radius  # the whole bed, not half of it
-    ids = object_ids(trained.model, trained.method.votes.classes().numpy(), resolution=64)  # and labelled as one at render time
+    ids = object_map(trained.model, trained.method.votes.classes().numpy(), resolution=64).ids  # and labelled as one at render time
     assert ids[2] == ids[3] == entry["id"] and ids[1] == 1
+
+
+def test_a_patch_of_an_object_owned_by_another_channel_is_labelled_that_object(tiny_run):
+    """Channel 3 holds the bed shifted 0.6 voxel along x and shrunk 0.3 voxel, so it owns a cap of
+    the bed's surface, and a small ball of its own elsewhere: not a duplicate as a whole (its ball
+    lies on no other surface), but its cap is a patch of the bed, labelled the bed; its ball stays
+    channel 3, and a chair of the bed's class next to nothing of channel 3 stays the chair."""
+    ball = torch.tensor([0.25, 0.3, 0.0])
+
+    def cap_and_ball(points, bed, radius, step):
+        cap = (points - bed - torch.tensor([0.6 * step, 0.0, 0.0])).norm(dim=-1) - (radius - 0.3 * step)
+        return torch.minimum(cap, (points - ball).norm(dim=-1) - 0.03)
+
+    trained, _, bed, radius, step, _ = _bed_and_channel_3(tiny_run, cap_and_ball)
+    votes = trained.method.votes.votes
+    votes[3] = votes[2]
+    votes[1] = votes[2]
+    objects = object_map(trained.model, trained.method.votes.classes().numpy(), resolution=64)
+    assert objects.ids[3] == 3 and objects.patches is not None  # no duplicate as a whole
+    points = torch.stack([bed + torch.tensor([radius + 0.3 * step, 0.0, 0.0]), ball + torch.tensor([0.0, 0.0, 0.03])]).numpy()
+    assert objects.at(np.array([3, 3]), points).tolist() == [2, 3]  # the cap is the bed's, the ball channel 3's
+    chair = (np.array([-0.25, 0.15, 0.12]))[None]
+    assert objects.at(np.array([1]), chair).tolist() == [1]
 
 
 def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path):

@@ -12,8 +12,8 @@ from ..data.layout import GT_MESH_FILE, frame_sort_key
 from ..errors import RunError
 from ..files import write_json_atomic
 from ..runs import TrainedRun, load_trained_run
-from .channels import object_ids
-from .render import ViewRender, render_views, write_views
+from .channels import ObjectMap, object_map
+from .render import ViewRender, camera_rays, render_views, write_views
 
 
 def load_class_run(run: Path, device: torch.device, scene) -> TrainedRun:
@@ -25,16 +25,34 @@ def load_class_run(run: Path, device: torch.device, scene) -> TrainedRun:
     return trained
 
 
-def channel_objects(trained: TrainedRun) -> np.ndarray:
-    """(C,) the object every channel is labelled as (:func:`object_ids`, computed once per run in
-    memory); the identity for methods whose channels are classes and with ``inference.object_grid`` 0."""
-    if trained.object_ids is None:
+def channel_objects(trained: TrainedRun) -> ObjectMap:
+    """The object of every channel and patch (:func:`object_map`, computed once per run in memory);
+    every channel its own object for methods whose channels are classes and with
+    ``inference.object_grid`` 0."""
+    if trained.object_map is None:
         resolution = trained.config.inference.object_grid
         if resolution and trained.method.uses_opacity and not trained.method.classes_in_channels:
-            trained.object_ids = object_ids(trained.model, trained.method.votes.classes().cpu().numpy(), resolution)
+            votes = trained.method.votes
+            trained.object_map = object_map(trained.model, votes.classes().cpu().numpy(), resolution, linked=votes.linked())
         else:
-            trained.object_ids = np.arange(trained.model.field.channels)
-    return trained.object_ids
+            trained.object_map = ObjectMap(np.arange(trained.model.field.channels))
+    return trained.object_map
+
+
+def _view_objects(trained: TrainedRun, view: ViewRender, pose: np.ndarray, intrinsics: np.ndarray) -> None:
+    """Relabel a view's best and second channels (H, W) as objects (:func:`channel_objects`): the
+    best one at the surface point each pixel's depth puts in the scene (patches), the second by its
+    channel alone."""
+    objects = channel_objects(trained)
+    view.channel_second = objects.ids[view.channel_second]
+    if objects.patches is None:
+        view.channel = objects.ids[view.channel]
+        return
+    device = trained.model.bbox.device
+    rays = camera_rays(torch.as_tensor(pose, dtype=torch.float32, device=device), torch.as_tensor(intrinsics, dtype=torch.float32, device=device),
+                       view.channel.shape, trained.model.bbox, near=trained.config.sampler.near)
+    points = rays.origins + (torch.as_tensor(view.depth.reshape(-1), device=device) / rays.dz).unsqueeze(-1) * rays.directions
+    view.channel = objects.at(view.channel.reshape(-1), points.cpu().numpy()).reshape(view.channel.shape)
 
 
 def label_cameras(
@@ -62,9 +80,8 @@ def label_cameras(
     classes = scene.classes
     common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.inference.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)
-    ids = channel_objects(trained)
-    for view in views:
-        view.channel, view.channel_second = ids[view.channel], ids[view.channel_second]
+    for view, pose, k in zip(views, poses, intrinsics):
+        _view_objects(trained, view, pose, k)
     class_views = None
     if class_run is not None:
         class_views = render_views(class_run.model, class_run.method, poses, intrinsics, normals=False, desc="semantic run", **common)

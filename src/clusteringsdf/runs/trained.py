@@ -95,7 +95,7 @@ class TrainedRun:
     model: Model
     method: Method
     iteration: int
-    object_ids: "np.ndarray | None" = None  # (C,) object of every channel, found at render time on first use
+    object_map: Any = None  # inference.channels.ObjectMap: the object of every channel and patch, found at render time on first use
     record: "dict | None" = None  # RUN/scene.json (None for runs written before it existed)
     scene_found: bool = True
 
