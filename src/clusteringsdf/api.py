@@ -165,7 +165,7 @@ class Run:
         votes = method.votes.votes.cpu().numpy()
         classes = method.votes.classes().cpu().numpy()
         grid = trained.config.inference.object_grid  # 0: every channel its own object
-        analysis = analyse_channels(trained.model, grid or 128, classes, CHUNK, linked=method.votes.linked())
+        analysis = analyse_channels(trained.model, grid or 128, classes, CHUNK)
         groups = analysis.groups if grid else [[c] for group in analysis.groups for c in group]
         if grid and trained.object_map is None:  # the render-time labels of the same analysis
             trained.object_map = object_map(trained.model, classes, grid, CHUNK, analysis=analysis)

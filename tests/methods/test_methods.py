@@ -110,36 +110,15 @@ def test_without_a_semantic_head_classes_come_from_the_channel_votes():
     assert scores.argmax(-1).tolist() == [3, 0, 0] and torch.equal(scores.sum(-1), torch.ones(3))
 
 
-def test_masks_link_the_channels_that_hold_them_together():
-    """Mask 1 of frame 0 lies half in channel 1, half in channel 2 (an object held by two
-    channels); mask 2 lies in channel 3 alone; frame 1's mask 1 in channel 2 alone."""
-    from clusteringsdf.methods.base import ChannelVotes
 
-    votes = ChannelVotes(channels=4, num_classes=3)
-    channel = torch.tensor([1, 1, 2, 2, 3, 3, 2, 2, 0])
-    opacity = torch.nn.functional.one_hot(channel, 4).float()
-    segment = torch.tensor([1, 1, 1, 1, 2, 2, 1, 1, 0])
-    frame = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 0])
-    votes.record_masks(opacity, segment, frame, decay=1.0)
-    linked = votes.linked()
-    assert linked[1, 2] == pytest.approx(1 / np.sqrt(3))  # channel 2 also holds frame 1's mask alone
-    assert linked[1, 3] == 0 and linked[2, 3] == 0 and linked[0].sum() == 0
-    assert np.allclose(np.diag(linked)[1:], 1.0)
-    state = {"votes": votes.votes.clone()}  # a run saved before the record existed loads with none
-    fresh = ChannelVotes(channels=4, num_classes=3)
-    fresh.load_state_dict(state)
-    assert not fresh.linked().any()
-
-
-def test_surface_on_a_larger_channel_goes_to_it_when_near_or_linked():
+def test_surface_on_a_larger_channel_goes_to_it_when_near_what_it_owns():
     from scipy.spatial import cKDTree
 
     from clusteringsdf.inference.channels import _host
 
     cells = np.array([[0, 0, i] for i in range(10)])
-    trees = {5: cKDTree(np.array([[0, 0, 30]])), 6: cKDTree(np.array([[0, 0, 2]]))}
-    assert _host(cells, [(5, 0.9, False)], trees) is None  # far from what 5 owns, not linked
-    assert _host(cells, [(5, 0.9, True)], trees) == 5  # the masks held both together
-    assert _host(cells, [(5, 0.5, True)], trees) is None  # but 5's surface misses these cells
-    assert _host(cells, [(6, 0.9, False)], trees) == 6  # 6 owns cells next to them: the near rule
-    assert _host(cells, [(6, 0.9, False), (5, 0.9, True)], trees) == 5  # linked first
+    trees = {5: cKDTree(np.array([[0, 0.5, 30]])), 6: cKDTree(np.array([[0, 0.5, 2]])), 7: cKDTree(np.array([[0, 0.5, 5]]))}
+    assert _host(cells, [(5, 0.9)], trees) is None  # far from what 5 owns
+    assert _host(cells, [(6, 0.5)], trees) is None  # near, but 6's surface misses these cells
+    assert _host(cells, [(6, 0.9)], trees) == 6  # 6 of the 10 cells lie within 4 cells of 6's
+    assert _host(cells, [(6, 0.9), (7, 0.9)], trees) == 7  # 7 of them within 4 of 7's

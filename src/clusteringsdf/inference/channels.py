@@ -7,9 +7,7 @@ rendering.
   surface* where it is the arg-min there.
 * Duplicates (:func:`duplicate_groups`): channels of one class that hold one object between them.
   A trained run can hold an object twice, each copy the scene minimum on interleaved patches of one
-  surface, or on two halves of it that the training masks keep showing together (the channels are
-  *linked*: :meth:`ChannelVotes.linked`); such channels are one object, named after the one that
-  owns most surface.
+  surface; such channels are one object, named after the one that owns most surface.
 * Patches (:func:`patch_targets`): a connected piece of the surface a channel owns that lies on a
   larger channel's object of its class. A channel can own patches of another object besides what it
   holds elsewhere (so it is no duplicate as a whole): each such patch is labelled that object.
@@ -30,7 +28,6 @@ SURFACE_BAND = 2.0  # grid steps from the zero level that count as the surface
 DUPLICATE_SURFACE = 0.8  # a channel joins another of its class whose surface passes through this share of what it owns
 DUPLICATE_NEAR = 0.5  # and this share of what it owns lies within DUPLICATE_CELLS grid cells of what the other owns
 DUPLICATE_CELLS = 4.0
-DUPLICATE_LINKED = 0.3  # or the training masks held both channels together at least this much (cosine, ChannelVotes.linked)
 DUPLICATE_MAX_CELLS = 400_000  # owned surface cells tested per run (evenly thinned beyond)
 PATCH_MIN_CELLS = 8  # owned surface pieces with fewer cells keep their channel's object
 PATCH_REACH = 2  # a patch also labels its channel's pixels whose surface lies this many grid cells around it
@@ -78,7 +75,6 @@ class SceneChannels:
     near_surface: np.ndarray
     owns_surface: np.ndarray
     groups: list[list[int]]
-    linked: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -98,53 +94,43 @@ def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndar
     return grid, scene_sdf, owner
 
 
-def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset(),
-                     linked: np.ndarray | None = None) -> SceneChannels:
+def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset()) -> SceneChannels:
     """The scene grid at ``resolution`` and the objects among the channels that own surface and have
-    a class (``classes`` (C,), -1: none) or are ``requested``; ``linked`` (C, C): how often the
-    training masks held two channels together (:meth:`ChannelVotes.linked`), None: not known."""
+    a class (``classes`` (C,), -1: none) or are ``requested``."""
     grid, scene_sdf, owner = scene_grid(model, resolution, chunk)
     near_surface = np.abs(scene_sdf) < SURFACE_BAND * grid.step
     owns_surface = np.bincount(owner[near_surface].astype(np.int64), minlength=model.field.channels) > 0
     candidates = [c for c in range(1, model.field.channels) if owns_surface[c] and (classes[c] >= 0 or c in requested)]
-    groups = duplicate_groups(model, grid, owner, near_surface, channels=candidates, classes=classes, chunk=chunk, linked=linked) if candidates else []
-    return SceneChannels(grid, scene_sdf, owner, near_surface, owns_surface, groups, linked)
+    groups = duplicate_groups(model, grid, owner, near_surface, channels=candidates, classes=classes, chunk=chunk) if candidates else []
+    return SceneChannels(grid, scene_sdf, owner, near_surface, owns_surface, groups)
 
 
-def _linked(linked: np.ndarray | None, c: int, k: int) -> bool:
-    """Whether the training masks link channels c and k (``linked`` (C, C), None: not known)."""
-    return linked is not None and bool(linked[c, k] >= DUPLICATE_LINKED)
-
-
-def _host(cells: np.ndarray, hosts: list[tuple[int, float, bool]], trees: dict[int, cKDTree]) -> int | None:
+def _host(cells: np.ndarray, hosts: list[tuple[int, float]], trees: dict[int, cKDTree]) -> int | None:
     """The channel that surface ``cells`` (n, 3) belong to, of ``hosts`` (channel, share of the cells
-    its zero level passes through, linked by the training masks): one whose zero level passes through
-    ``DUPLICATE_SURFACE`` of them and that is linked, or near whose owned cells (``trees``) at least
-    ``DUPLICATE_NEAR`` of them lie within ``DUPLICATE_CELLS``; of several, linked ones first, then
-    the one most cells lie near; None when no host qualifies."""
-    best, best_rank = None, (False, DUPLICATE_NEAR)
-    for k, share, linked in hosts:
+    its zero level passes through): one whose zero level passes through ``DUPLICATE_SURFACE`` of them
+    and near whose owned cells (``trees``) most of them lie, at least ``DUPLICATE_NEAR`` within
+    ``DUPLICATE_CELLS``; None when no host qualifies."""
+    best, best_near = None, DUPLICATE_NEAR
+    for k, share in hosts:
         if share < DUPLICATE_SURFACE:
             continue
         distance, _ = trees[k].query(cells, distance_upper_bound=DUPLICATE_CELLS)
-        rank = (linked, float(np.isfinite(distance).mean()))
-        if rank >= best_rank:
-            best, best_rank = k, rank
+        near = float(np.isfinite(distance).mean())
+        if near >= best_near:
+            best, best_near = k, near
     return best
 
 
 @torch.no_grad()
 def duplicate_groups(
     model: Model, grid: Grid, owner: np.ndarray, near_surface: np.ndarray, *, channels: list[int], classes: np.ndarray, chunk: int,
-    linked: np.ndarray | None = None,
 ) -> list[list[int]]:
     """``channels`` grouped into objects.
 
     Rule: channel c joins channel k of its class that owns more of the scene's surface when, over
     the surface cells c owns, k's zero level passes within two grid steps of ``DUPLICATE_SURFACE``
     (80%) or more of them, and ``DUPLICATE_NEAR`` (50%) or more lie within ``DUPLICATE_CELLS`` (4)
-    cells of a cell k owns or the training masks link the two (``linked`` (C, C) at least
-    ``DUPLICATE_LINKED``); of several such k, a linked one, then the one most of c's cells lie near. Coincident
+    cells of a cell k owns; of several such k, the one most of c's cells lie near. Coincident
     surfaces alone do not join two channels: a channel can hold hidden copies of its neighbours;
     where each owns surface tells two objects apart. Groups are ordered by owned surface, largest
     first, within and across.
@@ -163,8 +149,7 @@ def duplicate_groups(
         mine = owned_by == c
         if not mine.any():
             continue
-        hosts = [(k, on_surface[mine, j].mean(), _linked(linked, c, k)) for j, k in enumerate(channels)
-                 if k != c and classes[k] == classes[c] and (count[k], -k) > (count[c], -c)]
+        hosts = [(k, on_surface[mine, j].mean()) for j, k in enumerate(channels) if k != c and classes[k] == classes[c] and (count[k], -k) > (count[c], -c)]
         best = _host(cells[mine], hosts, trees)
         if best is not None:
             parent[c] = best
@@ -219,7 +204,7 @@ def patch_targets(model: Model, channels: SceneChannels, classes: np.ndarray, id
     band a channel c owns, c not itself a duplicate. It goes to channel k of c's class that owns more
     surface than c when the rule of :func:`duplicate_groups` holds for the patch alone: k's zero
     level passes through ``DUPLICATE_SURFACE`` of its vertices and ``DUPLICATE_NEAR`` of them lie
-    within ``DUPLICATE_CELLS`` of a vertex k owns, or the training masks link c and k.
+    within ``DUPLICATE_CELLS`` of a vertex k owns (of several such k, the one most lie near).
     """
     grid, owner, band = channels.grid, channels.owner, channels.near_surface
     members = [c for group in channels.groups for c in group]
@@ -242,7 +227,7 @@ def patch_targets(model: Model, channels: SceneChannels, classes: np.ndarray, id
         ).cpu().numpy()
         for i in np.flatnonzero(sizes >= PATCH_MIN_CELLS):
             mine = piece == i
-            best = _host(cells[mine], [(k, on_surface[mine, j].mean(), _linked(channels.linked, c, k)) for j, k in enumerate(larger)], trees)
+            best = _host(cells[mine], [(k, on_surface[mine, j].mean()) for j, k in enumerate(larger)], trees)
             if best is not None:
                 reach = ndimage.binary_dilation(labels == i, iterations=PATCH_REACH)
                 patches[(slice(None), *box)][:, reach] = np.array([[c], [best]], dtype=np.int16)
@@ -250,14 +235,13 @@ def patch_targets(model: Model, channels: SceneChannels, classes: np.ndarray, id
 
 
 def object_map(model: Model, classes: np.ndarray, resolution: int = 128, chunk: int = 262_144, *,
-               analysis: SceneChannels | None = None, linked: np.ndarray | None = None) -> ObjectMap:
+               analysis: SceneChannels | None = None) -> ObjectMap:
     """The run's :class:`ObjectMap`: every channel labelled as itself, duplicates
     (:func:`duplicate_groups`) as the one that owns most surface, patches (:func:`patch_targets`) as
     their object. Used at render time so that neither a duplicate nor a patch is a second segment of
-    its object. ``analysis``: the channels already analysed at ``resolution``; ``linked``: as for
-    :func:`analyse_channels`."""
+    its object. ``analysis``: the channels already analysed at ``resolution``."""
     model.eval()
-    analysis = analysis or analyse_channels(model, resolution, classes, chunk, linked=linked)
+    analysis = analysis or analyse_channels(model, resolution, classes, chunk)
     ids = np.arange(model.field.channels)
     for group in analysis.groups:
         ids[group] = group[0]

@@ -32,8 +32,7 @@ def channel_objects(trained: TrainedRun) -> ObjectMap:
     if trained.object_map is None:
         resolution = trained.config.inference.object_grid
         if resolution and trained.method.uses_opacity and not trained.method.classes_in_channels:
-            votes = trained.method.votes
-            trained.object_map = object_map(trained.model, votes.classes().cpu().numpy(), resolution, linked=votes.linked())
+            trained.object_map = object_map(trained.model, trained.method.votes.classes().cpu().numpy(), resolution)
         else:
             trained.object_map = ObjectMap(np.arange(trained.model.field.channels))
     return trained.object_map

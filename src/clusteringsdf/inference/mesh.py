@@ -251,7 +251,7 @@ def extract_meshes(
     if objects is None:  # every channel with a class (its votes' share is no guide: small objects get few)
         objects = [c for c in range(1, model.field.channels) if classes[c] >= 0]
     requested = {c for c in objects if 0 < c < model.field.channels}
-    channels = analyse_channels(model, resolution, classes, chunk, requested=requested, linked=trained.method.votes.linked())
+    channels = analyse_channels(model, resolution, classes, chunk, requested=requested)
     mask = _sphere_mask(model, channels.grid) if mask_spheres and model.spheres is not None else None
     writer = _MeshWriter(trained, out_dir, {"resolution": resolution, "grid_shape": list(channels.grid.shape), "watertight": watertight, "objects": []})
     scene_surface = _marching_cubes(channels.scene_sdf, channels.grid, (0, 0, 0), mask=mask)

@@ -22,7 +22,7 @@ checkpoints next to the model; the training hooks that update it after each step
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import ClassVar, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -52,45 +52,15 @@ def channel_sharing_note(usage: dict | None) -> str | None:
 
 
 class ChannelVotes(nn.Module):
-    """Votes of the training labels for the class of each channel: buffer ``votes`` (C, K); and
-    their record of which channels hold one mask together: buffer ``together`` (C, C).
+    """Votes of the training labels for the class of each channel: buffer ``votes`` (C, K).
 
     Each training ray votes for its label's class in its arg-max channel, weighted by the label's
-    confidence; each object mask of a step adds ``s s^T / n`` to ``together``, ``s`` (C,) its n
-    rays counted by arg-max channel. Older votes and records decay.
+    confidence; older votes decay.
     """
 
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
         self.register_buffer("votes", torch.zeros(channels, num_classes))
-        self.register_buffer("together", torch.zeros(channels, channels))
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        # runs saved before ``together`` existed load with an empty record (no channel linked)
-        state_dict.setdefault(prefix + "together", torch.zeros_like(self.together))
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    @torch.no_grad()
-    def record_masks(self, opacity: torch.Tensor, segment: torch.Tensor, frame: torch.Tensor, decay: float) -> None:
-        """opacity (R, C); segment (R,) the rays' masks within their frame (R,) (<= 0: no object mask)."""
-        self.together.mul_(decay)
-        keep = segment > 0
-        if not bool(keep.any()):
-            return
-        _, mask = torch.unique(frame[keep] * (int(segment.max()) + 1) + segment[keep], return_inverse=True)
-        counts = torch.zeros(int(mask.max()) + 1, self.together.shape[0], dtype=self.together.dtype, device=self.together.device)
-        counts.index_put_((mask, opacity.detach()[keep].argmax(-1)), torch.ones_like(mask, dtype=counts.dtype), accumulate=True)
-        scaled = counts / counts.sum(-1, keepdim=True).sqrt()
-        self.together.add_(scaled.T @ scaled)
-
-    def linked(self) -> np.ndarray:
-        """(C, C) how often two channels held one training mask together: the cosine of their
-        columns of per-mask ray counts (1: always in the same masks in the same proportion, 0: never
-        in one mask); 0 for channels without a record."""
-        together = self.together.cpu().numpy().astype(np.float64)
-        norm = np.sqrt(np.diag(together))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nan_to_num(together / np.outer(norm, norm))
 
     @torch.no_grad()
     def vote(self, opacity: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, decay: float) -> None:

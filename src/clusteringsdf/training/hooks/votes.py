@@ -2,8 +2,7 @@
 (:class:`clusteringsdf.methods.ChannelVotes`).
 
 Schedule: every step, after the optimiser step: each ray votes for its label's class in its
-arg-max channel, weighted by the label's confidence, and each object mask records which channels
-hold its rays; older votes and records decay by ``loss.vote_decay``.
+arg-max channel, weighted by the label's confidence; older votes decay by ``loss.vote_decay``.
 The votes themselves are the method's state (inference reads them), checkpointed with it.
 """
 
@@ -32,4 +31,3 @@ class ChannelVoting(TrainingHook):
 
     def after_step(self, iteration: int, rays: RayBatch, out: RenderOutput) -> None:
         self.votes.vote(out.opacity, rays.targets["semantic"], rays.targets["confidence"], self.decay)
-        self.votes.record_masks(out.opacity, rays.targets["segment"], rays.frame, self.decay)
