@@ -91,3 +91,27 @@ def test_points_outside_the_box_encode_to_zero():
     assert torch.count_nonzero(jacobian) == 0
     features.sum().backward()
     assert torch.count_nonzero(grid.table.grad) == 0
+
+
+def test_the_frozen_table_copy_follows_every_change_of_the_table():
+    """In eval mode without autograd the grid keeps one transposed copy of its table; encodings equal
+    the training path's, and a step taken in training mode (fused Adam does not bump the table's
+    version counter) or weights loaded in eval mode are seen at once."""
+    torch.manual_seed(0)
+    grid = HashGrid(torch.tensor([[-1.0] * 3, [1.0] * 3]), levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32, init_scale=1.0)
+    points = torch.rand(500, 3) * 2 - 1
+    reference = grid(points)[0].detach()
+    grid.eval()
+    with torch.no_grad():
+        assert torch.equal(grid(points)[0], reference)
+    grid.train()
+    optimiser = torch.optim.Adam(grid.parameters(), lr=0.1, fused=True)
+    grid(points)[0].square().sum().backward()
+    optimiser.step()
+    stepped = grid(points)[0].detach()
+    assert not torch.equal(stepped, reference)
+    grid.eval()
+    with torch.no_grad():
+        assert torch.equal(grid(points)[0], stepped)
+        grid.load_state_dict({**grid.state_dict(), "table": torch.zeros_like(grid.table)})
+        assert grid(points)[0].abs().max() == 0

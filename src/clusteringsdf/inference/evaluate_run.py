@@ -76,6 +76,7 @@ def label_cameras(
     for trajectories and the viewer; scores are measured on volume rendering).
     """
     config, scene = trained.config, trained.scene
+    trained.model.eval()  # a run being labelled is frozen (and eval mode lets the field cache what it can)
     classes = scene.classes
     common = dict(hw=hw or scene.hw, stuff_classes=classes.stuff_classes, chunk=config.inference.render_chunk, near=config.sampler.near, progress=progress, surface=surface)
     views = render_views(trained.model, trained.method, poses, intrinsics, normals=normals, **common)

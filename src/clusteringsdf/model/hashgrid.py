@@ -27,7 +27,8 @@ _PRIMES = (1, 2654435761, 805459861)
 class _GridInterpolation(torch.autograd.Function):
     """Interpolate table rows with precomputed corner indices and weights ("structure of arrays").
 
-    forward(table (T, F), index (8*L*N,) int64, weights (8, L, N), dweights (3, 8, L, N) or None)
+    forward(table (T, F), (rows_first (F, T) contiguous copy of the table, index (8*L*N,) int64),
+    weights (8, L, N), dweights (3, 8, L, N) or None)
       -> features (F, L, N) and jacobian (3, F, L, N) (an empty tensor without ``dweights``).
 
     Everything is laid out with the long L*N axis last: broadcasting over the corner/axis
@@ -36,12 +37,13 @@ class _GridInterpolation(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, table, index, weights, dweights):  # type: ignore[override]
+    def forward(ctx, table, lookup, weights, dweights):  # type: ignore[override]
+        rows_first, index = lookup
         corners, levels, n = weights.shape
         f = table.shape[1]
         # gather from the (F, T) transpose (a copy of the small table): the rows come out (F, 8*L*N)
         # already, where transposing gathered (8*L*N, F) rows would cost three times the gather
-        rows = table.t().contiguous().index_select(1, index).view(f, corners, levels, n)  # (F, 8, L, N)
+        rows = rows_first.index_select(1, index).view(f, corners, levels, n)  # (F, 8, L, N)
         features = (rows * weights).sum(1)
         if dweights is not None:
             jacobian = torch.stack([(rows * dweights[a]).sum(1) for a in range(3)])
@@ -117,6 +119,31 @@ class HashGrid(nn.Module):
         self.register_buffer("_dense_steps", steps.unsqueeze(-1), persistent=False)  # (8, Ld, 1)
         self._masked_primes = tuple(prime & self._hash_mask for prime in _PRIMES)
         self.table = nn.Parameter(torch.empty(offsets[-1], features_per_level).uniform_(-init_scale, init_scale))
+        self._rows_first: torch.Tensor | None = None  # the cached (F, T) transpose of a frozen table
+
+    # the cached copy is dropped whenever the table may change or move: a mode switch, loaded weights, .to()
+    def train(self, mode: bool = True) -> "HashGrid":
+        self._rows_first = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._rows_first = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._rows_first = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _table_rows_first(self) -> torch.Tensor:
+        """The table as a contiguous (F, T) copy (a few MB). In eval mode without autograd (rendering,
+        meshing: thousands of small batches) the copy is made once and kept until the module leaves
+        eval mode: eval mode promises a frozen table (an optimiser's in-place step need not bump the
+        tensor's version counter, so nothing cheaper can tell a change); training copies it every call."""
+        if self.training or torch.is_grad_enabled():
+            return self.table.detach().t().contiguous()
+        if self._rows_first is None:
+            self._rows_first = self.table.detach().t().contiguous()
+        return self._rows_first
 
     @property
     def output_dim(self) -> int:
@@ -186,7 +213,7 @@ class HashGrid(nn.Module):
             dweights = torch.stack([(zy * dx).view(8, levels, n), (fz * dy * fx).view(8, levels, n), (dz * fy * fx).view(8, levels, n)])
 
         index = self._corner_indices(cell.to(torch.int32)).view(-1)
-        features, jacobian = _GridInterpolation.apply(self.table, index, weights, dweights)
+        features, jacobian = _GridInterpolation.apply(self.table, (self._table_rows_first(), index), weights, dweights)
         features = features.permute(2, 1, 0).reshape(n, self.output_dim)  # (N, L*F), level-major
         if not with_jacobian:
             return features, None
