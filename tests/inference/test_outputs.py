@@ -225,6 +225,27 @@ def test_a_patch_of_an_object_owned_by_another_channel_is_labelled_that_object(t
     assert objects.at(np.array([1]), chair).tolist() == [1]
 
 
+@pytest.mark.parametrize("resolution", [64, 97])
+def test_the_scene_grid_evaluated_near_the_surface_equals_the_dense_grid(tiny_run, resolution):
+    """The coarse-to-fine scene grid evaluates the field only near the zero level, yet its surface
+    band, values and owners there, and the sign everywhere (so its marching-cubes surface) are
+    those of evaluating every vertex, the small satellite sphere included."""
+    from clusteringsdf.inference.channels import SURFACE_BAND, scene_grid
+
+    trained, _, _ = _analytic_run(tiny_run)
+    field = trained.model.field
+    analytic, evaluated = field.geometry, []
+    field.geometry = lambda points, with_jacobian=False: evaluated.append(len(points)) or analytic(points)
+    grid, values, owner = scene_grid(trained.model, resolution, chunk=4096)
+    dense = analytic(torch.as_tensor(grid.points((0, 0, 0), grid.shape), dtype=torch.float32)).sdf
+    dense_values, dense_owner = (v.numpy().reshape(grid.shape) for v in dense.min(dim=-1))
+    band = np.abs(dense_values) < SURFACE_BAND * grid.step
+    assert np.array_equal(np.abs(values) < SURFACE_BAND * grid.step, band)
+    assert np.array_equal(values[band], dense_values[band]) and np.array_equal(owner[band], dense_owner[band])
+    assert np.array_equal(np.sign(values), np.sign(dense_values))
+    assert sum(evaluated) < (0.8 if resolution < 90 else 0.6) * values.size
+
+
 def test_an_object_no_camera_saw_is_not_written(tiny_run, tmp_path):
     trained, centres, _ = _analytic_run(tiny_run)
     normalise = trained.scene.normalization.apply

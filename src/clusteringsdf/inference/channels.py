@@ -77,21 +77,90 @@ class SceneChannels:
     groups: list[list[int]]
 
 
+LIPSCHITZ = 1.5  # bound assumed on the SDF's gradient norm when a grid cell is skipped (an eikonal-trained field has ~1)
+COARSEST_STRIDE = 8  # the scene grid is first evaluated at every 8th vertex, then refined near the surface
+
+
+def _lattice(n: int, stride: int) -> np.ndarray:
+    """Vertex indices of a lattice of ``stride`` along an axis of ``n`` vertices: multiples of it and the last."""
+    return np.unique(np.r_[np.arange(0, n, stride), n - 1])
+
+
+def _cells_of(fine: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis, for lattice vertices ``fine`` (a superset of ``coarse``): the coarse cell each
+    lies in (the upper one on a shared vertex), the other cell sharing it (the same where none), and
+    its interpolation weight toward the cell's upper vertex."""
+    cell = np.clip(np.searchsorted(coarse, fine, side="right") - 1, 0, len(coarse) - 2)
+    shared = np.clip(np.where(np.isin(fine, coarse), cell - 1, cell), 0, None)
+    weight = (fine - coarse[cell]) / (coarse[cell + 1] - coarse[cell])
+    return cell, shared, weight
+
+
+def _interpolate(values: np.ndarray, cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Trilinear interpolation of coarse lattice values (a, b, c) at the fine lattice, one axis at a time."""
+    for axis, (cell, _, weight) in enumerate(cells):
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        w = weight.reshape(shape).astype(np.float32)
+        values = np.take(values, cell, axis=axis) * (1 - w) + np.take(values, cell + 1, axis=axis) * w
+    return values
+
+
 @torch.no_grad()
 def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndarray, np.ndarray]:
     """The grid over the model's box at ``resolution`` and, at its vertices, the scene SDF (float32)
-    and its arg-min channel (int16), both of the grid's shape (x-slabs keep memory bounded)."""
+    and its arg-min channel (int16), both of the grid's shape.
+
+    Coarse to fine: every ``COARSEST_STRIDE``-th vertex is evaluated, then each halving of the stride
+    evaluates only the new vertices of cells that may hold a value within ``SURFACE_BAND`` steps of
+    the zero level (some corner within ``LIPSCHITZ`` x half the cell's diagonal plus the band); the
+    rest are interpolated, which keeps their sign and leaves them outside the band. Every vertex of
+    the band, and both ends of every edge the zero level crosses, is evaluated on the field; on a
+    room at 256 about a third of the vertices are.
+    """
     grid = Grid.over(model.bbox.cpu().numpy().astype(np.float64), resolution)
-    nx, ny, nz = grid.shape
-    scene_sdf = np.empty(grid.shape, dtype=np.float32)
-    owner = np.empty(grid.shape, dtype=np.int16)
-    slab = max(1, chunk // (ny * nz))
-    for i in range(0, nx, slab):
-        hi = min(nx, i + slab)
-        values, owners = map_chunks(lambda p: model.field.geometry(p).sdf.min(dim=-1), grid.points((i, 0, 0), (hi, ny, nz)), chunk=chunk, device=model.bbox.device)
-        scene_sdf[i:hi] = values.cpu().numpy().reshape(hi - i, ny, nz)
-        owner[i:hi] = owners.to(torch.int16).cpu().numpy().reshape(hi - i, ny, nz)
-    return grid, scene_sdf, owner
+    band = SURFACE_BAND * grid.step
+
+    def evaluate(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, owners = map_chunks(lambda p: model.field.geometry(p).sdf.min(dim=-1), grid.points_at(cells), chunk=chunk, device=model.bbox.device)
+        return values.cpu().numpy(), owners.to(torch.int16).cpu().numpy()
+
+    stride = COARSEST_STRIDE
+    axes = [_lattice(n, stride) for n in grid.shape]
+    shape = tuple(len(a) for a in axes)
+    values, owner = (v.reshape(shape) for v in evaluate(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)))
+    exact = np.ones(shape, dtype=bool)
+    while stride > 1:
+        stride //= 2
+        finer = [_lattice(n, stride) for n in grid.shape]
+        cells = [_cells_of(f, a) for f, a in zip(finer, axes)]
+        # a coarse cell may hold the band when its corner nearest the zero level is within reach
+        # a coarse cell may hold the band when its corners differ in sign or the one nearest the zero
+        # level is within reach
+        corner_min, low, high = np.abs(values), values, values
+        for axis in range(3):
+            last = values.shape[axis] - 1
+
+            def pair(array: np.ndarray, combine) -> np.ndarray:
+                return combine(np.take(array, np.arange(last), axis=axis), np.take(array, np.arange(1, last + 1), axis=axis))
+
+            corner_min, low, high = pair(corner_min, np.minimum), pair(low, np.minimum), pair(high, np.maximum)
+        half_diagonal = 0.5 * grid.step * float(np.sqrt(sum(float(np.diff(a).max()) ** 2 for a in axes)))
+        active = (corner_min <= LIPSCHITZ * half_diagonal + band) | ((low < 0) & (high > 0))
+        needed = np.zeros(tuple(len(f) for f in finer), dtype=bool)
+        for pick in np.ndindex(2, 2, 2):  # a fine vertex on a shared face lies in up to 8 coarse cells
+            needed |= active[np.ix_(*(c[k] for c, k in zip(cells, pick)))]
+        nearest = np.ix_(*(c[0] + (c[2] > 0.5) for c in cells))
+        values, owner = _interpolate(values, cells), owner[nearest]
+        on_coarse = np.ix_(*(np.isin(f, a) for f, a in zip(finer, axes)))
+        was_exact = np.zeros_like(needed)
+        was_exact[on_coarse] = exact
+        index = np.argwhere(needed & ~was_exact)
+        if len(index):
+            values[tuple(index.T)], owner[tuple(index.T)] = evaluate(np.stack([finer[a][index[:, a]] for a in range(3)], -1))
+        exact = was_exact | needed
+        axes = finer
+    return grid, values.astype(np.float32), owner.astype(np.int16)
 
 
 def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset()) -> SceneChannels:

@@ -41,6 +41,7 @@ from .mesh_rules import Surface
 from .palette import class_color, instance_color
 
 OBJECT_PAD = 3  # grid cells around an object's owned cells that are evaluated for its surface
+OBJECT_REACH = 4.0  # grid steps: an object's SDF is evaluated where the scene SDF is below this, inside its box
 
 
 class Observer(Protocol):
@@ -190,9 +191,13 @@ def _object_surface(
     cells = np.argwhere(np.isin(channels.owner, group) & channels.near_surface)
     lo = tuple(int(v) for v in np.maximum(cells.min(0) - OBJECT_PAD, 0))
     hi = tuple(int(v) for v in np.minimum(cells.max(0) + OBJECT_PAD + 1, grid.shape))
-    values, _ = _object_fields(model, grid.points(lo, hi), group, neighbours=None, chunk=chunk)
-    sub_mask = None if mask is None else mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    return _marching_cubes(values.reshape(tuple(h - l for l, h in zip(lo, hi))), grid, lo, mask=sub_mask, close=watertight)
+    box = tuple(slice(l, h) for l, h in zip(lo, hi))
+    # The object's SDF is at least the scene's: where the scene lies OBJECT_REACH steps outside every
+    # surface, so does the object, and the scene's value stands in for it (no edge it crosses ends there).
+    values = channels.scene_sdf[box].copy()
+    near = values < OBJECT_REACH * grid.step
+    values[near] = _object_fields(model, grid.points_at(np.argwhere(near) + np.asarray(lo)), group, neighbours=None, chunk=chunk)[0]
+    return _marching_cubes(values, grid, lo, mask=None if mask is None else mask[box], close=watertight)
 
 
 def _cleaned(
