@@ -46,14 +46,15 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: in
     return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
 
 
-def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRESHOLD) -> dict:
-    """Chamfer-L1 and F-score between two point sets (metres)."""
+def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRESHOLD, *, pred_tree=None, gt_tree=None) -> dict:
+    """Chamfer-L1 and F-score between two point sets (metres); ``pred_tree`` / ``gt_tree``: their
+    KD-trees when the caller already has them."""
     from scipy.spatial import cKDTree
 
     if len(pred) == 0 or len(gt) == 0:
         return {"accuracy": None, "completeness": None, "chamfer_l1": None, "precision": 0.0, "recall": 0.0, "fscore": 0.0}
-    to_gt = cKDTree(gt).query(pred, workers=-1)[0]
-    to_pred = cKDTree(pred).query(gt, workers=-1)[0]
+    to_gt = (gt_tree or cKDTree(gt)).query(pred, workers=-1)[0]
+    to_pred = (pred_tree or cKDTree(pred)).query(gt, workers=-1)[0]
     precision = float((to_gt < threshold).mean())
     recall = float((to_pred < threshold).mean())
     fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
@@ -66,6 +67,13 @@ def surface_distances(pred: np.ndarray, gt: np.ndarray, threshold: float = THRES
         "recall": recall,
         "fscore": fscore,
     }
+
+
+def _apart(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
+    """Whether the boxes of two non-empty point sets (n, 3) are further apart than ``threshold``
+    (then no point of one lies within it of the other: F-score 0)."""
+    gap = np.maximum(a.min(0) - b.max(0), b.min(0) - a.max(0))
+    return bool(np.linalg.norm(np.maximum(gap, 0.0)) >= threshold)
 
 
 def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, threshold: float = THRESHOLD, *, seed: int = 0) -> dict:
@@ -112,9 +120,17 @@ def evaluate_meshes(scene_root: Path, mesh_dir: Path, points: int = 200_000, thr
         predicted.append((entry["id"], sampled[cull(sampled)]))
     scores = np.zeros((len(predicted), len(gt_ids)))
     pairs = {}
+    # one KD-tree per point set (not per pair); pairs whose boxes lie apart score 0 without a query
+    from scipy.spatial import cKDTree
+
+    pred_trees = [cKDTree(pts) if len(pts) else None for _, pts in predicted]
+    gt_trees = {gt_id: cKDTree(pts) if len(pts) else None for gt_id, pts in object_points.items()}
     for i, (pred_id, pts) in enumerate(predicted):
         for j, gt_id in enumerate(gt_ids):
-            pairs[i, j] = surface_distances(pts, object_points[gt_id], threshold)
+            gt_pts = object_points[gt_id]
+            if len(pts) and len(gt_pts) and _apart(pts, gt_pts, threshold):
+                continue
+            pairs[i, j] = surface_distances(pts, gt_pts, threshold, pred_tree=pred_trees[i], gt_tree=gt_trees[gt_id])
             scores[i, j] = pairs[i, j]["fscore"]
     rows, cols = linear_sum_assignment(-scores) if len(predicted) and len(gt_ids) else ([], [])
     matches = []
