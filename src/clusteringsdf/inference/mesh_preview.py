@@ -1,7 +1,9 @@
 """Offscreen mesh previews without OpenGL: an orthographic "dollhouse" view by z-buffered splatting.
 
-Each front-facing triangle is sampled at its vertices' barycentric combinations, the samples are
-projected orthographically and the nearest sample per pixel wins (2 x 2 splats close the gaps).
+Each front-facing triangle is sampled at barycentric combinations of its vertices (its centroid alone
+when triangles project to under 2 pixels, as a mesh at 256 does; up to 10 points for large ones), the
+samples are projected orthographically and the nearest sample per pixel wins (2 x 2 splats close the
+gaps).
 Back faces are culled, so for a room mesh (normals point into free space, as marching cubes
 writes them) the ceiling and the near walls disappear and the interior is visible from above.
 """
@@ -52,8 +54,15 @@ def preview_mesh(
     length = np.linalg.norm(normals, axis=1)
     front = (normals @ to_camera > 0) & (length > 0)
     corners, normals = corners[front], normals[front] / length[front, None]
+    if len(corners) == 0:
+        return image
     corner_colors = colors[faces[front]].astype(np.float64)  # (k, 3, 3)
-    weights = _BARYCENTRIC if len(corners) * len(_BARYCENTRIC) <= max_samples else _BARYCENTRIC[:4]
+    corner_x, corner_y = corners @ right, corners @ screen_up  # (k, 3) each: screen coordinates
+    extent = max(float(np.ptp(corner_x)) / (width * 0.94), float(np.ptp(corner_y)) / (height * 0.94), 1e-9)  # world units per pixel
+    edge_x, edge_y = corner_x[:, 1:] - corner_x[:, :1], corner_y[:, 1:] - corner_y[:, :1]
+    projected = 0.5 * np.abs(edge_x[:, 0] * edge_y[:, 1] - edge_x[:, 1] * edge_y[:, 0]) / extent**2
+    mean_area = float(projected.mean())  # pixels per triangle
+    weights = _BARYCENTRIC[3:4] if mean_area < 2 else _BARYCENTRIC[:4] if mean_area < 8 or len(corners) * len(_BARYCENTRIC) > max_samples else _BARYCENTRIC
     points = np.einsum("sv,kvc->ksc", weights, corners).reshape(-1, 3)
     point_colors = np.einsum("sv,kvc->ksc", weights, corner_colors).reshape(-1, 3)
     light = _unit(to_camera + 0.5 * up)
@@ -61,11 +70,8 @@ def preview_mesh(
     point_colors = np.clip(point_colors * shade[:, None], 0, 255).astype(np.uint8)
 
     x, y, depth = points @ right, points @ screen_up, points @ to_camera
-    if len(points) == 0:
-        return image
-    extent = max(float(np.ptp(x)) / (width * 0.94), float(np.ptp(y)) / (height * 0.94), 1e-9)
-    px = ((x - (x.min() + x.max()) / 2) / extent + width / 2).astype(np.int64)
-    py = (height / 2 - (y - (y.min() + y.max()) / 2) / extent).astype(np.int64)
+    px = ((x - (corner_x.min() + corner_x.max()) / 2) / extent + width / 2).astype(np.int64)
+    py = (height / 2 - (y - (corner_y.min() + corner_y.max()) / 2) / extent).astype(np.int64)
     zbuffer_x, zbuffer_y, zbuffer_d, zbuffer_c = [], [], [], []
     for dx in (0, 1):
         for dy in (0, 1):

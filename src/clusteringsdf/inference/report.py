@@ -73,7 +73,7 @@ def plot_curves(metrics_file: Path, out: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     names = [k for k in records[-1] if k not in NOT_CURVES]
     columns = 4
@@ -88,12 +88,12 @@ def plot_curves(metrics_file: Path, out: Path) -> bool:
             # plain tick labels at 1, 2 and 5 per decade: matplotlib's default mathtext labels made this plot 3x slower
             axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
-            axis.yaxis.set_minor_formatter(NullFormatter())
+            axis.yaxis.set_minor_locator(NullLocator())  # minor log ticks: half the drawing time, unlabelled anyway
         axis.set_title(name, fontsize=9)
         axis.tick_params(labelsize=7)
     for axis in list(axes.flat)[len(names) :]:
         axis.axis("off")
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.94, wspace=0.3, hspace=0.5)  # tight_layout: 2 s of measuring text
     figure.savefig(out, dpi=80)
     plt.close(figure)
     return True
