@@ -22,9 +22,19 @@ class VisibilityCuller:
         self.labels = labels
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the points some frame observed. Each frame tests only the points no earlier
+        frame saw (most are seen within a few frames)."""
         if self.depths is None or len(points) == 0:
             return np.ones(len(points), dtype=bool)
-        return self.counts(points)[0] > 0
+        seen = np.zeros(len(points), dtype=bool)
+        pending = np.arange(len(points))
+        for f in range(len(self.depths)):
+            hit = self._on_depth(points[pending], f)[0]
+            seen[pending[hit]] = True
+            pending = pending[~hit]
+            if not len(pending):
+                break
+        return seen
 
     def counts(self, points: np.ndarray, label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per point (N,): in how many frames it lies on the measured depth, and in how many of
@@ -33,20 +43,25 @@ class VisibilityCuller:
         agreeing = np.zeros(len(points), dtype=np.int64)
         if self.depths is None or len(points) == 0:
             return observed, agreeing
-        height, width = self.depths.shape[1:]
-        for f, (pose, k, depth) in enumerate(zip(self.poses, self.intrinsics, self.depths)):
-            camera = (points - pose[:3, 3]) @ pose[:3, :3]
-            z = camera[:, 2]
-            front = z > 1e-3
-            u = np.round(k[0, 0] * camera[:, 0] / np.where(front, z, 1) + k[0, 2]).astype(int)
-            v = np.round(k[1, 1] * camera[:, 1] / np.where(front, z, 1) + k[1, 2]).astype(int)
-            inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-            measured = np.zeros(len(points))
-            measured[inside] = depth[v[inside], u[inside]]
-            seen = inside & (measured > 0) & (np.abs(measured - z) < self.tolerance)
+        for f in range(len(self.depths)):
+            seen, v, u = self._on_depth(points, f)
             observed += seen
             if self.labels is not None and label is not None:
                 said = np.zeros(len(points), dtype=bool)
                 said[seen] = self.labels[f][v[seen], u[seen]] == label
                 agreeing += said
         return observed, agreeing
+
+    def _on_depth(self, points: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whether frame ``f`` observed each point (N,) bool, and the pixel rows and columns (N,) they project to."""
+        pose, k, depth = self.poses[f], self.intrinsics[f], self.depths[f]
+        height, width = depth.shape
+        camera = (points - pose[:3, 3]) @ pose[:3, :3]
+        z = camera[:, 2]
+        front = z > 1e-3
+        u = np.round(k[0, 0] * camera[:, 0] / np.where(front, z, 1) + k[0, 2]).astype(int)
+        v = np.round(k[1, 1] * camera[:, 1] / np.where(front, z, 1) + k[1, 2]).astype(int)
+        inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        measured = np.zeros(len(points))
+        measured[inside] = depth[v[inside], u[inside]]
+        return inside & (measured > 0) & (np.abs(measured - z) < self.tolerance), v, u
