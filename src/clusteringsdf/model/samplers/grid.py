@@ -2,9 +2,9 @@
 
 Cost per ray: 0 geometry-network evaluations. A cached SDF volume of the scene (:class:`SdfVolume`,
 re-evaluated every few hundred steps, ~R^3 network evaluations per refresh) is looked up
-``coarse_steps`` times per ray by trilinear interpolation; VolSDF weights of those values give an
-importance distribution for ``fine_samples``; ``uniform_samples`` stratified samples keep the whole
-ray covered.
+``coarse_steps`` times per ray (``eval_coarse_steps`` for test views) by trilinear interpolation;
+VolSDF weights of those values give an importance distribution for ``fine_samples``;
+``uniform_samples`` stratified samples keep the whole ray covered.
 """
 
 from __future__ import annotations
@@ -103,12 +103,12 @@ class GridSampler:
     @torch.no_grad()
     def sample(self, rays: RayBatch, beta: float, train: bool, generator: torch.Generator | None = None) -> RaySamples:
         cfg = self.config
-        fine, uniform = (cfg.fine_samples, cfg.uniform_samples) if train else (cfg.eval_fine_samples, cfg.eval_uniform_samples)
-        bins, sdf = self.volume.along(rays, cfg.coarse_steps)
+        fine, uniform, steps = (cfg.fine_samples, cfg.uniform_samples, cfg.coarse_steps) if train else (cfg.eval_fine_samples, cfg.eval_uniform_samples, cfg.eval_coarse_steps)
+        bins, sdf = self.volume.along(rays, steps)
         coarse_beta = max(beta, 0.5 * self.volume.voxel)
         deltas = bins[:, 1:] - bins[:, :-1]
         mid_sdf = 0.5 * (sdf[:, 1:] + sdf[:, :-1])
         weights, _ = render_weights(laplace_density(mid_sdf, coarse_beta), deltas)
-        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / cfg.coarse_steps, fine, jitter=train, generator=generator)
+        importance = sample_pdf(bins, weights + 1e-4 * weights.sum(-1, keepdim=True) / steps, fine, jitter=train, generator=generator)
         spread = stratified(rays.near, rays.far, uniform, jitter=train, generator=generator)
         return RaySamples(merge_sorted(importance, spread))
