@@ -79,6 +79,7 @@ class SceneChannels:
 
 LIPSCHITZ = 1.5  # bound assumed on the SDF's gradient norm when a grid cell is skipped (an eikonal-trained field has ~1)
 COARSEST_STRIDE = 8  # the scene grid is first evaluated at every 8th vertex, then refined near the surface
+SLAB_VERTICES = 1 << 21  # grid vertices whose indices and points are held at once while the scene grid is evaluated
 
 
 def _lattice(n: int, stride: int) -> np.ndarray:
@@ -116,25 +117,33 @@ def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndar
     the zero level (some corner within ``LIPSCHITZ`` x half the cell's diagonal plus the band); the
     rest are interpolated, which keeps their sign and leaves them outside the band. Every vertex of
     the band, and both ends of every edge the zero level crosses, is evaluated on the field; on a
-    room at 256 about a third of the vertices are.
+    room at 256, 43% of the vertices are. Vertices are evaluated in x-slabs of about
+    ``SLAB_VERTICES`` grid vertices, so memory beyond the two output grids stays bounded.
     """
     grid = Grid.over(model.bbox.cpu().numpy().astype(np.float64), resolution)
     band = SURFACE_BAND * grid.step
 
-    def evaluate(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values, owners = map_chunks(lambda p: model.field.geometry(p).sdf.min(dim=-1), grid.points_at(cells), chunk=chunk, device=model.bbox.device)
-        return values.cpu().numpy(), owners.to(torch.int16).cpu().numpy()
+    def evaluate(wanted: np.ndarray, axes: list[np.ndarray], values: np.ndarray, owner: np.ndarray) -> None:
+        """Fill ``values`` and ``owner`` on the lattice ``axes`` where ``wanted``, from the field."""
+        slab = max(1, SLAB_VERTICES // (wanted.shape[1] * wanted.shape[2]))
+        for start in range(0, wanted.shape[0], slab):
+            index = np.argwhere(wanted[start : start + slab])
+            index[:, 0] += start
+            if not len(index):
+                continue
+            cells = np.stack([axes[a][index[:, a]] for a in range(3)], -1)
+            sdf, arg_min = map_chunks(lambda p: model.field.geometry(p).sdf.min(dim=-1), grid.points_at(cells), chunk=chunk, device=model.bbox.device)
+            values[tuple(index.T)], owner[tuple(index.T)] = sdf.cpu().numpy(), arg_min.to(torch.int16).cpu().numpy()
 
     stride = COARSEST_STRIDE
     axes = [_lattice(n, stride) for n in grid.shape]
     shape = tuple(len(a) for a in axes)
-    values, owner = (v.reshape(shape) for v in evaluate(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)))
-    exact = np.ones(shape, dtype=bool)
+    values, owner, exact = np.empty(shape, np.float32), np.empty(shape, np.int16), np.ones(shape, dtype=bool)
+    evaluate(exact, axes, values, owner)
     while stride > 1:
         stride //= 2
         finer = [_lattice(n, stride) for n in grid.shape]
         cells = [_cells_of(f, a) for f, a in zip(finer, axes)]
-        # a coarse cell may hold the band when its corner nearest the zero level is within reach
         # a coarse cell may hold the band when its corners differ in sign or the one nearest the zero
         # level is within reach
         corner_min, low, high = np.abs(values), values, values
@@ -155,12 +164,10 @@ def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndar
         on_coarse = np.ix_(*(np.isin(f, a) for f, a in zip(finer, axes)))
         was_exact = np.zeros_like(needed)
         was_exact[on_coarse] = exact
-        index = np.argwhere(needed & ~was_exact)
-        if len(index):
-            values[tuple(index.T)], owner[tuple(index.T)] = evaluate(np.stack([finer[a][index[:, a]] for a in range(3)], -1))
+        evaluate(needed & ~was_exact, finer, values, owner)
         exact = was_exact | needed
         axes = finer
-    return grid, values.astype(np.float32), owner.astype(np.int16)
+    return grid, values.astype(np.float32, copy=False), owner.astype(np.int16, copy=False)
 
 
 def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset()) -> SceneChannels:
