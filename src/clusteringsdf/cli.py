@@ -203,14 +203,14 @@ def _channel_count(text: str) -> int:
 
 def auto_channels(config, scene_path: Path):
     """``--channels auto``: the scene's label statistics choose the channel count (see
-    :func:`auto_channel_count`); returns the config with it and the loaded scene."""
+    :func:`auto_channel_count`); returns the config with it, the loaded scene and its training labels."""
     from .runs.trained import load_run_scene
     from .sampling.frames import auto_channel_count, segment_statistics, training_labels
     from .sampling.places import count_places
     from .training.trainer import training_components
 
     scene = load_run_scene(config, scene_path, training_components(config))
-    labels = training_labels(scene, config.data.labels, config.clustering.join_masks)
+    labels = training_labels(scene, config.data.labels, config.clustering.join_masks, notes=True)
     stats = segment_statistics(labels.instance)
     view_consistent = config.data.labels == "gt"
     places = None if view_consistent or scene.depths is None else count_places(scene, labels.instance, labels.semantic, gap=config.clustering.place_gap)
@@ -220,7 +220,7 @@ def auto_channels(config, scene_path: Path):
         f"channels auto: {channels} ({found}up to {stats.max_per_frame} segments in one frame, {stats.distinct} distinct ids over "
         f"{scene.num_frames} frames, {config.data.labels} labels)"
     )
-    return config.with_values({"field.channels": channels}), scene
+    return config.with_values({"field.channels": channels}), scene, labels
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -232,13 +232,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Path(args.out)
     device = resolve_device(args.device)
     config = build_config(args)
-    scene = None
+    scene = labels = None
     if args.resume and (run / CONFIG_FILE).is_file():
         config = load_run_config(run)
         if args.iters is not None:
             config = config.with_values({"train.iterations": args.iters})
     elif args.channels == "auto":
-        config, scene = auto_channels(config, Path(args.data))
+        config, scene, labels = auto_channels(config, Path(args.data))
     print(f"device: {describe_device(device, config.train.threads or None)}", flush=True)  # `batch` records this line
     depth_notes = {
         "mono": f"monocular (prepare --mono-depth), fitted per frame to the SfM points; loss.depth_mode={config.loss.depth_mode}",
@@ -248,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     depth_source = scene_depth_source(Path(args.data))
     if depth_source in depth_notes:
         print(f"depth: {depth_notes[depth_source]}", flush=True)
-    trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, scene=scene, progress=not args.quiet)
+    trainer = Trainer(config, Path(args.data), run, device, resume=args.resume, force=args.force, scene=scene, labels=labels, progress=not args.quiet)
     result = trainer.train()
     if result.interrupted:
         return 130 if trainer.stop_signal == 2 else 143

@@ -284,7 +284,9 @@ def patch_targets(model: Model, channels: SceneChannels, classes: np.ndarray, id
     """
     grid, owner, band = channels.grid, channels.owner, channels.near_surface
     members = [c for group in channels.groups for c in group]
-    owned = {c: np.argwhere(band & (owner == c)) for c in members}
+    band_cells = np.argwhere(band)
+    band_owner = owner[tuple(band_cells.T)]
+    owned = {c: band_cells[band_owner == c] for c in members}
     trees = {c: cKDTree(cells) for c, cells in owned.items() if len(cells)}
     patches = np.full((2, *grid.shape), -1, dtype=np.int16)
     for c in members:

@@ -35,7 +35,7 @@ from ..runs.folder import CONFIG_FILE, METRICS_FILE, latest_checkpoint, load_che
 from ..runs.scene_record import read_scene_record, write_scene_record
 from ..runs.trained import CHECKPOINT_FORMAT, TrainedRun, build_model_and_method, load_run_scene, load_states
 from ..sampling.batches import BatchBuilder
-from ..sampling.frames import FrameStore, training_labels
+from ..sampling.frames import FrameStore, LabelMaps, training_labels
 from .hooks import HookContext, TrainingHook, attach_hooks
 
 
@@ -87,6 +87,7 @@ class Trainer:
         resume: continue the run in ``run_dir``.
         force: replace a different run in ``run_dir`` (the old one is moved aside).
         scene: an already loaded scene (avoids reading it twice).
+        labels: the scene's training labels when already built (avoids joining its masks twice).
         progress: show a progress bar.
     """
 
@@ -100,6 +101,7 @@ class Trainer:
         resume: bool = False,
         force: bool = False,
         scene: Scene | None = None,
+        labels: LabelMaps | None = None,
         progress: bool = True,
     ) -> None:
         self.config = config
@@ -115,7 +117,8 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)
         self.model, self.method = build_model_and_method(config, self.scene, device)
-        labels = training_labels(self.scene, config.data.labels, config.clustering.join_masks, notes=True)
+        if labels is None:
+            labels = training_labels(self.scene, config.data.labels, config.clustering.join_masks, notes=True)
         self.store = FrameStore(self.scene, device, self.method.pixel_targets(self.scene, labels))
         self.optimizer = make_optimizer(self.model, config)
         gamma = config.train.lr_final_factor ** (1.0 / max(config.train.iterations, 1))
