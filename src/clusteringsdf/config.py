@@ -287,6 +287,13 @@ class ClusteringConfig(_Section):
     # objects of one class that few frames show together. Needs depth (without it: off, with a note)
     separation: float = 0.0
     place_gap: float = 0.01  # normalised units (about 4 cm on the synthetic room): boxes closer are one place
+    # our addition: cross entropy pulling each 3D place's rays to a channel of its own (losses/clustering.py,
+    # place_seed_loss), fading linearly to 0 at place_seed_end (fraction of the run); breaks the channels'
+    # symmetry so that many channels all take objects. Acts in runs of at least place_seed_channels
+    # channels (fewer converge without it). Needs depth (without it: off, with a note)
+    place_seed: float = 0.0
+    place_seed_end: float = 0.5
+    place_seed_channels: int = 33
     # our addition: join one frame's masks whose shared border is depth-continuous (sampling/joins.py),
     # so the parts of an object that an over-segmenting segmenter cut apart train as one mask.
     # auto: on for masks without classes (superpixels, classical, SAM), off for masks with classes
@@ -294,8 +301,11 @@ class ClusteringConfig(_Section):
 
     def _check_ranges(self) -> None:
         self._non_negative(
-            "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation", "place_gap"
+            "diff", "onehot", "reg", "bg", "fg", "sem", "sem_ray", "cross_view", "compact", "class_coherence", "separation", "place_gap",
+            "place_seed",
         )
+        self._fraction("place_seed_end")
+        self._positive("place_seed_channels")
 
 
 @dataclass(frozen=True)
@@ -547,7 +557,7 @@ def _cpu_preset() -> Config:
         preset="cpu", data=PRESET_DATA,
         sampler=SamplerConfig(fine_samples=16, uniform_samples=4),
         loss=LossConfig(eikonal_points=512),
-        clustering=ClusteringConfig(sem_ray=0.5, class_coherence=1.0, separation=1.0),
+        clustering=ClusteringConfig(sem_ray=0.5, class_coherence=1.0, separation=1.0, place_seed=1.0),
         batch=BatchConfig(label_balance=0.5),
         train=TrainConfig(iterations=2000, lr=1e-3),
     )

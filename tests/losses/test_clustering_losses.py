@@ -225,3 +225,26 @@ def test_separation_counts_different_places_of_one_class_sharing_a_channel():
         assert soft.grad[place == untouched].abs().sum() == 0
     one_place = clustering.separation_loss(soft.detach(), torch.where(place == 2, 1, place), semantic)
     assert float(one_place) == 0.0  # one chair seen in many rays is never pushed apart from itself
+
+
+def test_the_place_seed_pulls_each_place_to_a_channel_of_its_own():
+    """Two fragments (rays of one place, different segments) end in one channel; two places of
+    one class end in two; rays without a place feel nothing; a batch without places gives 0."""
+    torch.manual_seed(0)
+    place = torch.tensor([0] * 4 + [0] * 4 + [1] * 4 + [-1] * 4)
+    logits = torch.zeros(16, 6).requires_grad_(True)  # opacities start equal in every channel
+    optimiser = torch.optim.Adam([logits], lr=0.1)
+    for _ in range(100):
+        optimiser.zero_grad()
+        loss = clustering.place_seed_loss(torch.sigmoid(logits), place)
+        loss.backward()
+        assert logits.grad[place < 0].abs().sum() == 0
+        optimiser.step()
+    chosen = torch.sigmoid(logits)[:, 1:].argmax(-1) + 1
+    assert chosen[:8].tolist() == [1] * 8  # place 0 -> channel 1, both fragments
+    assert chosen[8:12].tolist() == [2] * 4  # place 1 -> channel 2
+    assert float(loss) < 0.1
+    # more places than object channels wrap around: place 5 of 5 object channels seeds channel 1
+    wrapped = clustering.place_seed_loss(torch.nn.functional.one_hot(torch.tensor([1]), 6).float(), torch.tensor([5]))
+    assert math.isclose(float(wrapped), 0.0, abs_tol=1e-5)
+    assert float(clustering.place_seed_loss(torch.rand(4, 6), torch.full((4,), -1))) == 0.0

@@ -64,6 +64,21 @@ def test_instance_mode_with_separation_finds_places_and_trains_the_term(tiny_sce
     assert "place" not in off.store.targets and "separation" not in off.step()
 
 
+def test_the_place_seed_acts_from_its_channel_count_and_fades_out_at_its_end(tiny_scene, tmp_path):
+    values = {"data.labels": "m2f", "clustering.place_seed": 1.0, "clustering.place_seed_end": 0.5, "clustering.place_seed_channels": 9}
+    few = Trainer(tiny_config(4, "instance").with_values(values), tiny_scene, tmp_path / "few", CPU, progress=False)
+    assert "place" not in few.store.targets and "place_seed" not in few.step()  # the tiny preset's 8 channels
+    values["clustering.place_seed_channels"] = 8
+    trainer = Trainer(tiny_config(4, "instance").with_values(values), tiny_scene, tmp_path / "run", CPU, progress=False)
+    assert "place" in trainer.store.targets
+    seen = []
+    for _ in range(4):
+        terms = trainer.step()
+        seen.append("place_seed" in terms)
+        assert "separation" not in terms  # its own weight is 0
+    assert seen == [True, True, False, False]  # progress 0 and 0.25 of the run, not from 0.5 on
+
+
 def state_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
     states = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
     states.update({f"method.{k}": v for k, v in trainer.method.state_dict().items()})

@@ -212,3 +212,25 @@ def separation_loss(opacity: torch.Tensor, place: torch.Tensor, semantic: torch.
     pairs &= ~torch.eye(groups.size, dtype=torch.bool, device=pairs.device)
     weight = pairs.to(shares.dtype)  # masked, not indexed: no host sync on the training path
     return ((shares @ shares.T) * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def place_seed_loss(opacity: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
+    """Our addition: Eq. 5's one-hot term with a fixed target, ``mean_r sum_{k>=1} (O_{r,k} - [k = c(p_r)])^2``
+    over thing rays whose segment has a 3D place p_r (:mod:`clusteringsdf.sampling.places`), with the
+    place's seed channel ``c(p) = 1 + p mod (C - 1)``. Places of one class are numbered
+    consecutively, so they seed different channels while the object channels outnumber them.
+
+    The clustering terms are blind to which channel a segment takes, so with many channels they
+    must first break the symmetry, and most channels never win a pixel (4 of 63 on a 42-object
+    scene). The seed gives every place a channel of its own from the first step; it fades out over
+    the first part of the run (the method's schedule), after which the clustering terms alone
+    decide. Squared, not a cross entropy of opacity shares: a ratio of near-zero opacities on rays
+    whose mask bleeds onto the wall behind gives unbounded gradients that wreck the geometry.
+    opacity (R, C) object opacities; place (R,) (-1: no place). 0 when no ray has a place.
+    """
+    channels = opacity.shape[1]
+    placed = (place >= 0).to(opacity.dtype)  # masked, not indexed: no host sync on the training path
+    seed = place.long().clamp_min(0) % (channels - 1)
+    target = F.one_hot(seed, channels - 1).to(opacity.dtype)
+    error = ((opacity[:, 1:] - target) ** 2).sum(-1)
+    return (error * placed).sum() / placed.sum().clamp_min(1.0)
