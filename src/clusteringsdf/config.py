@@ -287,7 +287,7 @@ class ClusteringConfig(_Section):
     # objects of one class that few frames show together. Needs depth (without it: off, with a note)
     separation: float = 0.0
     place_gap: float = 0.01  # normalised units (about 4 cm on the synthetic room): boxes closer are one place
-    # our addition: cross entropy pulling each 3D place's rays to a channel of its own (losses/clustering.py,
+    # our addition: a one-hot target pulling each 3D place's rays to a channel of its own (losses/clustering.py,
     # place_seed_loss), fading linearly to 0 at place_seed_end (fraction of the run); breaks the channels'
     # symmetry so that many channels all take objects. Acts in runs of at least place_seed_channels
     # channels (fewer converge without it). Needs depth (without it: off, with a note)
