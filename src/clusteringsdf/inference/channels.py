@@ -167,7 +167,7 @@ def scene_grid(model: Model, resolution: int, chunk: int) -> tuple[Grid, np.ndar
         evaluate(needed & ~was_exact, finer, values, owner)
         exact = was_exact | needed
         axes = finer
-    return grid, values.astype(np.float32, copy=False), owner.astype(np.int16, copy=False)
+    return grid, values, owner
 
 
 def analyse_channels(model: Model, resolution: int, classes: np.ndarray, chunk: int, *, requested: frozenset | set = frozenset()) -> SceneChannels:
